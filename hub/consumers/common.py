@@ -1,0 +1,64 @@
+"""What the router and the senders share: batch subscription with commit-after-processing, status publishing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from hub.delivery import DeliveryStatus
+from hub.errors import HubError
+from hub.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+
+
+def subscribe_batches(broker: KafkaBroker, topics: Sequence[str], group_id: str, settings: Settings,
+                      handler: BatchHandler, *, title: str) -> None:  # fmt: skip
+    """Subscribe `handler` to batches of raw records. Offsets are committed only after the handler returns
+    (at-least-once); when it raises, the batch's partitions are rewound and the batch comes again."""
+
+    async def consume(msg: KafkaMessage) -> None:
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        try:
+            await handler(records)
+        except HubError as e:
+            if not e.retriable:
+                raise
+            logger.error("%s: batch of %d will be processed again: %s", title, len(records), e)
+            await asyncio.sleep(settings.infra_retry_backoff_s)
+            raise
+
+    broker.subscriber(
+        *topics,
+        group_id=group_id,
+        batch=True,
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        auto_offset_reset=settings.auto_offset_reset,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=title,
+    )(consume)
+
+
+class StatusPublisher:
+    """Publishes delivery outcomes to the status topic as CloudEvents, keyed by resident."""
+
+    def __init__(self, broker: KafkaBroker, topic: str, source: str) -> None:
+        self.broker, self.topic, self.source = broker, topic, source
+
+    async def publish(self, statuses: Sequence[DeliveryStatus]) -> list[asyncio.Future[Any]]:
+        return [
+            await self.broker.publish(
+                s.to_cloudevent(self.source), self.topic, key=s.resident_id.encode(),
+                headers={"content-type": "application/cloudevents+json; charset=utf-8"}, no_confirm=True,
+            )  # fmt: skip
+            for s in statuses
+        ]

@@ -1,0 +1,87 @@
+"""What travels between the hub's stages: a delivery request (router -> sender) and a delivery status
+(sender -> status topic). Both are JSON on Kafka; the status is a CloudEvent so department systems can
+read it with any CloudEvents SDK."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.events import Channel, CloudEvent
+from hub.masking import mask_address
+from hub.rendering import RenderedMessage, SmsContent
+
+DeliveryState = Literal["sent", "failed", "fallback", "deduplicated", "suppressed", "retried", "dead-lettered"]
+STATUS_EVENT_TYPE = "hub.delivery.status.v1"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class DeliveryRequest(BaseModel):
+    """One rendered notice for one resident on one channel. Keyed by resident id on its topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delivery_id: str = Field(description="Stable id: the same notice, resident and channel give the same id.")
+    notice_key: str
+    event_id: str
+    event_type: str
+    event_source: str
+    event_time: datetime | None = None
+    resident_id: str
+    channel: Channel
+    to: str = Field(description="Phone number or e-mail address (personal data: never logged).")
+    locale: str = "ko"
+    content: RenderedMessage
+    fallback: SmsContent | None = Field(default=None, description="SMS/LMS rendition for 대체발송.")
+    advertising: bool = False
+    urgent: bool = False
+    requested_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def masked_to(self) -> str:
+        return mask_address(self.channel, self.to)
+
+    def to_kafka(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_kafka(cls, value: bytes | None) -> DeliveryRequest:
+        return cls.model_validate_json(value or b"")
+
+
+class DeliveryStatus(BaseModel):
+    """An outcome for a delivery (or a recipient that got none), as recorded in the ledger."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    delivery_id: str | None
+    event_id: str
+    event_type: str
+    resident_id: str
+    channel: str | None
+    state: DeliveryState
+    to_masked: str = ""
+    reason: str | None = None
+    provider: str | None = None
+    provider_ref: str | None = None
+    attempt: int = 1
+    at: datetime = Field(default_factory=utcnow)
+
+    def to_cloudevent(self, source: str) -> bytes:
+        ce = CloudEvent(
+            specversion="1.0",
+            id=f"{self.delivery_id or self.event_id}:{self.state}:{self.attempt}",
+            source=source,
+            type=STATUS_EVENT_TYPE,
+            subject=self.event_id,
+            time=self.at,
+            datacontenttype="application/json",
+            data=json.loads(self.model_dump_json()),
+        )
+        return json.dumps(ce.to_structured(), ensure_ascii=False).encode()

@@ -1,0 +1,62 @@
+"""The hub's exception hierarchy.
+
+`retriable` drives what the consumers do with a failure: a retriable error leaves the message to be
+processed again (or, for deliveries, to a retry tier); a non-retriable one sends it to the dead-letter topic
+with the reason.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Root of every error the hub raises on purpose."""
+
+    retriable: bool = False
+
+    @property
+    def reason(self) -> str:
+        return str(self)
+
+
+class EventError(HubError):
+    """Raised when an incoming message is not an event the hub can accept (bad bytes, envelope or data)."""
+
+
+class UnknownEventTypeError(EventError):
+    """Raised when an event's type is not in the catalogue."""
+
+
+class AudienceError(HubError):
+    """Raised when an event's audience cannot be resolved into recipients."""
+
+
+class RenderError(HubError):
+    """Raised when a template cannot be rendered, or its output breaks a channel's limits."""
+
+
+class NoChannelError(HubError):
+    """Raised when a recipient has no channel the hub can use for this event."""
+
+
+class ChannelError(HubError):
+    """Raised by a channel adapter when a send fails."""
+
+
+class TransientError(ChannelError):
+    """Raised when a send failed for a reason that may pass (timeout, 5xx, rate limit): try again later."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentError(ChannelError):
+    """Raised when a send failed for a reason that will not pass by retrying (bad number, refused content)."""
+
+
+class StoreError(HubError):
+    """Raised when the store cannot be reached or written: the work is not recorded and must be redone."""
+
+    retriable = True

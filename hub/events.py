@@ -1,0 +1,566 @@
+"""The CloudEvents envelope and the catalogue of domain events. Nothing here does I/O.
+
+Department systems publish CloudEvents 1.0 to the domain topics, in either mode of the CloudEvents Kafka
+protocol binding: structured (the whole event as JSON, `content-type: application/cloudevents+json`) or
+binary (attributes in `ce_*` headers, the data as the message value). `parse_kafka_message` accepts both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from hub.errors import EventError, UnknownEventTypeError
+
+STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+CE_HEADER_PREFIX = "ce_"
+DISTRICTS: tuple[str, ...] = (
+    "양평읍", "강상면", "강하면", "양서면", "옥천면", "서종면",
+    "단월면", "청운면", "양동면", "지평면", "용문면", "개군면",
+)  # fmt: skip
+
+Channel = Literal["kakao", "sms", "email"]
+CHANNELS: tuple[Channel, ...] = ("kakao", "sms", "email")
+
+_PHONE_RE = re.compile(r"^01[016789]\d{7,8}$")
+_EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
+_ATTR_NAME_RE = re.compile(r"^[a-z0-9]{1,20}$")
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 envelope. Extension attributes are kept in `extensions`; `dedupkey` is the hub's own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"] = Field(description="CloudEvents version; always 1.0.")
+    id: str = Field(min_length=1, max_length=200, description="Unique per source; the hub's dedup scope.")
+    source: str = Field(min_length=1, max_length=500, description="URI-reference of the publishing system.")
+    type: str = Field(min_length=1, max_length=200, description="Event type from the catalogue, e.g. waste.large_item.received.v1")
+    time: datetime | None = None
+    subject: str | None = Field(default=None, max_length=500)
+    datacontenttype: str | None = None
+    dataschema: str | None = None
+    dedupkey: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Extension: events sharing a dedup key are one notice (e.g. a re-sent bill).",
+    )
+    extensions: dict[str, str] = Field(default_factory=dict)
+    data: Any = None
+
+    @field_validator("time")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("time must carry a UTC offset (RFC 3339)")
+        return value
+
+    @property
+    def notice_key(self) -> str:
+        """What makes two events one notice: the dedup key when given, else source + id (CloudEvents identity)."""
+        return f"dedup:{self.dedupkey}" if self.dedupkey else f"{self.source}#{self.id}"
+
+    def to_structured(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            k: v
+            for k, v in self.model_dump(mode="json", exclude={"extensions"}).items()
+            if v is not None
+        }
+        out.update(self.extensions)
+        return out
+
+
+# --------------------------------------------------------------------------- recipients
+
+
+class Recipient(BaseModel):
+    """A resident named by the event, with the contact points the department system knows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    resident_id: str = Field(min_length=1, max_length=64)
+    name: str | None = Field(default=None, max_length=50)
+    phone: str | None = Field(default=None, description="Mobile number, digits only or with hyphens.")
+    email: str | None = Field(default=None, max_length=254)
+    channels: list[Channel] | None = Field(
+        default=None, description="Preferred channels, best first; the hub's default order when absent."
+    )
+    locale: str = Field(default="ko", pattern=r"^[a-z]{2}$")
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        digits = re.sub(r"[\s-]", "", value)
+        if digits.startswith("+82"):
+            digits = "0" + digits[3:]
+        if not _PHONE_RE.match(digits):
+            raise ValueError("휴대전화 번호 형식이 아닙니다 (not a Korean mobile number)")
+        return digits
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _EMAIL_RE.match(value) or any(ord(c) < 32 for c in value):
+            raise ValueError("전자우편 주소 형식이 아닙니다 (not an e-mail address)")
+        return value
+
+
+class DirectNotice(BaseModel):
+    """Data of an event addressed to named residents: `recipients` (or one `recipient`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recipients: list[Recipient] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_recipient(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "recipient" in value:
+            value = dict(value)
+            single = value.pop("recipient")
+            value["recipients"] = [*value.get("recipients", []), single]
+        return value
+
+
+class Addressed(DirectNotice):
+    """A notice to one resident's own business (an application, a booking, a bill): recipients required."""
+
+    @model_validator(mode="after")
+    def _needs_recipients(self) -> Addressed:
+        if not self.recipients:
+            raise ValueError("recipients: at least one recipient is required")
+        return self
+
+
+def _example(data: dict[str, Any]) -> ConfigDict:
+    resident = {"resident_id": "R-0001", "name": "홍길동", "phone": "010-0000-0001", "email": "hong@example.org"}
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [{"recipient": resident, **data}]})
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=50)
+    quantity: int = Field(default=1, ge=1, le=999)
+
+
+# --------------------------------------------------------------------------- waste (청소과)
+
+
+class LargeItemReportReceivedV1(Addressed):
+    """대형폐기물 배출신고 접수."""
+
+    model_config = _example({"report_no": "YP-2026-000123", "items": [{"name": "장롱", "quantity": 1}],
+                             "fee_won": 15000, "address": "양평읍 양근리 123"})  # fmt: skip
+    report_no: str = Field(min_length=1, max_length=30)
+    items: list[Item] = Field(min_length=1, max_length=50)
+    fee_won: int = Field(ge=0)
+    address: str = Field(min_length=1, max_length=200)
+
+
+class LargeItemPickupScheduledV1(Addressed):
+    """대형폐기물 수거 일정 확정."""
+
+    model_config = _example({"report_no": "YP-2026-000123", "pickup_date": "2026-11-27", "time_window": "09:00~12:00",
+                             "address": "양평읍 양근리 123"})  # fmt: skip
+    report_no: str = Field(min_length=1, max_length=30)
+    pickup_date: date
+    time_window: str | None = Field(default=None, max_length=20)
+    address: str = Field(min_length=1, max_length=200)
+
+
+class LargeItemPickupCompletedV1(Addressed):
+    """대형폐기물 수거 완료."""
+
+    model_config = _example({"report_no": "YP-2026-000123", "completed_at": "2026-11-27T10:42:00+09:00"})
+    report_no: str = Field(min_length=1, max_length=30)
+    completed_at: datetime
+
+
+class GarbageBagOrderShippedV1(Addressed):
+    """종량제봉투 주문 배송 시작."""
+
+    model_config = _example({"order_no": "BAG-2026-004411", "bag_type": "일반용 20L", "quantity": 20,
+                             "courier": "우체국택배", "tracking_no": "6070123456789"})  # fmt: skip
+    order_no: str = Field(min_length=1, max_length=30)
+    bag_type: str = Field(min_length=1, max_length=30)
+    quantity: int = Field(ge=1, le=1000)
+    courier: str = Field(min_length=1, max_length=30)
+    tracking_no: str = Field(min_length=1, max_length=40)
+
+
+# --------------------------------------------------------------------------- reservation (통합예약)
+
+
+class _Booking(Addressed):
+    reservation_no: str = Field(min_length=1, max_length=30)
+    facility: str = Field(min_length=1, max_length=60)
+    starts_at: datetime
+    ends_at: datetime | None = None
+
+
+_BOOKING = {"reservation_no": "RSV-2026-7781", "facility": "양평 파크골프장 A코스",
+            "starts_at": "2026-11-28T10:00:00+09:00", "ends_at": "2026-11-28T12:00:00+09:00"}  # fmt: skip
+
+
+class ReservationConfirmedV1(_Booking):
+    """공공시설 예약 확정."""
+
+    model_config = _example({**_BOOKING, "party_size": 4})
+    party_size: int | None = Field(default=None, ge=1, le=1000)
+
+
+class ReservationReminderV1(_Booking):
+    """예약 하루 전 알림."""
+
+    model_config = _example(_BOOKING)
+
+
+class ReservationCancelledV1(_Booking):
+    """예약 취소."""
+
+    model_config = _example({**_BOOKING, "reason": "우천으로 인한 시설 휴장", "refund_won": 8000})
+    reason: str | None = Field(default=None, max_length=200)
+    refund_won: int | None = Field(default=None, ge=0)
+
+
+# --------------------------------------------------------------------------- water (지능형 수도행정)
+
+
+class WaterLeakSuspectedV1(Addressed):
+    """스마트 계량기 누수 의심 (긴급)."""
+
+    model_config = _example({"meter_no": "WM-31-004512", "address": "용문면 다문리 45",
+                             "detected_at": "2026-11-24T03:10:00+09:00", "flow_lph": 38.5})  # fmt: skip
+    meter_no: str = Field(min_length=1, max_length=30)
+    address: str = Field(min_length=1, max_length=200)
+    detected_at: datetime
+    flow_lph: float = Field(ge=0, description="Continuous flow seen, litres per hour.")
+
+
+class WaterBillIssuedV1(Addressed):
+    """상수도 요금 고지."""
+
+    model_config = _example({"customer_no": "0312345", "period": "2026년 10월", "amount_won": 23450,
+                             "due_date": "2026-12-10", "account": "농협 301-0000-0000-00"})  # fmt: skip
+    customer_no: str = Field(min_length=1, max_length=30)
+    period: str = Field(min_length=1, max_length=30)
+    amount_won: int = Field(ge=0)
+    due_date: date
+    account: str | None = Field(default=None, max_length=60)
+
+
+# --------------------------------------------------------------------------- civil applications (종이 없는 민원)
+
+
+class CivilApplicationReceivedV1(Addressed):
+    """민원 신청 접수."""
+
+    model_config = _example({"application_no": "CA-2026-05531", "title": "농지취득자격증명 발급",
+                             "department": "농업정책과", "expected_date": "2026-11-28"})  # fmt: skip
+    application_no: str = Field(min_length=1, max_length=30)
+    title: str = Field(min_length=1, max_length=60)
+    department: str = Field(min_length=1, max_length=40)
+    expected_date: date | None = None
+
+
+class CivilApplicationStatusChangedV1(Addressed):
+    """민원 처리 상태 변경: 승인, 반려, 보완 요청."""
+
+    model_config = _example({"application_no": "CA-2026-05531", "title": "농지취득자격증명 발급",
+                             "department": "농업정책과", "status": "more_info_needed",
+                             "reason": "토지 이용계획서를 첨부해 주세요."})  # fmt: skip
+    application_no: str = Field(min_length=1, max_length=30)
+    title: str = Field(min_length=1, max_length=60)
+    department: str = Field(min_length=1, max_length=40)
+    status: Literal["approved", "rejected", "more_info_needed"]
+    reason: str | None = Field(default=None, max_length=300)
+
+    @model_validator(mode="after")
+    def _reason_when_not_approved(self) -> CivilApplicationStatusChangedV1:
+        if self.status != "approved" and not self.reason:
+            raise ValueError("reason: required when the application is rejected or needs more information")
+        return self
+
+
+# --------------------------------------------------------------------------- public goods (공공재 구매)
+
+
+class GoodsOrderConfirmedV1(Addressed):
+    """공공재 구매 주문 확정."""
+
+    model_config = _example({"order_no": "GD-2026-0091", "items": [{"name": "양평 친환경 쌀 10kg", "quantity": 2}],
+                             "amount_won": 64000})  # fmt: skip
+    order_no: str = Field(min_length=1, max_length=30)
+    items: list[Item] = Field(min_length=1, max_length=50)
+    amount_won: int = Field(ge=0)
+
+
+class GoodsOrderShippedV1(Addressed):
+    """공공재 구매 배송 시작."""
+
+    model_config = _example({"order_no": "GD-2026-0091", "courier": "CJ대한통운", "tracking_no": "551234567890"})
+    order_no: str = Field(min_length=1, max_length=30)
+    courier: str = Field(min_length=1, max_length=30)
+    tracking_no: str = Field(min_length=1, max_length=40)
+
+
+# --------------------------------------------------------------------------- chatbot (AI 민원챗봇)
+
+
+class ChatbotInquiryAnsweredV1(Addressed):
+    """챗봇에서 담당 공무원에게 넘긴 문의에 답변 등록."""
+
+    model_config = _example({"inquiry_no": "Q-2026-1207", "topic": "대형폐기물 수거 요일",
+                             "department": "청소과", "answer_url": "https://talk.yp.example.kr/q/1207"})  # fmt: skip
+    inquiry_no: str = Field(min_length=1, max_length=30)
+    topic: str = Field(min_length=1, max_length=60)
+    department: str = Field(min_length=1, max_length=40)
+    answer_url: str | None = Field(default=None, max_length=300, pattern=r"^https://")
+
+
+# --------------------------------------------------------------------------- county notices (소통홍보담당관)
+
+
+class Audience(BaseModel):
+    """Who a county notice targets, beyond named recipients: districts, interests, or everyone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    districts: list[str] = Field(default_factory=list)
+    interests: list[str] = Field(default_factory=list)
+    everyone: bool = False
+
+    @field_validator("districts")
+    @classmethod
+    def _known_districts(cls, value: list[str]) -> list[str]:
+        unknown = [d for d in value if d not in DISTRICTS]
+        if unknown:
+            raise ValueError(f"unknown district(s) {unknown}; the county's are {', '.join(DISTRICTS)}")
+        return value
+
+    @property
+    def is_segment(self) -> bool:
+        return self.everyone or bool(self.districts or self.interests)
+
+
+class CountyNoticePublishedV1(DirectNotice):
+    """군정 소식: 정보성 또는 광고성, 긴급 여부, 대상 읍면·관심사."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "notice_id": "N-2026-0311", "title": "양평 물맑은 김장축제 안내", "category": "informational",
+            "summary": "11월 29일 양평읍 물맑은시장 일대에서 김장축제가 열립니다.",
+            "url": "https://www.yp21.go.kr/notice/311", "urgent": False,
+            "recipients": [{"resident_id": "R-0001", "name": "홍길동", "phone": "010-0000-0001"}],
+        }]},
+    )  # fmt: skip
+    notice_id: str = Field(min_length=1, max_length=30)
+    title: str = Field(min_length=1, max_length=60)
+    summary: str = Field(min_length=1, max_length=500)
+    url: str | None = Field(default=None, max_length=300, pattern=r"^https://")
+    category: Literal["informational", "advertising"] = "informational"
+    urgent: bool = False
+    audience: Audience = Field(default_factory=Audience)
+
+    @model_validator(mode="after")
+    def _someone(self) -> CountyNoticePublishedV1:
+        if not self.recipients and not self.audience.is_segment:
+            raise ValueError("recipients or audience: a notice needs named recipients or a target segment")
+        return self
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str
+    model: type[DirectNotice]
+    title: str
+    urgent: bool = False
+
+    @property
+    def domain(self) -> str:
+        return self.type.split(".", 1)[0]
+
+
+CATALOGUE: dict[str, EventSpec] = {
+    spec.type: spec
+    for spec in (
+        EventSpec("waste.large_item.received.v1", LargeItemReportReceivedV1, "대형폐기물 배출신고 접수"),
+        EventSpec("waste.large_item.pickup_scheduled.v1", LargeItemPickupScheduledV1, "대형폐기물 수거 일정"),
+        EventSpec("waste.large_item.pickup_completed.v1", LargeItemPickupCompletedV1, "대형폐기물 수거 완료"),
+        EventSpec("waste.bag_order.shipped.v1", GarbageBagOrderShippedV1, "종량제봉투 배송 시작"),
+        EventSpec("reservation.confirmed.v1", ReservationConfirmedV1, "예약 확정"),
+        EventSpec("reservation.reminder.v1", ReservationReminderV1, "예약 전날 알림"),
+        EventSpec("reservation.cancelled.v1", ReservationCancelledV1, "예약 취소"),
+        EventSpec("water.leak.suspected.v1", WaterLeakSuspectedV1, "누수 의심 (긴급)", urgent=True),
+        EventSpec("water.bill.issued.v1", WaterBillIssuedV1, "상수도 요금 고지"),
+        EventSpec("civil.application.received.v1", CivilApplicationReceivedV1, "민원 접수"),
+        EventSpec("civil.application.status_changed.v1", CivilApplicationStatusChangedV1, "민원 처리 결과"),
+        EventSpec("goods.order.confirmed.v1", GoodsOrderConfirmedV1, "공공재 주문 확정"),
+        EventSpec("goods.order.shipped.v1", GoodsOrderShippedV1, "공공재 배송 시작"),
+        EventSpec("chatbot.inquiry.answered.v1", ChatbotInquiryAnsweredV1, "챗봇 문의 답변"),
+        EventSpec("notice.published.v1", CountyNoticePublishedV1, "군정 소식"),
+    )
+}
+DOMAINS: tuple[str, ...] = tuple(dict.fromkeys(spec.domain for spec in CATALOGUE.values()))
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    """An accepted event: the envelope and its validated data."""
+
+    envelope: CloudEvent
+    spec: EventSpec
+    data: DirectNotice
+
+    @property
+    def urgent(self) -> bool:
+        return self.spec.urgent or bool(getattr(self.data, "urgent", False))
+
+    @property
+    def advertising(self) -> bool:
+        return getattr(self.data, "category", "informational") == "advertising"
+
+
+def sample_data(event_type: str) -> dict[str, Any]:
+    """The catalogue's example data for an event type (also in its JSON Schema)."""
+    schema_extra = CATALOGUE[event_type].model.model_config.get("json_schema_extra")
+    assert isinstance(schema_extra, dict)
+    return dict(schema_extra["examples"][0])  # type: ignore[index,arg-type]
+
+
+def validate_event(envelope: CloudEvent) -> DomainEvent:
+    spec = CATALOGUE.get(envelope.type)
+    if spec is None:
+        raise UnknownEventTypeError(f"unknown event type {envelope.type!r}; see `hub schemas list`")
+    try:
+        data = spec.model.model_validate(envelope.data)
+    except ValidationError as e:
+        raise EventError(f"{envelope.type} data invalid: {_describe(e)}") from e
+    return DomainEvent(envelope=envelope, spec=spec, data=data)
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False)[:10]:
+        where = ".".join(str(p) for p in item["loc"]) or "(root)"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- Kafka binding
+
+
+def _header_map(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in headers:
+        try:
+            out[key.lower()] = value.decode("utf-8") if value is not None else ""
+        except UnicodeDecodeError as e:
+            raise EventError(f"header {key!r} is not UTF-8") from e
+    return out
+
+
+def parse_kafka_message(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> CloudEvent:
+    """Read a CloudEvent from a Kafka record in structured or binary mode (CloudEvents Kafka binding 1.0)."""
+    hmap = _header_map(headers)
+    content_type = hmap.get("content-type", "")
+    try:
+        if content_type.split(";")[0].strip().lower() == STRUCTURED_CONTENT_TYPE:
+            return _structured(value)
+        if f"{CE_HEADER_PREFIX}specversion" in hmap:
+            return _binary(value, hmap, content_type)
+        if content_type.startswith("application/json") or not content_type:
+            return _structured(value)  # a JSON CloudEvent without the content-type header
+    except ValidationError as e:
+        raise EventError(f"not a valid CloudEvent: {_describe(e)}") from e
+    raise EventError(f"not a CloudEvent: content-type {content_type!r} and no ce_specversion header")
+
+
+def _structured(value: bytes | None) -> CloudEvent:
+    if not value:
+        raise EventError("empty message: expected a CloudEvent")
+    try:
+        raw = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EventError(f"message is not valid JSON: {e}") from e
+    if not isinstance(raw, dict):
+        raise EventError("a structured CloudEvent must be a JSON object")
+    if "data_base64" in raw:
+        raise EventError("data_base64 is not supported: event data must be JSON")
+    return _from_attributes(raw)
+
+
+def _binary(value: bytes | None, hmap: Mapping[str, str], content_type: str) -> CloudEvent:
+    attrs: dict[str, Any] = {
+        key[len(CE_HEADER_PREFIX):]: val
+        for key, val in hmap.items()
+        if key.startswith(CE_HEADER_PREFIX)
+    }
+    if content_type:
+        attrs["datacontenttype"] = content_type
+    if value:
+        if content_type and "json" not in content_type.lower():
+            raise EventError(f"event data must be JSON, not {content_type!r}")
+        try:
+            attrs["data"] = json.loads(value)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise EventError(f"event data is not valid JSON: {e}") from e
+    return _from_attributes(attrs)
+
+
+_CORE = set(CloudEvent.model_fields) - {"extensions"}
+
+
+def _from_attributes(raw: dict[str, Any]) -> CloudEvent:
+    extensions: dict[str, str] = {}
+    core: dict[str, Any] = {}
+    for key, val in raw.items():
+        if key in _CORE:
+            core[key] = val
+        elif _ATTR_NAME_RE.match(key):
+            extensions[key] = val if isinstance(val, str) else json.dumps(val, ensure_ascii=False)
+        else:
+            raise EventError(f"attribute name {key!r} breaks CloudEvents naming (a-z, 0-9, at most 20)")
+    if "specversion" not in core:
+        raise EventError("not a CloudEvent: specversion is missing")
+    return CloudEvent.model_validate({**core, "extensions": extensions})
+
+
+def to_kafka_binary(event: CloudEvent) -> tuple[bytes, dict[str, str]]:
+    """Encode a CloudEvent in binary mode: attributes as ce_* headers, JSON data as the value."""
+    headers = {"content-type": event.datacontenttype or "application/json"}
+    for key, val in event.to_structured().items():
+        if key in ("data", "datacontenttype"):
+            continue
+        headers[f"{CE_HEADER_PREFIX}{key}"] = str(val)
+    value = json.dumps(event.data, ensure_ascii=False).encode() if event.data is not None else b""
+    return value, headers
+
+
+def to_kafka_structured(event: CloudEvent) -> tuple[bytes, dict[str, str]]:
+    """Encode a CloudEvent in structured mode: the whole event as JSON."""
+    body = json.dumps(event.to_structured(), ensure_ascii=False).encode()
+    return body, {"content-type": f"{STRUCTURED_CONTENT_TYPE}; charset=utf-8"}
+
+
+def new_event(event_type: str, data: Any, *, source: str, id: str, subject: str | None = None,
+              dedupkey: str | None = None, time: datetime | None = None) -> CloudEvent:  # fmt: skip
+    return CloudEvent(
+        specversion="1.0", id=id, source=source, type=event_type, subject=subject, dedupkey=dedupkey,
+        time=time or datetime.now(timezone.utc), datacontenttype="application/json", data=data,
+    )  # fmt: skip

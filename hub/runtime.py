@@ -1,0 +1,121 @@
+"""`hub run`: one process running some or all roles (router, one sender per channel) on one broker.
+
+SIGTERM or SIGINT stops consuming, lets in-flight batches finish and commit, then closes everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Iterable
+
+from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from hub.channels import ChannelAdapter, build_adapter
+from hub.consumers.router import RouterConsumer
+from hub.consumers.sender import SenderConsumer
+from hub.events import CHANNELS
+from hub.rendering import Identity, Renderer
+from hub.settings import Settings
+from hub.store import Store
+from hub.topics import Topics, ensure_topics, kafka_client_options
+
+logger = logging.getLogger(__name__)
+
+ROLES: tuple[str, ...] = ("router", *(f"sender:{c}" for c in CHANNELS))
+
+
+def parse_roles(values: Iterable[str] | None) -> list[str]:
+    roles = [r.strip() for v in (values or ["all"]) for r in v.split(",") if r.strip()]
+    if not roles or "all" in roles:
+        return list(ROLES)
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role(s) {unknown}; choose from {', '.join(ROLES)} or all")
+    return roles
+
+
+def broker_security(settings: Settings) -> BaseSecurity | None:
+    if settings.kafka_security_protocol == "PLAINTEXT":
+        return None
+    ssl_context = kafka_client_options(settings).get("ssl_context")
+    use_ssl = settings.kafka_security_protocol in ("SSL", "SASL_SSL")
+    if settings.kafka_sasl_mechanism is None:
+        return BaseSecurity(ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]
+    cls = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}[
+        settings.kafka_sasl_mechanism
+    ]
+    return cls(settings.kafka_sasl_username or "", settings.kafka_sasl_password or "",
+               ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]  # fmt: skip
+
+
+def new_broker(settings: Settings) -> KafkaBroker:
+    """A FastStream broker whose producer is idempotent and waits for all in-sync replicas."""
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        graceful_timeout=30.0,
+        security=broker_security(settings),
+        client_id="notice-hub",
+        logger=logging.getLogger("hub.kafka"),
+        log_level=logging.DEBUG,
+    )
+
+
+class Hub:
+    """The running hub: broker, store, renderer and adapters, with the consumers of the chosen roles."""
+
+    def __init__(self, settings: Settings, roles: Iterable[str] | None = None) -> None:
+        self.settings = settings
+        self.roles = parse_roles(roles)
+        self.topics = Topics(settings.topic_prefix)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.broker = new_broker(settings)
+        self.store = Store(settings.database_url)
+        self.renderer = Renderer(identity=Identity(settings.county_name, settings.county_contact,
+                                                   settings.sms_default_subject))  # fmt: skip
+        self.adapters: dict[str, ChannelAdapter] = {}
+        if "router" in self.roles:
+            RouterConsumer(broker=self.broker, store=self.store, renderer=self.renderer, settings=settings,
+                           topics=self.topics).register()  # fmt: skip
+        for role in self.roles:
+            if role.startswith("sender:"):
+                channel = role.split(":", 1)[1]
+                adapter = self.adapters[channel] = build_adapter(channel, settings)
+                SenderConsumer(channel=channel, adapter=adapter, broker=self.broker, store=self.store,
+                               settings=settings, topics=self.topics, owner=self.owner).register()  # fmt: skip
+
+    async def start(self) -> None:
+        await self.store.init()
+        await ensure_topics(self.settings, self.topics)
+        for adapter in self.adapters.values():
+            await adapter.start()
+        await self.broker.start()
+        logger.info("hub started roles=%s bootstrap=%s prefix=%s", ",".join(self.roles),
+                    self.settings.kafka_bootstrap_servers, self.settings.topic_prefix)  # fmt: skip
+
+    async def stop(self) -> None:
+        await self.broker.stop()  # waits for in-flight batches (graceful_timeout), which commit
+        for adapter in self.adapters.values():
+            await adapter.close()
+        await self.store.close()
+        logger.info("hub stopped")
+
+    async def run_until_signalled(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+            logger.info("signal received: finishing in-flight work")
+        finally:
+            await self.stop()

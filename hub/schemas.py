@@ -1,0 +1,60 @@
+"""JSON Schema of every event's data, generated from the models (`hub schemas export`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hub.events import CATALOGUE, CloudEvent
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_BASE_URI = "https://notice-hub.example.kr/schemas/"
+
+
+def schema_for(event_type: str) -> dict[str, Any]:
+    spec = CATALOGUE[event_type]
+    schema = spec.model.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{SCHEMA_BASE_URI}{event_type}.json",
+        "title": f"{event_type}: {spec.title}",
+        **{k: v for k, v in schema.items() if k != "title"},
+    }
+
+
+def envelope_schema() -> dict[str, Any]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{SCHEMA_BASE_URI}cloudevent.json",
+        **CloudEvent.model_json_schema(mode="validation"),
+    }
+
+
+def rendered() -> dict[str, str]:
+    """File name -> file text, exactly as `export` writes them."""
+    files = {f"{t}.json": schema_for(t) for t in CATALOGUE}
+    files["cloudevent.json"] = envelope_schema()
+    return {name: json.dumps(body, ensure_ascii=False, indent=2, sort_keys=True) + "\n" for name, body in files.items()}
+
+
+def export(directory: Path = SCHEMA_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in rendered().items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    for stale in directory.glob("*.json"):
+        if stale.name not in rendered():
+            stale.unlink()
+    return written
+
+
+def drift(directory: Path = SCHEMA_DIR) -> list[str]:
+    """Names of schema files that differ from the models (missing, changed or stale)."""
+    expected = rendered()
+    problems = [n for n, text in expected.items()
+                if not (directory / n).is_file() or (directory / n).read_text(encoding="utf-8") != text]  # fmt: skip
+    problems += [p.name for p in directory.glob("*.json") if p.name not in expected]
+    return sorted(problems)

@@ -1,0 +1,77 @@
+"""All configuration, from environment variables prefixed `HUB_` (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ChannelName = Literal["kakao", "sms", "email"]
+
+
+class Settings(BaseSettings):
+    """One settings object for the whole hub; durations carry their unit in the name."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        description="Kafka bootstrap servers (also read from KAFKA_BOOTSTRAP_SERVERS).",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: Path | None = None
+    topic_prefix: str = "hub"
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    consumer_group_prefix: str | None = Field(
+        default=None, description="Prefix of consumer group ids; defaults to the topic prefix."
+    )
+    batch_max_records: int = Field(default=500, ge=1)
+    batch_timeout_ms: int = Field(default=100, ge=1)
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_concurrent_sends: int = Field(default=64, ge=1)
+    infra_retry_backoff_s: float = Field(default=1.0, ge=0)
+
+    # store
+    database_url: str = "sqlite+aiosqlite:///./var/hub.db"
+
+    # channels
+    default_channel_order: list[ChannelName] = ["kakao", "sms", "email"]
+    kakao_adapter: Literal["outbox"] = "outbox"
+    sms_adapter: Literal["outbox"] = "outbox"
+    email_adapter: Literal["smtp", "outbox"] = "outbox"
+    outbox_dir: Path = Path("var/outbox")
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_use_tls: bool = False
+    smtp_timeout_s: float = 10.0
+    email_from: str = "양평군 <noreply@yp.example.kr>"
+
+    # sender identity shown in messages
+    county_name: str = "양평군"
+    county_contact: str = "031-770-2114"
+    sms_default_subject: str = "양평군 알림"
+
+    # local broker (`hub kafka up`)
+    local_kafka_home: Path = Path(".kafka")
+    local_kafka_port: int = 9092
+    local_kafka_controller_port: int = 9093
+    local_kafka_heap_mb: int = 512
+
+    def group_id(self, role: str) -> str:
+        return f"{self.consumer_group_prefix or self.topic_prefix}.{role}"
+
+
+def get_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,215 @@
+"""The store: deliveries (one row per delivery id, the dedup ledger) and their outcome log.
+
+SQLite (embedded, the default) or PostgreSQL (several hub processes on several hosts), through SQLAlchemy
+async. Every consumer batch reads and writes the store in one transaction, not one per message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import event, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from hub.dedup import Claim
+from hub.delivery import DeliveryStatus
+from hub.errors import StoreError
+from hub.store.models import Base, DeliveryLogRow, DeliveryRow
+
+logger = logging.getLogger(__name__)
+
+FINAL_STATES = ("sent", "failed", "fallback")
+CLAIMABLE_STATES = ("queued", "retrying", "dead-lettered")
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    delivery_id: str
+    notice_key: str
+    event_id: str
+    event_type: str
+    resident_id: str
+    channel: str
+    to_masked: str
+
+
+class Store:
+    """The one place that knows SQL. Methods are batch-shaped: one round trip per consumer batch."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        if url.startswith("sqlite"):
+            _ensure_sqlite_dir(url)
+            self.engine: AsyncEngine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_async_engine(url, echo=echo, pool_pre_ping=True, pool_size=10)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+
+    async def init(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self._translate(), self.engine.connect() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+
+    # -- router side
+
+    async def register(self, rows: Sequence[NewDelivery]) -> set[str]:
+        """Record queued deliveries (idempotent); return the ids that were already finished (duplicates)."""
+        if not rows:
+            return set()
+        ids = [r.delivery_id for r in rows]
+        now = _now()
+        async with self._translate(), self.sessions.begin() as session:
+            done = set(
+                (await session.scalars(
+                    select(DeliveryRow.delivery_id).where(
+                        DeliveryRow.delivery_id.in_(ids), DeliveryRow.status.in_(FINAL_STATES)
+                    )
+                )).all()
+            )  # fmt: skip
+            values = [
+                {**r.__dict__, "status": "queued", "attempts": 0, "created_at": now, "updated_at": now}
+                for r in rows
+                if r.delivery_id not in done
+            ]
+            if values:
+                await session.execute(
+                    self._insert(DeliveryRow).values(values).on_conflict_do_nothing(index_elements=["delivery_id"])
+                )
+        return done
+
+    # -- sender side
+
+    async def claim(self, rows: Sequence[NewDelivery], owner: str) -> dict[str, Claim]:
+        """Claim deliveries before sending them. Unknown ids (e.g. replayed after a purge) are inserted."""
+        ids = list(dict.fromkeys(r.delivery_id for r in rows))
+        if not ids:
+            return {}
+        now = _now()
+        out: dict[str, Claim] = {}
+        async with self._translate(), self.sessions.begin() as session:
+            claimed = (await session.scalars(
+                update(DeliveryRow)
+                .where(DeliveryRow.delivery_id.in_(ids), DeliveryRow.status.in_(CLAIMABLE_STATES))
+                .values(status="sending", attempts=DeliveryRow.attempts + 1, claimed_by=owner, updated_at=now)
+                .returning(DeliveryRow.delivery_id)
+            )).all()  # fmt: skip
+            out.update(dict.fromkeys(claimed, Claim.NEW))
+            rest = [i for i in ids if i not in out]
+            if rest:
+                found = dict((await session.execute(
+                    select(DeliveryRow.delivery_id, DeliveryRow.status).where(DeliveryRow.delivery_id.in_(rest))
+                )).all())  # fmt: skip
+                for i in rest:
+                    if i in found:
+                        out[i] = Claim.IN_DOUBT if found[i] == "sending" else Claim.DONE
+                missing = [r for r in rows if r.delivery_id in set(rest) - found.keys()]
+                if missing:
+                    values = [
+                        {**r.__dict__, "status": "sending", "attempts": 1, "claimed_by": owner,
+                         "created_at": now, "updated_at": now}  # fmt: skip
+                        for r in {r.delivery_id: r for r in missing}.values()
+                    ]
+                    inserted = (await session.scalars(
+                        self._insert(DeliveryRow).values(values)
+                        .on_conflict_do_nothing(index_elements=["delivery_id"])
+                        .returning(DeliveryRow.delivery_id)
+                    )).all()  # fmt: skip
+                    for r in missing:
+                        out[r.delivery_id] = Claim.NEW if r.delivery_id in inserted else Claim.IN_DOUBT
+        return out
+
+    async def finish(self, outcomes: Iterable[DeliveryStatus]) -> None:
+        """Record outcomes: final ones close their delivery row; every one goes to the log."""
+        outcomes = list(outcomes)
+        if not outcomes:
+            return
+        async with self._translate(), self.sessions.begin() as session:
+            for o in outcomes:
+                if o.delivery_id and o.state in (*FINAL_STATES, "retried", "dead-lettered"):
+                    status = {"retried": "retrying", "dead-lettered": "dead-lettered"}.get(o.state, o.state)
+                    await session.execute(
+                        update(DeliveryRow)
+                        .where(DeliveryRow.delivery_id == o.delivery_id)
+                        .values(status=status, detail=o.reason, provider_ref=o.provider_ref, updated_at=o.at,
+                                sent_at=o.at if o.state in ("sent", "fallback") else None)  # fmt: skip
+                    )
+            session.add_all(DeliveryLogRow.from_status(o) for o in outcomes)
+
+    async def log(self, outcomes: Iterable[DeliveryStatus]) -> None:
+        """Record outcomes that close no delivery (deduplicated, suppressed)."""
+        rows = [DeliveryLogRow.from_status(o) for o in outcomes]
+        if rows:
+            async with self._translate(), self.sessions.begin() as session:
+                session.add_all(rows)
+
+    # -- queries
+
+    async def deliveries(self, *, event_id: str | None = None, resident_id: str | None = None,
+                         limit: int = 200) -> list[DeliveryRow]:  # fmt: skip
+        query = select(DeliveryRow).order_by(DeliveryRow.created_at).limit(limit)
+        if event_id:
+            query = query.where(DeliveryRow.event_id == event_id)
+        if resident_id:
+            query = query.where(DeliveryRow.resident_id == resident_id)
+        async with self._translate(), self.sessions() as session:
+            return list((await session.scalars(query)).all())
+
+    async def history(self, *, event_id: str | None = None, resident_id: str | None = None,
+                      limit: int = 500) -> list[DeliveryLogRow]:  # fmt: skip
+        query = select(DeliveryLogRow).order_by(DeliveryLogRow.id).limit(limit)
+        if event_id:
+            query = query.where(DeliveryLogRow.event_id == event_id)
+        if resident_id:
+            query = query.where(DeliveryLogRow.resident_id == resident_id)
+        async with self._translate(), self.sessions() as session:
+            return list((await session.scalars(query)).all())
+
+    def _translate(self) -> _Translate:
+        return _Translate()
+
+
+class _Translate:
+    """Turns driver errors into StoreError so consumers can tell 'retry later' from bad input."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is not None and isinstance(exc, OperationalError | DBAPIError | OSError):
+            raise StoreError(f"store unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
+        return False
+
+
+def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:" and not path.startswith(":"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+__all__ = ["Claim", "NewDelivery", "Store", "StoreError"]

@@ -1,0 +1,65 @@
+"""SQLAlchemy models of the store."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from hub.delivery import DeliveryStatus
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DeliveryRow(Base):
+    """One row per delivery id: the dedup ledger. `to_masked` only: the store holds no full address."""
+
+    __tablename__ = "deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    notice_key: Mapped[str] = mapped_column(String(500))
+    event_id: Mapped[str] = mapped_column(String(200), index=True)
+    event_type: Mapped[str] = mapped_column(String(200))
+    resident_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    to_masked: Mapped[str] = mapped_column(String(300), default="")
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DeliveryLogRow(Base):
+    """Every outcome, in order: what `hub deliveries` and, later, `hub why` read."""
+
+    __tablename__ = "delivery_log"
+    __table_args__ = (Index("ix_delivery_log_event_resident", "event_id", "resident_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    event_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(200))
+    resident_id: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    state: Mapped[str] = mapped_column(String(20))
+    to_masked: Mapped[str] = mapped_column(String(300), default="")
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    @classmethod
+    def from_status(cls, s: DeliveryStatus) -> DeliveryLogRow:
+        return cls(
+            delivery_id=s.delivery_id, event_id=s.event_id, event_type=s.event_type, resident_id=s.resident_id,
+            channel=s.channel, state=s.state, to_masked=s.to_masked, reason=s.reason, provider=s.provider,
+            provider_ref=s.provider_ref, attempt=s.attempt, at=s.at,
+        )  # fmt: skip

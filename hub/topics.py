@@ -1,0 +1,90 @@
+"""Topic names, all under one configurable prefix, and their creation at start-up."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from hub.events import CHANNELS, DOMAINS
+from hub.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Topics:
+    """`<prefix>.events.<domain>` in, `<prefix>.deliveries.<channel>` between router and senders,
+    `<prefix>.delivery-status` out, `<prefix>.dlq` for what could not be processed."""
+
+    prefix: str
+
+    def events(self, domain: str) -> str:
+        return f"{self.prefix}.events.{domain}"
+
+    def deliveries(self, channel: str) -> str:
+        return f"{self.prefix}.deliveries.{channel}"
+
+    @property
+    def all_events(self) -> list[str]:
+        return [self.events(d) for d in DOMAINS]
+
+    @property
+    def all_deliveries(self) -> list[str]:
+        return [self.deliveries(c) for c in CHANNELS]
+
+    @property
+    def status(self) -> str:
+        return f"{self.prefix}.delivery-status"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}.dlq"
+
+    def all(self) -> list[str]:
+        return [*self.all_events, *self.all_deliveries, self.status, self.dlq]
+
+
+def kafka_client_options(settings: Settings) -> dict[str, object]:
+    """Security options shared by every aiokafka client the hub creates."""
+    options: dict[str, object] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_sasl_mechanism:
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        )
+    return options
+
+
+async def ensure_topics(settings: Settings, topics: Topics | None = None) -> list[str]:
+    """Create the hub's topics that do not exist yet; return the names created."""
+    topics = topics or Topics(settings.topic_prefix)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings)
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+            for name in topics.all()
+            if name not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another hub process created them first
+            logger.info("created topics %s", [t.name for t in wanted])
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()

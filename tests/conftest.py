@@ -1,0 +1,207 @@
+"""Shared fixtures: one real Kafka broker per session, and per-test settings with their own topic prefix,
+consumer groups, store and outbox.
+
+Which broker: KAFKA_BOOTSTRAP_SERVERS if set; else testcontainers' Kafka if a Docker engine answers; else a
+local single-node KRaft broker started from the Apache Kafka jars (hub.kafka_local), stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from hub.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class BrokerInfo:
+    bootstrap: str
+    kind: str
+    version: str
+    local: Any = None
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    from hub.kafka_local import LocalKafka
+
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return f"kafka: external broker at {os.environ['KAFKA_BOOTSTRAP_SERVERS']} (KAFKA_BOOTSTRAP_SERVERS)"
+    version = LocalKafka(ROOT / ".kafka-test").version
+    return f"kafka: real Apache Kafka {version} broker (testcontainers if Docker answers, else local KRaft jars)"
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(request: pytest.FixtureRequest) -> Iterator[BrokerInfo]:
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        info = BrokerInfo(bootstrap, "external (KAFKA_BOOTSTRAP_SERVERS)", "unknown")
+        container = None
+    elif _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        container = KafkaContainer("apache/kafka:4.1.0").with_kraft()
+        container.start()
+        info = BrokerInfo(container.get_bootstrap_server(), "testcontainers apache/kafka", "4.1.0")
+    else:
+        from hub.kafka_local import LocalKafka
+
+        container = None
+        local = LocalKafka(ROOT / ".kafka-test", port=_free_port(), controller_port=_free_port(), heap_mb=768)
+        info = BrokerInfo(local.start(timeout_s=180), "local KRaft (hub.kafka_local)", local.version, local)
+    if reporter is not None:
+        reporter.write_line(f"\nkafka broker: Apache Kafka {info.version}, {info.kind}, at {info.bootstrap}")
+    try:
+        yield info
+    finally:
+        if info.local is not None:
+            info.local.stop()
+        if container is not None:
+            container.stop()
+
+
+@pytest.fixture
+def settings(kafka_broker: BrokerInfo, tmp_path: Path) -> Settings:
+    """Settings of one test: its own topics, groups, SQLite store and outbox."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    return Settings(
+        kafka_bootstrap_servers=kafka_broker.bootstrap,
+        topic_prefix=prefix,
+        topic_partitions=3,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+        outbox_dir=tmp_path / "outbox",
+        batch_timeout_ms=50,
+        infra_retry_backoff_s=0.2,
+    )
+
+
+# --------------------------------------------------------------------------- helpers used by the tests
+
+
+async def wait_for(predicate: Callable[[], Any], *, timeout_s: float = 30.0, interval_s: float = 0.1,
+                   what: str = "condition") -> Any:  # fmt: skip
+    """Poll until `predicate()` (sync or async) is truthy; fail with `what` after the timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(interval_s)
+
+
+@pytest.fixture
+async def producer(kafka_broker: BrokerInfo) -> AsyncIterator[AIOKafkaProducer]:
+    """A plain aiokafka producer: department systems are other Kafka clients, not the hub."""
+    p = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all", enable_idempotence=True)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 30.0) -> list[Any]:
+    """Read a topic from the beginning until `expect` records arrived (or the timeout)."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)  # fmt: skip
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(records) < expect and asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def outbox_lines(settings: Settings, channel: str) -> list[dict[str, Any]]:
+    import json
+
+    path = settings.outbox_dir / f"{channel}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture
+async def hub_factory(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
+    """Start in-process hubs (all roles unless told); each is stopped at the end of the test."""
+    from hub.runtime import Hub
+
+    started: list[Hub] = []
+
+    async def start(roles: list[str] | None = None, **overrides: Any) -> Hub:
+        hub = Hub(settings.model_copy(update=overrides) if overrides else settings, roles)
+        await hub.start()
+        started.append(hub)
+        return hub
+
+    try:
+        yield start
+    finally:
+        for hub in reversed(started):
+            await hub.stop()
+
+
+@dataclass
+class SmtpCapture:
+    host: str
+    port: int
+    messages: list[Any]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpCapture]:
+    """A real SMTP server (aiosmtpd) on a free local port, keeping every message it accepts."""
+    from email import message_from_bytes, policy
+
+    from aiosmtpd.controller import Controller
+
+    messages: list[Any] = []
+
+    class Handler:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            msg = message_from_bytes(envelope.original_content, policy=policy.default)
+            messages.append((envelope.rcpt_tos, msg))
+            return "250 OK"
+
+    port = _free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpCapture("127.0.0.1", port, messages)
+    finally:
+        controller.stop()

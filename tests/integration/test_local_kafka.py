@@ -1,0 +1,64 @@
+"""The local broker module against a real Kafka: start, produce/consume, CLI tool, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from hub.kafka_local import LocalKafka
+
+pytestmark = pytest.mark.integration
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_local_kafka_start_produce_consume_stop(tmp_path: Path) -> None:
+    kafka = LocalKafka(tmp_path / "kafka", port=_free_port(), controller_port=_free_port(), heap_mb=384)
+    try:
+        bootstrap = await asyncio.to_thread(kafka.start)
+        assert bootstrap == kafka.bootstrap
+        assert kafka.is_running()
+        assert kafka.start() == bootstrap  # idempotent, and fine from inside a running loop
+
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait("local-kafka.test", b"hello", key=b"k")
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(
+            "local-kafka.test",
+            bootstrap_servers=bootstrap,
+            group_id="local-kafka-test",
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            record = await asyncio.wait_for(consumer.getone(), timeout=30)
+            await consumer.commit()
+        finally:
+            await consumer.stop()
+        assert (record.key, record.value) == (b"k", b"hello")
+
+        listed = await asyncio.to_thread(
+            kafka.tool,
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            "--bootstrap-server",
+            bootstrap,
+            "--list",
+        )
+        assert listed.returncode == 0, listed.stderr
+        assert "local-kafka-test" in listed.stdout.split()
+    finally:
+        was_running = await asyncio.to_thread(kafka.stop)
+    assert was_running
+    assert not kafka.is_running()
+    assert kafka.status()["running"] is False
