@@ -34,7 +34,7 @@ def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )  # fmt: skip
+    )
     for noisy in ("aiokafka", "hub.kafka"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     install_redaction()
@@ -45,7 +45,7 @@ def configure_logging(level: str = "INFO") -> None:
 
 @app.command()
 def run(
-    role: Annotated[list[str] | None, typer.Option("--role", help="router, sender:kakao, sender:sms, sender:email or all (repeatable)")] = None,  # noqa: E501
+    role: Annotated[list[str] | None, typer.Option("--role", help="router, sender:kakao, sender:sms, sender:email or all (repeatable)")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Run the hub: every role in one process by default."""
@@ -67,7 +67,7 @@ def _local_kafka() -> Any:
 
     s = Settings()
     return LocalKafka(s.local_kafka_home, port=s.local_kafka_port, controller_port=s.local_kafka_controller_port,
-                      heap_mb=s.local_kafka_heap_mb)  # fmt: skip
+                      heap_mb=s.local_kafka_heap_mb)
 
 
 @kafka_app.command("up")
@@ -118,7 +118,7 @@ def publish(
         raise typer.BadParameter("give --data FILE or --sample")
     payload = sample_data(event_type) if sample else json.loads(Path(data).read_text(encoding="utf-8"))  # type: ignore[arg-type]
     event = new_event(event_type, payload, source=source, id=event_id or str(uuid.uuid4()), subject=subject,
-                      dedupkey=dedup_key)  # fmt: skip
+                      dedupkey=dedup_key)
     validate_event(event)  # refuse locally what the router would dead-letter
     settings = Settings()
     topic, partition, offset = asyncio.run(publish_event(settings, event, structured=(mode == "structured")))
@@ -229,7 +229,7 @@ def deliveries(
     table = Table("at", "event", "resident", "channel", "state", "to", "reason")
     for r in rows:
         table.add_row(r.at.strftime("%Y-%m-%d %H:%M:%S"), r.event_id, r.resident_id, r.channel or "-", r.state,
-                      r.to_masked, r.reason or "")  # fmt: skip
+                      r.to_masked, r.reason or "")
     console.print(table if rows else "no deliveries recorded")
 
 

@@ -5,7 +5,7 @@ read it with any CloudEvents SDK."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +19,7 @@ STATUS_EVENT_TYPE = "hub.delivery.status.v1"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class DeliveryRequest(BaseModel):

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,7 +23,7 @@ CE_HEADER_PREFIX = "ce_"
 DISTRICTS: tuple[str, ...] = (
     "양평읍", "강상면", "강하면", "양서면", "옥천면", "서종면",
     "단월면", "청운면", "양동면", "지평면", "용문면", "개군면",
-)  # fmt: skip
+)
 
 Channel = Literal["kakao", "sms", "email"]
 CHANNELS: tuple[Channel, ...] = ("kakao", "sms", "email")
@@ -161,7 +161,7 @@ class LargeItemReportReceivedV1(Addressed):
     """대형폐기물 배출신고 접수."""
 
     model_config = _example({"report_no": "YP-2026-000123", "items": [{"name": "장롱", "quantity": 1}],
-                             "fee_won": 15000, "address": "양평읍 양근리 123"})  # fmt: skip
+                             "fee_won": 15000, "address": "양평읍 양근리 123"})
     report_no: str = Field(min_length=1, max_length=30)
     items: list[Item] = Field(min_length=1, max_length=50)
     fee_won: int = Field(ge=0)
@@ -172,7 +172,7 @@ class LargeItemPickupScheduledV1(Addressed):
     """대형폐기물 수거 일정 확정."""
 
     model_config = _example({"report_no": "YP-2026-000123", "pickup_date": "2026-11-27", "time_window": "09:00~12:00",
-                             "address": "양평읍 양근리 123"})  # fmt: skip
+                             "address": "양평읍 양근리 123"})
     report_no: str = Field(min_length=1, max_length=30)
     pickup_date: date
     time_window: str | None = Field(default=None, max_length=20)
@@ -191,7 +191,7 @@ class GarbageBagOrderShippedV1(Addressed):
     """종량제봉투 주문 배송 시작."""
 
     model_config = _example({"order_no": "BAG-2026-004411", "bag_type": "일반용 20L", "quantity": 20,
-                             "courier": "우체국택배", "tracking_no": "6070123456789"})  # fmt: skip
+                             "courier": "우체국택배", "tracking_no": "6070123456789"})
     order_no: str = Field(min_length=1, max_length=30)
     bag_type: str = Field(min_length=1, max_length=30)
     quantity: int = Field(ge=1, le=1000)
@@ -210,7 +210,7 @@ class _Booking(Addressed):
 
 
 _BOOKING = {"reservation_no": "RSV-2026-7781", "facility": "양평 파크골프장 A코스",
-            "starts_at": "2026-11-28T10:00:00+09:00", "ends_at": "2026-11-28T12:00:00+09:00"}  # fmt: skip
+            "starts_at": "2026-11-28T10:00:00+09:00", "ends_at": "2026-11-28T12:00:00+09:00"}
 
 
 class ReservationConfirmedV1(_Booking):
@@ -241,7 +241,7 @@ class WaterLeakSuspectedV1(Addressed):
     """스마트 계량기 누수 의심 (긴급)."""
 
     model_config = _example({"meter_no": "WM-31-004512", "address": "용문면 다문리 45",
-                             "detected_at": "2026-11-24T03:10:00+09:00", "flow_lph": 38.5})  # fmt: skip
+                             "detected_at": "2026-11-24T03:10:00+09:00", "flow_lph": 38.5})
     meter_no: str = Field(min_length=1, max_length=30)
     address: str = Field(min_length=1, max_length=200)
     detected_at: datetime
@@ -252,7 +252,7 @@ class WaterBillIssuedV1(Addressed):
     """상수도 요금 고지."""
 
     model_config = _example({"customer_no": "0312345", "period": "2026년 10월", "amount_won": 23450,
-                             "due_date": "2026-12-10", "account": "농협 301-0000-0000-00"})  # fmt: skip
+                             "due_date": "2026-12-10", "account": "농협 301-0000-0000-00"})
     customer_no: str = Field(min_length=1, max_length=30)
     period: str = Field(min_length=1, max_length=30)
     amount_won: int = Field(ge=0)
@@ -267,7 +267,7 @@ class CivilApplicationReceivedV1(Addressed):
     """민원 신청 접수."""
 
     model_config = _example({"application_no": "CA-2026-05531", "title": "농지취득자격증명 발급",
-                             "department": "농업정책과", "expected_date": "2026-11-28"})  # fmt: skip
+                             "department": "농업정책과", "expected_date": "2026-11-28"})
     application_no: str = Field(min_length=1, max_length=30)
     title: str = Field(min_length=1, max_length=60)
     department: str = Field(min_length=1, max_length=40)
@@ -279,7 +279,7 @@ class CivilApplicationStatusChangedV1(Addressed):
 
     model_config = _example({"application_no": "CA-2026-05531", "title": "농지취득자격증명 발급",
                              "department": "농업정책과", "status": "more_info_needed",
-                             "reason": "토지 이용계획서를 첨부해 주세요."})  # fmt: skip
+                             "reason": "토지 이용계획서를 첨부해 주세요."})
     application_no: str = Field(min_length=1, max_length=30)
     title: str = Field(min_length=1, max_length=60)
     department: str = Field(min_length=1, max_length=40)
@@ -300,7 +300,7 @@ class GoodsOrderConfirmedV1(Addressed):
     """공공재 구매 주문 확정."""
 
     model_config = _example({"order_no": "GD-2026-0091", "items": [{"name": "양평 친환경 쌀 10kg", "quantity": 2}],
-                             "amount_won": 64000})  # fmt: skip
+                             "amount_won": 64000})
     order_no: str = Field(min_length=1, max_length=30)
     items: list[Item] = Field(min_length=1, max_length=50)
     amount_won: int = Field(ge=0)
@@ -322,7 +322,7 @@ class ChatbotInquiryAnsweredV1(Addressed):
     """챗봇에서 담당 공무원에게 넘긴 문의에 답변 등록."""
 
     model_config = _example({"inquiry_no": "Q-2026-1207", "topic": "대형폐기물 수거 요일",
-                             "department": "청소과", "answer_url": "https://talk.yp.example.kr/q/1207"})  # fmt: skip
+                             "department": "청소과", "answer_url": "https://talk.yp.example.kr/q/1207"})
     inquiry_no: str = Field(min_length=1, max_length=30)
     topic: str = Field(min_length=1, max_length=60)
     department: str = Field(min_length=1, max_length=40)
@@ -365,7 +365,7 @@ class CountyNoticePublishedV1(DirectNotice):
             "url": "https://www.yp21.go.kr/notice/311", "urgent": False,
             "recipients": [{"resident_id": "R-0001", "name": "홍길동", "phone": "010-0000-0001"}],
         }]},
-    )  # fmt: skip
+    )
     notice_id: str = Field(min_length=1, max_length=30)
     title: str = Field(min_length=1, max_length=60)
     summary: str = Field(min_length=1, max_length=500)
@@ -559,8 +559,8 @@ def to_kafka_structured(event: CloudEvent) -> tuple[bytes, dict[str, str]]:
 
 
 def new_event(event_type: str, data: Any, *, source: str, id: str, subject: str | None = None,
-              dedupkey: str | None = None, time: datetime | None = None) -> CloudEvent:  # fmt: skip
+              dedupkey: str | None = None, time: datetime | None = None) -> CloudEvent:
     return CloudEvent(
         specversion="1.0", id=id, source=source, type=event_type, subject=subject, dedupkey=dedupkey,
-        time=time or datetime.now(timezone.utc), datacontenttype="application/json", data=data,
-    )  # fmt: skip
+        time=time or datetime.now(UTC), datacontenttype="application/json", data=data,
+    )

@@ -11,7 +11,7 @@ from hub.topics import Topics
 
 
 async def publish_event(settings: Settings, event: CloudEvent, *, structured: bool = False,
-                        broker: KafkaBroker | None = None) -> tuple[str, int, int]:  # fmt: skip
+                        broker: KafkaBroker | None = None) -> tuple[str, int, int]:
     """Publish one CloudEvent (binary mode by default) keyed by its subject; return topic, partition, offset.
     Waits for the broker's acknowledgement from all in-sync replicas."""
     spec = CATALOGUE.get(event.type)

@@ -301,7 +301,7 @@ class Renderer:
         return {
             "data": event.data.model_dump(mode="python", exclude={"recipients"}),
             "event": {"id": env.id, "type": env.type, "source": env.source, "subject": env.subject,
-                      "time": env.time, "title": event.spec.title},  # fmt: skip
+                      "time": env.time, "title": event.spec.title},
             "recipient": {"resident_id": recipient.resident_id, "name": recipient.name or "주민"},
             "county": {"name": self.identity.name, "contact": self.identity.contact},
         }
@@ -346,7 +346,7 @@ class Renderer:
         if len(subject) > EMAIL_SUBJECT_MAX_CHARS:
             raise RenderError(f"email subject is {len(subject)} characters; keep it under {EMAIL_SUBJECT_MAX_CHARS}")
         return EmailContent(subject=subject, text=tset.email_text.render(ctx).strip() + "\n",
-                            html=tset.email_html.render(ctx))  # fmt: skip
+                            html=tset.email_html.render(ctx))
 
 
 def check_all(renderer: Renderer, samples: Iterable[tuple[DomainEvent, Recipient]]) -> list[str]:

@@ -51,7 +51,7 @@ def broker_security(settings: Settings) -> BaseSecurity | None:
         settings.kafka_sasl_mechanism
     ]
     return cls(settings.kafka_sasl_username or "", settings.kafka_sasl_password or "",
-               ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]  # fmt: skip
+               ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]
 
 
 def new_broker(settings: Settings) -> KafkaBroker:
@@ -80,17 +80,17 @@ class Hub:
         self.broker = new_broker(settings)
         self.store = Store(settings.database_url)
         self.renderer = Renderer(identity=Identity(settings.county_name, settings.county_contact,
-                                                   settings.sms_default_subject))  # fmt: skip
+                                                   settings.sms_default_subject))
         self.adapters: dict[str, ChannelAdapter] = {}
         if "router" in self.roles:
             RouterConsumer(broker=self.broker, store=self.store, renderer=self.renderer, settings=settings,
-                           topics=self.topics).register()  # fmt: skip
+                           topics=self.topics).register()
         for role in self.roles:
             if role.startswith("sender:"):
                 channel = role.split(":", 1)[1]
                 adapter = self.adapters[channel] = build_adapter(channel, settings)
                 SenderConsumer(channel=channel, adapter=adapter, broker=self.broker, store=self.store,
-                               settings=settings, topics=self.topics, owner=self.owner).register()  # fmt: skip
+                               settings=settings, topics=self.topics, owner=self.owner).register()
 
     async def start(self) -> None:
         await self.store.init()
@@ -99,7 +99,7 @@ class Hub:
             await adapter.start()
         await self.broker.start()
         logger.info("hub started roles=%s bootstrap=%s prefix=%s", ",".join(self.roles),
-                    self.settings.kafka_bootstrap_servers, self.settings.topic_prefix)  # fmt: skip
+                    self.settings.kafka_bootstrap_servers, self.settings.topic_prefix)
 
     async def stop(self) -> None:
         await self.broker.stop()  # waits for in-flight batches (graceful_timeout), which commit

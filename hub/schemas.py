@@ -55,6 +55,6 @@ def drift(directory: Path = SCHEMA_DIR) -> list[str]:
     """Names of schema files that differ from the models (missing, changed or stale)."""
     expected = rendered()
     problems = [n for n, text in expected.items()
-                if not (directory / n).is_file() or (directory / n).read_text(encoding="utf-8") != text]  # fmt: skip
+                if not (directory / n).is_file() or (directory / n).read_text(encoding="utf-8") != text]
     problems += [p.name for p in directory.glob("*.json") if p.name not in expected]
     return sorted(problems)

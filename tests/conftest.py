@@ -105,7 +105,7 @@ def settings(kafka_broker: BrokerInfo, tmp_path: Path) -> Settings:
 
 
 async def wait_for(predicate: Callable[[], Any], *, timeout_s: float = 30.0, interval_s: float = 0.1,
-                   what: str = "condition") -> Any:  # fmt: skip
+                   what: str = "condition") -> Any:
     """Poll until `predicate()` (sync or async) is truthy; fail with `what` after the timeout."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
@@ -133,7 +133,7 @@ async def producer(kafka_broker: BrokerInfo) -> AsyncIterator[AIOKafkaProducer]:
 async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: float = 30.0) -> list[Any]:
     """Read a topic from the beginning until `expect` records arrived (or the timeout)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None)  # fmt: skip
+                                enable_auto_commit=False, group_id=None)
     await consumer.start()
     records: list[Any] = []
     try:

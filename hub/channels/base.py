@@ -54,12 +54,12 @@ class ChannelAdapter(ABC):
             logger.warning(
                 "send failed provider=%s delivery=%s to=%s retriable=%s reason=%s",
                 self.provider, request.delivery_id, request.masked_to, e.retriable, e,
-            )  # fmt: skip
+            )
             raise
         logger.debug(
             "sent provider=%s delivery=%s to=%s in %.1f ms",
             self.provider, request.delivery_id, request.masked_to, (time.perf_counter() - started) * 1000,
-        )  # fmt: skip
+        )
         return result
 
     @abstractmethod

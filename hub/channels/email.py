@@ -5,7 +5,6 @@ repeat, but a send whose outcome is in doubt is sent again (at-least-once; see d
 
 from __future__ import annotations
 
-import asyncio
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -18,7 +17,6 @@ from hub.delivery import DeliveryRequest, utcnow
 from hub.errors import PermanentError, TransientError
 from hub.rendering import EmailContent
 
-
 # CPython's header folding at 78 columns drops the space between two encoded words, so a long Korean
 # subject arrives as "요금고지" instead of "요금 고지"; headers up to the RFC 5322 line limit are not folded.
 MESSAGE_POLICY = policy.SMTP.clone(max_line_length=998)
@@ -30,7 +28,7 @@ class SmtpEmailChannel(ChannelAdapter):
 
     def __init__(self, *, host: str, port: int, sender: str, username: str | None = None,
                  password: str | None = None, start_tls: bool = False, use_tls: bool = False,
-                 timeout_s: float = 10.0, message_id_domain: str = "notice-hub") -> None:  # fmt: skip
+                 timeout_s: float = 10.0, message_id_domain: str = "notice-hub") -> None:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password = username, password
         self.start_tls, self.use_tls, self.timeout_s = start_tls, use_tls, timeout_s
@@ -58,12 +56,12 @@ class SmtpEmailChannel(ChannelAdapter):
         except (ValueError, TypeError) as e:  # e.g. an address the email package refuses
             raise PermanentError(f"cannot build the message: {e}") from e
         try:
-            errors, response = await aiosmtplib.send(
+            _, response = await aiosmtplib.send(
                 # flattened here: aiosmtplib would re-fold the headers with the 78-column policy
                 message.as_bytes(policy=MESSAGE_POLICY), sender=parseaddr(self.sender)[1], recipients=[request.to],
                 hostname=self.host, port=self.port, username=self.username, password=self.password,
                 start_tls=self.start_tls, use_tls=self.use_tls, timeout=self.timeout_s,
-            )  # fmt: skip
+            )
         except aiosmtplib.SMTPRecipientsRefused as e:
             codes = [r.code for r in e.recipients]
             if all(c < 500 for c in codes):
@@ -73,6 +71,6 @@ class SmtpEmailChannel(ChannelAdapter):
             if 400 <= e.code < 500:
                 raise TransientError(f"SMTP {e.code}: {e.message}") from e
             raise PermanentError(f"SMTP {e.code}: {e.message}") from e
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as e:
             raise TransientError(f"SMTP server unreachable: {type(e).__name__}: {e}") from e
         return DeliveryResult(provider=self.provider, provider_ref=message["Message-ID"], detail=response)

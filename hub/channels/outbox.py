@@ -38,7 +38,7 @@ class OutboxChannel(ChannelAdapter):
         async with self._lock:
             written = await asyncio.to_thread(self._append_once, request.delivery_id, line.encode())
         return DeliveryResult(provider=self.provider, provider_ref=request.delivery_id,
-                              detail=None if written else "already in the outbox")  # fmt: skip
+                              detail=None if written else "already in the outbox")
 
     def _append_once(self, delivery_id: str, line: bytes) -> bool:
         with open(self.path, "a+b") as f:

@@ -21,7 +21,7 @@ BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
 
 
 def subscribe_batches(broker: KafkaBroker, topics: Sequence[str], group_id: str, settings: Settings,
-                      handler: BatchHandler, *, title: str) -> None:  # fmt: skip
+                      handler: BatchHandler, *, title: str) -> None:
     """Subscribe `handler` to batches of raw records. Offsets are committed only after the handler returns
     (at-least-once); when it raises, the batch's partitions are rewound and the batch comes again."""
 
@@ -59,6 +59,6 @@ class StatusPublisher:
             await self.broker.publish(
                 s.to_cloudevent(self.source), self.topic, key=s.resident_id.encode(),
                 headers={"content-type": "application/cloudevents+json; charset=utf-8"}, no_confirm=True,
-            )  # fmt: skip
+            )
             for s in statuses
         ]

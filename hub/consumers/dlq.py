@@ -38,7 +38,7 @@ async def dead_letter(broker: KafkaBroker, topic: str, record: Any, error: BaseE
     logger.warning(
         "dead-lettered %s[%s]@%s stage=%s error=%s: %s",
         record.topic, record.partition, record.offset, stage, type(error).__name__, error,
-    )  # fmt: skip
+    )
     return await broker.publish(
         record.value, topic, key=record.key, headers=dlq_headers(record, error, stage), no_confirm=True
     )

@@ -29,14 +29,14 @@ logger = logging.getLogger(__name__)
 
 class RouterConsumer:
     def __init__(self, *, broker: KafkaBroker, store: Store, renderer: Renderer, settings: Settings,
-                 topics: Topics, audience: AudienceResolver = direct_audience) -> None:  # fmt: skip
+                 topics: Topics, audience: AudienceResolver = direct_audience) -> None:
         self.broker, self.store, self.renderer = broker, store, renderer
         self.settings, self.topics, self.audience = settings, topics, audience
         self.status = StatusPublisher(broker, topics.status, "/notice-hub/router")
 
     def register(self) -> None:
         subscribe_batches(self.broker, self.topics.all_events, self.settings.group_id("router"), self.settings,
-                          self.handle_batch, title="router")  # fmt: skip
+                          self.handle_batch, title="router")
 
     async def plan(self, event: DomainEvent) -> tuple[list[DeliveryRequest], list[DeliveryStatus]]:
         """Every delivery request for one event, and the recipients who get none (with the reason)."""
@@ -55,7 +55,7 @@ class RouterConsumer:
                         delivery_id=None, event_id=env.id, event_type=env.type, resident_id=recipient.resident_id,
                         channel=None, state="suppressed",
                         reason=f"no usable channel: none of [{wanted}] has both a template and a contact point",
-                    ))  # fmt: skip
+                    ))
                     continue
                 content = self.renderer.render(event, recipient, channel)
                 requests.append(DeliveryRequest(
@@ -65,7 +65,7 @@ class RouterConsumer:
                     to=contact_for(recipient, channel) or "", locale=recipient.locale, content=content,
                     fallback=self._fallback(event, recipient, channel, available),
                     advertising=event.advertising, urgent=event.urgent,
-                ))  # fmt: skip
+                ))
         return requests, skipped
 
     def _fallback(self, event: DomainEvent, recipient: Any, channel: str, available: Sequence[str]) -> SmsContent | None:
@@ -82,6 +82,7 @@ class RouterConsumer:
         futures: list[asyncio.Future[Any]] = []
         planned: list[DeliveryRequest] = []
         statuses: list[DeliveryStatus] = []
+        seen: list[DomainEvent] = []
         for record in records:
             try:
                 event = validate_event(parse_kafka_message(record.value, record.headers or ()))
@@ -95,6 +96,7 @@ class RouterConsumer:
                 logger.exception("router failed on %s[%s]@%s", record.topic, record.partition, record.offset)
                 futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "router"))
                 continue
+            seen.append(event)
             planned.extend(requests)
             statuses.extend(skipped)
 
@@ -107,7 +109,7 @@ class RouterConsumer:
         done = await self.store.register([
             NewDelivery(r.delivery_id, r.notice_key, r.event_id, r.event_type, r.resident_id, r.channel, r.masked_to)
             for r in unique.values()
-        ])  # fmt: skip
+        ])
         for request in unique.values():
             if request.delivery_id in done:
                 statuses.append(_deduplicated(request, "already delivered"))
@@ -115,10 +117,13 @@ class RouterConsumer:
             futures.append(await self.broker.publish(
                 request.to_kafka(), self.topics.deliveries(request.channel), key=request.resident_id.encode(),
                 headers={"content-type": "application/json"}, no_confirm=True,
-            ))  # fmt: skip
+            ))
         await self.store.log(statuses)
         futures.extend(await self.status.publish(statuses))
         await asyncio.gather(*futures)
+        logger.info("router: %d events -> %d delivery requests (%d deduplicated, %d without a channel, %d dead-lettered)",
+                    len(records), len(unique) - len(done), len(planned) - len(unique) + len(done),
+                    sum(s.state == "suppressed" for s in statuses), len(records) - len(seen))
 
 
 def _deduplicated(request: DeliveryRequest, reason: str) -> DeliveryStatus:
@@ -126,4 +131,4 @@ def _deduplicated(request: DeliveryRequest, reason: str) -> DeliveryStatus:
         delivery_id=request.delivery_id, event_id=request.event_id, event_type=request.event_type,
         resident_id=request.resident_id, channel=request.channel, state="deduplicated",
         to_masked=request.masked_to, reason=reason,
-    )  # fmt: skip
+    )

@@ -7,6 +7,7 @@ resident are sent in order; different residents concurrently, up to `max_concurr
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -30,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 class SenderConsumer:
     def __init__(self, *, channel: str, adapter: ChannelAdapter, broker: KafkaBroker, store: Store,
-                 settings: Settings, topics: Topics, owner: str) -> None:  # fmt: skip
+                 settings: Settings, topics: Topics, owner: str) -> None:
         self.channel, self.adapter, self.broker, self.store = channel, adapter, broker, store
         self.settings, self.topics, self.owner = settings, topics, owner
         self.stage = f"sender:{channel}"
@@ -40,7 +41,7 @@ class SenderConsumer:
     def register(self) -> None:
         subscribe_batches(self.broker, [self.topics.deliveries(self.channel)],
                           self.settings.group_id(f"sender.{self.channel}"), self.settings,
-                          self.handle_batch, title=self.stage)  # fmt: skip
+                          self.handle_batch, title=self.stage)
 
     async def handle_batch(self, records: Sequence[Any]) -> None:
         futures: list[asyncio.Future[Any]] = []
@@ -64,7 +65,7 @@ class SenderConsumer:
             [NewDelivery(r.delivery_id, r.notice_key, r.event_id, r.event_type, r.resident_id, r.channel, r.masked_to)
              for _, r in batch.values()],
             self.owner,
-        )  # fmt: skip
+        )
         by_resident: dict[str, list[tuple[Any, DeliveryRequest]]] = defaultdict(list)
         for delivery, (record, request) in batch.items():
             claim = claims[delivery]
@@ -74,7 +75,7 @@ class SenderConsumer:
             if claim is Claim.IN_DOUBT:
                 logger.warning("delivery %s was claimed but never finished; sending again (%s adapter %s)",
                                delivery, self.adapter.provider,
-                               "deduplicates by id" if self.adapter.idempotent else "may repeat it")  # fmt: skip
+                               "deduplicates by id" if self.adapter.idempotent else "may repeat it")
             by_resident[request.resident_id].append((record, request))
 
         async def send_in_order(items: list[tuple[Any, DeliveryRequest]]) -> None:
@@ -85,6 +86,9 @@ class SenderConsumer:
         await self.store.finish(outcomes)
         futures.extend(await self.status.publish(outcomes))
         await asyncio.gather(*futures)
+        if outcomes:
+            counts = collections.Counter(o.state for o in outcomes)
+            logger.info("%s: %s", self.stage, ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
 
     async def _deliver(self, record: Any, request: DeliveryRequest, futures: list[asyncio.Future[Any]]) -> DeliveryStatus:
         async with self._slots:
@@ -104,9 +108,9 @@ class SenderConsumer:
         return self._status(request, "dead-lettered", reason=f"{type(error).__name__}: {error}")
 
     def _status(self, request: DeliveryRequest, state: str, *, reason: str | None = None,
-                provider_ref: str | None = None) -> DeliveryStatus:  # fmt: skip
+                provider_ref: str | None = None) -> DeliveryStatus:
         return DeliveryStatus(
             delivery_id=request.delivery_id, event_id=request.event_id, event_type=request.event_type,
             resident_id=request.resident_id, channel=request.channel, state=state,  # type: ignore[arg-type]
             to_masked=request.masked_to, reason=reason, provider=self.adapter.provider, provider_ref=provider_ref,
-        )  # fmt: skip
+        )

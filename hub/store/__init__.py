@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import event, select, update
@@ -29,7 +29,7 @@ CLAIMABLE_STATES = ("queued", "retrying", "dead-lettered")
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Store:
                         DeliveryRow.delivery_id.in_(ids), DeliveryRow.status.in_(FINAL_STATES)
                     )
                 )).all()
-            )  # fmt: skip
+            )
             values = [
                 {**r.__dict__, "status": "queued", "attempts": 0, "created_at": now, "updated_at": now}
                 for r in rows
@@ -110,13 +110,13 @@ class Store:
                 .where(DeliveryRow.delivery_id.in_(ids), DeliveryRow.status.in_(CLAIMABLE_STATES))
                 .values(status="sending", attempts=DeliveryRow.attempts + 1, claimed_by=owner, updated_at=now)
                 .returning(DeliveryRow.delivery_id)
-            )).all()  # fmt: skip
+            )).all()
             out.update(dict.fromkeys(claimed, Claim.NEW))
             rest = [i for i in ids if i not in out]
             if rest:
                 found = dict((await session.execute(
                     select(DeliveryRow.delivery_id, DeliveryRow.status).where(DeliveryRow.delivery_id.in_(rest))
-                )).all())  # fmt: skip
+                )).all())
                 for i in rest:
                     if i in found:
                         out[i] = Claim.IN_DOUBT if found[i] == "sending" else Claim.DONE
@@ -124,14 +124,14 @@ class Store:
                 if missing:
                     values = [
                         {**r.__dict__, "status": "sending", "attempts": 1, "claimed_by": owner,
-                         "created_at": now, "updated_at": now}  # fmt: skip
+                         "created_at": now, "updated_at": now}
                         for r in {r.delivery_id: r for r in missing}.values()
                     ]
                     inserted = (await session.scalars(
                         self._insert(DeliveryRow).values(values)
                         .on_conflict_do_nothing(index_elements=["delivery_id"])
                         .returning(DeliveryRow.delivery_id)
-                    )).all()  # fmt: skip
+                    )).all()
                     for r in missing:
                         out[r.delivery_id] = Claim.NEW if r.delivery_id in inserted else Claim.IN_DOUBT
         return out
@@ -149,7 +149,7 @@ class Store:
                         update(DeliveryRow)
                         .where(DeliveryRow.delivery_id == o.delivery_id)
                         .values(status=status, detail=o.reason, provider_ref=o.provider_ref, updated_at=o.at,
-                                sent_at=o.at if o.state in ("sent", "fallback") else None)  # fmt: skip
+                                sent_at=o.at if o.state in ("sent", "fallback") else None)
                     )
             session.add_all(DeliveryLogRow.from_status(o) for o in outcomes)
 
@@ -163,7 +163,7 @@ class Store:
     # -- queries
 
     async def deliveries(self, *, event_id: str | None = None, resident_id: str | None = None,
-                         limit: int = 200) -> list[DeliveryRow]:  # fmt: skip
+                         limit: int = 200) -> list[DeliveryRow]:
         query = select(DeliveryRow).order_by(DeliveryRow.created_at).limit(limit)
         if event_id:
             query = query.where(DeliveryRow.event_id == event_id)
@@ -173,7 +173,7 @@ class Store:
             return list((await session.scalars(query)).all())
 
     async def history(self, *, event_id: str | None = None, resident_id: str | None = None,
-                      limit: int = 500) -> list[DeliveryLogRow]:  # fmt: skip
+                      limit: int = 500) -> list[DeliveryLogRow]:
         query = select(DeliveryLogRow).order_by(DeliveryLogRow.id).limit(limit)
         if event_id:
             query = query.where(DeliveryLogRow.event_id == event_id)

@@ -62,4 +62,4 @@ class DeliveryLogRow(Base):
             delivery_id=s.delivery_id, event_id=s.event_id, event_type=s.event_type, resident_id=s.resident_id,
             channel=s.channel, state=s.state, to_masked=s.to_masked, reason=s.reason, provider=s.provider,
             provider_ref=s.provider_ref, attempt=s.attempt, at=s.at,
-        )  # fmt: skip
+        )

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from hub.events import CATALOGUE, Recipient, new_event, sample_data, to_kafka_binary, to_kafka_structured, validate_event
+from hub.events import (
+    CATALOGUE,
+    Recipient,
+    new_event,
+    sample_data,
+    to_kafka_binary,
+    to_kafka_structured,
+    validate_event,
+)
 from hub.rendering import Renderer
 from hub.topics import Topics
 from tests.conftest import outbox_lines, read_topic, wait_for
@@ -21,7 +29,7 @@ PEOPLE = [
     {"resident_id": "R-sms", "name": "이문자", "phone": "010-2222-0002", "channels": ["sms", "email"]},
     {"resident_id": "R-email", "name": "박메일", "phone": "010-3333-0003", "email": "mail@example.org",
      "channels": ["email"]},
-]  # fmt: skip
+]
 
 
 def headers_list(headers: dict[str, str]) -> list[tuple[str, bytes]]:
@@ -42,7 +50,7 @@ def event_for(event_type: str, event_id: str, people: list[dict[str, Any]] = PEO
 
 
 async def test_every_event_type_reaches_every_channel(settings: Any, hub_factory: Any, producer: Any,
-                                                      smtp_server: Any) -> None:  # fmt: skip
+                                                      smtp_server: Any) -> None:
     await hub_factory(email_adapter="smtp", smtp_host=smtp_server.host, smtp_port=smtp_server.port)
     events = [event_for(t, f"ev-{i}") for i, t in enumerate(CATALOGUE)]
     for i, event in enumerate(events):
@@ -50,7 +58,7 @@ async def test_every_event_type_reaches_every_channel(settings: Any, hub_factory
 
     n = len(events)
     await wait_for(lambda: len(outbox_lines(settings, "kakao")) >= n and len(outbox_lines(settings, "sms")) >= n
-                   and len(smtp_server.messages) >= n, timeout_s=60, what="a notice per event and channel")  # fmt: skip
+                   and len(smtp_server.messages) >= n, timeout_s=60, what="a notice per event and channel")
     await asyncio.sleep(1)  # nothing more may arrive
     kakao, sms = outbox_lines(settings, "kakao"), outbox_lines(settings, "sms")
     assert (len(kakao), len(sms), len(smtp_server.messages)) == (n, n, n)
@@ -88,7 +96,7 @@ async def test_same_event_twice_is_delivered_once(settings: Any, hub_factory: An
     await send_event(producer, settings, event, structured=True)
     await send_event(producer, settings, event, structured=False)  # the same event, the other binding mode
     await wait_for(lambda: len(outbox_lines(settings, "kakao")) + len(outbox_lines(settings, "sms")) >= 2,
-                   what="the first deliveries")  # fmt: skip
+                   what="the first deliveries")
 
     async def deduplicated() -> int:
         return sum(1 for r in await hub.store.history(event_id="bill-1") if r.state == "deduplicated")
