@@ -1,8 +1,9 @@
 """The hub's exception hierarchy.
 
-`retriable` drives what the consumers do with a failure: a retriable error leaves the message to be
-processed again (or, for deliveries, to a retry tier); a non-retriable one sends it to the dead-letter topic
-with the reason.
+`retriable` drives what the consumers do with a failure: a retriable infrastructure error (the store) leaves
+the batch to be processed again; a failed event goes to the dead-letter topic with the reason; a send that
+failed with a retriable channel error is kept in the dead-letter topic for replay (retry tiers are the
+gateway work's).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ChannelName = Literal["kakao", "sms", "email"]
@@ -19,8 +19,8 @@ class Settings(BaseSettings):
     # Kafka
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
-        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
-        description="Kafka bootstrap servers (also read from KAFKA_BOOTSTRAP_SERVERS).",
+        validation_alias=AliasChoices("kafka_bootstrap_servers", "HUB_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers: HUB_KAFKA_BOOTSTRAP_SERVERS, else KAFKA_BOOTSTRAP_SERVERS.",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None

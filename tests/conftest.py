@@ -64,11 +64,12 @@ def kafka_broker(request: pytest.FixtureRequest) -> Iterator[BrokerInfo]:
         info = BrokerInfo(bootstrap, "external (KAFKA_BOOTSTRAP_SERVERS)", "unknown")
         container = None
     elif _docker_answers():
-        from testcontainers.kafka import KafkaContainer
+        from testcontainers.community.kafka import KafkaContainer
 
-        container = KafkaContainer("apache/kafka:4.1.0").with_kraft()
-        container.start()
-        info = BrokerInfo(container.get_bootstrap_server(), "testcontainers apache/kafka", "4.1.0")
+        # testcontainers' Kafka module drives Confluent's image; cp-kafka 8.0 is Apache Kafka 4.0 in KRaft mode
+        container = KafkaContainer("confluentinc/cp-kafka:8.0.0").with_kraft()
+        container.start(timeout=120)
+        info = BrokerInfo(container.get_bootstrap_server(), "testcontainers confluentinc/cp-kafka:8.0.0", "4.0")
     else:
         from hub.kafka_local import LocalKafka
 

@@ -47,7 +47,9 @@ class OutboxChannel(ChannelAdapter):
                 self._catch_up(f)
                 if delivery_id in self._seen:
                     return False
-                f.seek(0, os.SEEK_END)
+                end = f.seek(0, os.SEEK_END)
+                if end and self._offset < end:  # a torn last line: end it, so ours starts on a line of its own
+                    f.write(b"\n")
                 f.write(line)
                 f.flush()
                 os.fsync(f.fileno())

@@ -12,7 +12,6 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from hub.delivery import DeliveryStatus
-from hub.errors import HubError
 from hub.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -29,10 +28,8 @@ def subscribe_batches(broker: KafkaBroker, topics: Sequence[str], group_id: str,
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         try:
             await handler(records)
-        except HubError as e:
-            if not e.retriable:
-                raise
-            logger.error("%s: batch of %d will be processed again: %s", title, len(records), e)
+        except Exception as e:  # the store or Kafka failed us: rewind and try the batch again, after a pause
+            logger.error("%s: batch of %d will be processed again: %s: %s", title, len(records), type(e).__name__, e)
             await asyncio.sleep(settings.infra_retry_backoff_s)
             raise
 

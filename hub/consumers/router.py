@@ -112,7 +112,7 @@ class RouterConsumer:
         ])
         for request in unique.values():
             if request.delivery_id in done:
-                statuses.append(_deduplicated(request, "already delivered"))
+                statuses.append(_deduplicated(request, f"this notice was already handled ({done[request.delivery_id]})"))
                 continue
             futures.append(await self.broker.publish(
                 request.to_kafka(), self.topics.deliveries(request.channel), key=request.resident_id.encode(),

@@ -1,7 +1,8 @@
 """The store: deliveries (one row per delivery id, the dedup ledger) and their outcome log.
 
 SQLite (embedded, the default) or PostgreSQL (several hub processes on several hosts), through SQLAlchemy
-async. Every consumer batch reads and writes the store in one transaction, not one per message.
+async. A consumer batch costs a fixed number of transactions (router: register, log; sender: claim, finish),
+not one per message.
 """
 
 from __future__ import annotations
@@ -70,20 +71,18 @@ class Store:
 
     # -- router side
 
-    async def register(self, rows: Sequence[NewDelivery]) -> set[str]:
-        """Record queued deliveries (idempotent); return the ids that were already finished (duplicates)."""
+    async def register(self, rows: Sequence[NewDelivery]) -> dict[str, str]:
+        """Record queued deliveries (idempotent); return the already finished ones (duplicates): id -> status."""
         if not rows:
-            return set()
+            return {}
         ids = [r.delivery_id for r in rows]
         now = _now()
         async with self._translate(), self.sessions.begin() as session:
-            done = set(
-                (await session.scalars(
-                    select(DeliveryRow.delivery_id).where(
-                        DeliveryRow.delivery_id.in_(ids), DeliveryRow.status.in_(FINAL_STATES)
-                    )
-                )).all()
-            )
+            done: dict[str, str] = dict((await session.execute(
+                select(DeliveryRow.delivery_id, DeliveryRow.status).where(
+                    DeliveryRow.delivery_id.in_(ids), DeliveryRow.status.in_(FINAL_STATES)
+                )
+            )).all())
             values = [
                 {**r.__dict__, "status": "queued", "attempts": 0, "created_at": now, "updated_at": now}
                 for r in rows
