@@ -29,7 +29,10 @@ async def direct_audience(event: DomainEvent) -> AsyncIterator[list[Recipient]]:
             "this event targets a segment (districts / interests / everyone), which needs the resident "
             "directory; name the recipients instead"
         )
-    unique = list({r.resident_id: r for r in reversed(event.data.recipients)}.values())[::-1]
+    first: dict[str, Recipient] = {}
+    for recipient in event.data.recipients:
+        first.setdefault(recipient.resident_id, recipient)
+    unique = list(first.values())
     for start in range(0, len(unique), RECIPIENT_BATCH):
         yield unique[start : start + RECIPIENT_BATCH]
 

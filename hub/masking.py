@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import re
 
-_PHONE_RE = re.compile(r"(?<!\d)(01[016789])[-\s]?(\d{3,4})[-\s]?(\d{4})(?!\d)")
-_EMAIL_RE = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+_PHONE_RE = re.compile(r"(?<![\d+])(?:\+82[-\s]?|0)(1[016789])[-\s]?(\d{3,4})[-\s]?(\d{4})(?!\d)")
+_EMAIL_RE = re.compile(r"([^\s@<>\"',;:()\[\]])[^\s@<>\"',;:()\[\]]*@([\w.-]+\.\w{2,})")
 
 
 def mask_phone(phone: str | None) -> str:
@@ -34,7 +34,7 @@ def mask_address(channel: str, address: str | None) -> str:
 
 def redact(text: str) -> str:
     """Mask every phone number and e-mail address found in free text."""
-    text = _PHONE_RE.sub(lambda m: f"{m.group(1)}-****-{m.group(3)}", text)
+    text = _PHONE_RE.sub(lambda m: f"0{m.group(1)}-****-{m.group(3)}", text)
     return _EMAIL_RE.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
 
 
@@ -49,6 +49,12 @@ class RedactingFilter(logging.Filter):
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
 
 

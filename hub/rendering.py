@@ -85,13 +85,21 @@ RenderedMessage = Annotated[KakaoContent | SmsContent | EmailContent, Field(disc
 def euckr_len(text: str, *, what: str = "text") -> int:
     """Bytes the carriers count (EUC-KR: Hangul 2, ASCII 1). Characters outside EUC-KR are a RenderError."""
     try:
-        return len(text.encode("euc-kr"))
+        size = len(text.encode("euc-kr"))
     except UnicodeEncodeError as e:
-        bad = text[e.start : e.end]
-        raise RenderError(
-            f"{what}: character {bad!r} (U+{ord(bad[0]):04X}) at position {e.start} cannot be sent by SMS/LMS "
-            "(not in EUC-KR; e.g. emoji). 문자로 보낼 수 없는 글자입니다."
-        ) from e
+        raise _not_euckr(what, text, e.start) from e
+    if size != len(text) + sum(ord(c) > 127 for c in text):  # Hangul outside KS X 1001 ('똠') takes 8 bytes
+        position = next(i for i, c in enumerate(text) if len(c.encode("euc-kr")) > 2)
+        raise _not_euckr(what, text, position)
+    return size
+
+
+def _not_euckr(what: str, text: str, position: int) -> RenderError:
+    bad = text[position]
+    return RenderError(
+        f"{what}: character {bad!r} (U+{ord(bad):04X}) at position {position} cannot be sent by SMS/LMS "
+        "(not in EUC-KR; e.g. emoji). 문자로 보낼 수 없는 글자입니다."
+    )
 
 
 def sms_content(text: str, subject: str | None) -> SmsContent:
@@ -132,6 +140,8 @@ def date_ko(value: datetime | date | str) -> str:
 
 def time_ko(value: datetime | time | str) -> str:
     """10:00 -> '오전 10:00', 15:30 -> '오후 3:30'."""
+    if isinstance(value, str) and "T" not in value and ":" in value:
+        value = time.fromisoformat(value)
     t = _as_kst(value).time() if not isinstance(value, time) else value  # type: ignore[union-attr]
     half = "오전" if t.hour < 12 else "오후"
     hour = t.hour % 12 or 12
@@ -232,7 +242,7 @@ class Renderer:
         for locale in sorted(locales):
             try:
                 tset = self._load_set(folder, locale)
-            except (TemplateError, OSError, tomllib.TOMLDecodeError, RenderError, KeyError, TypeError) as e:
+            except (TemplateError, OSError, tomllib.TOMLDecodeError, RenderError, KeyError, TypeError, ValueError) as e:
                 self.load_errors.append(f"{folder.name} [{locale}]: {type(e).__name__}: {e}")
                 continue
             if tset.channels():
@@ -273,6 +283,8 @@ class Renderer:
         if len(buttons) > KAKAO_MAX_BUTTONS:
             raise RenderError(f"{len(buttons)} buttons; AlimTalk allows {KAKAO_MAX_BUTTONS}")
         for button in buttons:
+            if not isinstance(button, dict):
+                raise RenderError(f"each [[buttons]] entry must be a table, not {button!r}")
             if button.get("type") not in KAKAO_BUTTON_TYPES:
                 raise RenderError(f"button type {button.get('type')!r} is not one of {sorted(KAKAO_BUTTON_TYPES)}")
         return KakaoTemplate(
@@ -284,12 +296,16 @@ class Renderer:
 
     # -- queries
 
-    def template_set(self, event_type: str, locale: str = "ko") -> TemplateSet | None:
-        return self._sets.get((event_type, locale)) or self._sets.get((event_type, "ko"))
+    def template_set(self, event_type: str, locale: str = "ko", channel: str | None = None) -> TemplateSet | None:
+        """The locale's templates for the channel when it has them, else the Korean ones."""
+        for candidate in (self._sets.get((event_type, locale)), self._sets.get((event_type, "ko"))):
+            if candidate is not None and (channel is None or channel in candidate.channels()):
+                return candidate
+        return None
 
     def channels_for(self, event_type: str, locale: str = "ko") -> list[str]:
-        tset = self.template_set(event_type, locale)
-        return tset.channels() if tset else []
+        found = {c for loc in {locale, "ko"} if (t := self._sets.get((event_type, loc))) for c in t.channels()}
+        return [c for c in ("kakao", "sms", "email") if c in found]
 
     def event_types(self) -> list[str]:
         return sorted({t for t, _ in self._sets})
@@ -312,8 +328,8 @@ class Renderer:
     def render_context(
         self, event_type: str, channel: str, ctx: Mapping[str, Any], locale: str = "ko"
     ) -> KakaoContent | SmsContent | EmailContent:
-        tset = self.template_set(event_type, locale)
-        if tset is None or channel not in tset.channels():
+        tset = self.template_set(event_type, locale, channel)
+        if tset is None:
             raise RenderError(f"no {channel} template for {event_type}")
         try:
             if channel == "kakao":

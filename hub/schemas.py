@@ -40,13 +40,14 @@ def rendered() -> dict[str, str]:
 
 def export(directory: Path = SCHEMA_DIR) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
+    files = rendered()
     written = []
-    for name, text in rendered().items():
+    for name, text in files.items():
         path = directory / name
         path.write_text(text, encoding="utf-8")
         written.append(path)
     for stale in directory.glob("*.json"):
-        if stale.name not in rendered():
+        if stale.name not in files:
             stale.unlink()
     return written
 

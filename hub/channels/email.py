@@ -5,9 +5,9 @@ repeat, but a send whose outcome is in doubt is sent again (at-least-once; see d
 
 from __future__ import annotations
 
-from email import policy
-from email.headerregistry import Address
-from email.message import EmailMessage
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, parseaddr
 
 import aiosmtplib
@@ -17,9 +17,14 @@ from hub.delivery import DeliveryRequest, utcnow
 from hub.errors import PermanentError, TransientError
 from hub.rendering import EmailContent
 
-# CPython's header folding at 78 columns drops the space between two encoded words, so a long Korean
-# subject arrives as "요금고지" instead of "요금 고지"; headers up to the RFC 5322 line limit are not folded.
-MESSAGE_POLICY = policy.SMTP.clone(max_line_length=998)
+# Built with the classic MIME classes: the `email.policy` folder drops the space between two RFC 2047
+# encoded words, so a long Korean subject arrived as "요금고지" instead of "요금 고지"; `Header` keeps it,
+# folded into short lines of encoded words.
+
+
+def to_wire(message: MIMEMultipart) -> bytes:
+    """The bytes the SMTP server receives (what aiosmtplib writes for a classic message)."""
+    return message.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 class SmtpEmailChannel(ChannelAdapter):
@@ -34,20 +39,22 @@ class SmtpEmailChannel(ChannelAdapter):
         self.start_tls, self.use_tls, self.timeout_s = start_tls, use_tls, timeout_s
         self.message_id_domain = message_id_domain
 
-    def build_message(self, request: DeliveryRequest) -> EmailMessage:
+    def build_message(self, request: DeliveryRequest) -> MIMEMultipart:
         content = request.content
         if not isinstance(content, EmailContent):
             raise PermanentError(f"email delivery carries {content.kind} content")
+        if any(c in request.to for c in "\r\n,;<>") or "@" not in request.to:
+            raise PermanentError("not a single e-mail address")
         name, addr = parseaddr(self.sender)
-        msg = EmailMessage(policy=MESSAGE_POLICY)
-        msg["From"] = formataddr((name, addr)) if name else addr
-        msg["To"] = Address(addr_spec=request.to)
-        msg["Subject"] = content.subject
+        msg = MIMEMultipart("alternative")
+        msg["From"] = formataddr((str(Header(name, "utf-8")), addr)) if name else addr
+        msg["To"] = request.to
+        msg["Subject"] = Header(content.subject, "utf-8")
         msg["Date"] = format_datetime(utcnow())
         msg["Message-ID"] = f"<{request.delivery_id}@{self.message_id_domain}>"
-        msg["X-Notice-Hub-Event"] = request.event_id
-        msg.set_content(content.text, charset="utf-8")
-        msg.add_alternative(content.html, subtype="html", charset="utf-8")
+        msg["X-Notice-Hub-Event"] = Header(request.event_id, "utf-8")
+        msg.attach(MIMEText(content.text, "plain", "utf-8"))
+        msg.attach(MIMEText(content.html, "html", "utf-8"))
         return msg
 
     async def _send(self, request: DeliveryRequest) -> DeliveryResult:
@@ -57,9 +64,7 @@ class SmtpEmailChannel(ChannelAdapter):
             raise PermanentError(f"cannot build the message: {e}") from e
         try:
             _, response = await aiosmtplib.send(
-                # flattened here: aiosmtplib would re-fold the headers with the 78-column policy
-                message.as_bytes(policy=MESSAGE_POLICY), sender=parseaddr(self.sender)[1], recipients=[request.to],
-                hostname=self.host, port=self.port, username=self.username, password=self.password,
+                message, sender=parseaddr(self.sender)[1], recipients=[request.to], hostname=self.host, port=self.port, username=self.username, password=self.password,
                 start_tls=self.start_tls, use_tls=self.use_tls, timeout=self.timeout_s,
             )
         except aiosmtplib.SMTPRecipientsRefused as e:

@@ -1,0 +1,114 @@
+"""Who receives a notice and on which channel: `choose_channel` and `direct_audience`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hub import audience
+from hub.audience import choose_channel, contact_for, direct_audience
+from hub.errors import AudienceError
+from hub.events import DomainEvent, Recipient, new_event, sample_data, validate_event
+
+ALL = ["kakao", "sms", "email"]
+PHONE, EMAIL = "01012345678", "hong@example.org"
+
+
+def resident(*, phone: str | None = PHONE, email: str | None = EMAIL, channels: list[str] | None = None,
+             resident_id: str = "R-1", name: str | None = None) -> Recipient:  # fmt: skip
+    return Recipient(resident_id=resident_id, name=name, phone=phone, email=email, channels=channels)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("recipient", "available", "default_order", "expected"),
+    [
+        (resident(), ALL, ALL, "kakao"),
+        (resident(), ALL, ["email", "sms", "kakao"], "email"),
+        (resident(phone=None), ALL, ALL, "email"),
+        (resident(email=None), ["email", "sms"], ALL, "sms"),
+        (resident(phone=None, email=None), ALL, ALL, None),
+        (resident(channels=["email", "sms"]), ALL, ALL, "email"),
+        (resident(channels=["email", "sms"], email=None), ALL, ALL, "sms"),
+        (resident(channels=["sms", "kakao"]), ["kakao", "email"], ALL, "kakao"),
+        (resident(channels=["kakao"]), ["sms", "email"], ALL, None),
+        (resident(channels=["kakao"], phone=None), ALL, ALL, None),
+        (resident(channels=[]), ALL, ["sms"], "sms"),
+        (resident(), [], ALL, None),
+        (resident(), ALL, [], None),
+        (resident(phone=None), ["kakao", "sms"], ALL, None),
+    ],
+    ids=[
+        "default-order", "other-default-order", "no-phone", "no-kakao-template", "no-contact",
+        "preference-first", "preferred-contact-missing", "preferred-template-missing",
+        "only-preference-unavailable", "kakao-needs-a-phone", "empty-preference-uses-default",
+        "no-template-at-all", "no-default-order", "phone-channels-without-phone",
+    ],
+)  # fmt: skip
+def test_choose_channel(recipient: Recipient, available: list[str], default_order: list[str],
+                        expected: str | None) -> None:  # fmt: skip
+    assert choose_channel(recipient, available, default_order) == expected
+
+
+@pytest.mark.parametrize(("channel", "contact"), [("kakao", PHONE), ("sms", PHONE), ("email", EMAIL)])
+def test_contact_for(channel: str, contact: str) -> None:
+    assert contact_for(resident(), channel) == contact
+
+
+def leak_event(recipients: list[dict[str, Any]]) -> DomainEvent:
+    data = sample_data("water.leak.suspected.v1")
+    del data["recipient"]
+    return validate_event(new_event("water.leak.suspected.v1", {**data, "recipients": recipients},
+                                    source="/yp/water", id="e-1"))  # fmt: skip
+
+
+async def batches(event: DomainEvent) -> list[list[Recipient]]:
+    return [batch async for batch in direct_audience(event)]
+
+
+@pytest.mark.parametrize(
+    ("ids", "expected"),
+    [
+        (["A", "B", "C"], ["A", "B", "C"]),
+        (["C", "A", "B"], ["C", "A", "B"]),
+        (["A", "B", "A"], ["A", "B"]),
+        (["A", "B", "C", "B", "A"], ["A", "B", "C"]),
+        (["B", "A", "A", "A"], ["B", "A"]),
+    ],
+)
+async def test_direct_audience_dedups_in_first_mention_order(ids: list[str], expected: list[str]) -> None:
+    event = leak_event([{"resident_id": rid, "name": f"{rid}-{n}"} for n, rid in enumerate(ids)])
+
+    (batch,) = await batches(event)
+
+    assert [r.resident_id for r in batch] == expected
+    first_names = {rid: f"{rid}-{ids.index(rid)}" for rid in expected}
+    assert [r.name for r in batch] == [first_names[r.resident_id] for r in batch]
+
+
+async def test_direct_audience_yields_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audience, "RECIPIENT_BATCH", 2)
+    event = leak_event([{"resident_id": rid} for rid in "ABCDE"])
+
+    assert [[r.resident_id for r in b] for b in await batches(event)] == [["A", "B"], ["C", "D"], ["E"]]
+
+
+def notice(audience_: dict[str, Any], recipients: list[dict[str, Any]]) -> DomainEvent:
+    data = {**sample_data("notice.published.v1"), "audience": audience_, "recipients": recipients}
+    return validate_event(new_event("notice.published.v1", data, source="/yp/pr", id="n-1"))
+
+
+@pytest.mark.parametrize(
+    "segment",
+    [{"districts": ["용문면"]}, {"interests": ["축제"]}, {"everyone": True}],
+)
+@pytest.mark.parametrize("recipients", [[], [{"resident_id": "R-1", "phone": PHONE}]])
+async def test_a_segment_audience_is_refused(segment: dict[str, Any], recipients: list[dict[str, Any]]) -> None:
+    with pytest.raises(AudienceError, match="needs the resident directory"):
+        await batches(notice(segment, recipients))
+
+
+async def test_a_county_notice_to_named_recipients_is_delivered_to_them() -> None:
+    event = notice({}, [{"resident_id": "R-1", "phone": PHONE}, {"resident_id": "R-2", "email": EMAIL}])
+
+    assert [[r.resident_id for r in b] for b in await batches(event)] == [["R-1", "R-2"]]

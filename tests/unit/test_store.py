@@ -1,0 +1,239 @@
+"""The store over a SQLite file: the dedup ledger (register, claim, finish) and the outcome log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from hub.dedup import Claim, delivery_id
+from hub.delivery import DeliveryStatus
+from hub.store import NewDelivery, Store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = Store(f"sqlite+aiosqlite:///{tmp_path / 'db' / 'hub.db'}")
+    await s.init()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def new(resident_id: str = "R-1", *, event_id: str = "e-1", channel: str = "sms") -> NewDelivery:
+    notice_key = f"/yp/water#{event_id}"
+    return NewDelivery(
+        delivery_id=delivery_id(notice_key, resident_id, channel), notice_key=notice_key, event_id=event_id,
+        event_type="water.leak.suspected.v1", resident_id=resident_id, channel=channel, to_masked="010-****-5678",
+    )  # fmt: skip
+
+
+def outcome(row: NewDelivery, state: str, **extra: str) -> DeliveryStatus:
+    return DeliveryStatus(delivery_id=row.delivery_id, event_id=row.event_id, event_type=row.event_type,
+                          resident_id=row.resident_id, channel=row.channel, state=state,  # type: ignore[arg-type]
+                          to_masked=row.to_masked, **extra)  # fmt: skip
+
+
+async def status_of(store: Store, row: NewDelivery) -> tuple[str, int]:
+    (found,) = [r for r in await store.deliveries(event_id=row.event_id) if r.delivery_id == row.delivery_id]
+    return found.status, found.attempts
+
+
+# --------------------------------------------------------------------------- register
+
+
+async def test_register_records_queued_deliveries(store: Store) -> None:
+    rows = [new("R-1"), new("R-2")]
+
+    assert set(await store.register(rows)) == set()
+    assert [await status_of(store, r) for r in rows] == [("queued", 0), ("queued", 0)]
+
+
+@pytest.mark.parametrize(
+    ("history", "duplicate"),
+    [
+        ([], False),
+        (["register"], False),
+        (["register", "claim"], False),
+        (["register", "claim", "sent"], True),
+        (["register", "claim", "failed"], True),
+        (["register", "claim", "fallback"], True),
+        (["register", "claim", "retried"], False),
+        (["register", "claim", "dead-lettered"], False),
+    ],
+)
+async def test_register_returns_the_finished_ids_only(store: Store, history: list[str], duplicate: bool) -> None:
+    row, other = new("R-1"), new("R-2")
+    await play(store, row, history)
+
+    assert set(await store.register([row, other])) == ({row.delivery_id} if duplicate else set())
+    assert await status_of(store, other) == ("queued", 0)
+
+
+async def test_register_is_idempotent(store: Store) -> None:
+    row = new()
+    await store.register([row])
+    await store.claim([row], owner="sender-1")
+
+    assert set(await store.register([row])) == set()
+    assert await status_of(store, row) == ("sending", 1)  # a second register does not reset a claim
+
+
+# --------------------------------------------------------------------------- claim
+
+
+async def play(store: Store, row: NewDelivery, steps: list[str]) -> None:
+    for step in steps:
+        if step == "register":
+            await store.register([row])
+        elif step == "claim":
+            await store.claim([row], owner="sender-1")
+        else:
+            await store.finish([outcome(row, step)])
+
+
+@pytest.mark.parametrize(
+    ("history", "claim", "status"),
+    [
+        ([], Claim.NEW, ("sending", 1)),
+        (["register"], Claim.NEW, ("sending", 1)),
+        (["claim"], Claim.IN_DOUBT, ("sending", 1)),
+        (["register", "claim"], Claim.IN_DOUBT, ("sending", 1)),
+        (["register", "claim", "sent"], Claim.DONE, ("sent", 1)),
+        (["register", "claim", "failed"], Claim.DONE, ("failed", 1)),
+        (["register", "claim", "fallback"], Claim.DONE, ("fallback", 1)),
+        (["register", "claim", "retried"], Claim.NEW, ("sending", 2)),
+        (["register", "claim", "dead-lettered"], Claim.NEW, ("sending", 2)),
+        (["register", "claim", "retried", "claim", "sent"], Claim.DONE, ("sent", 2)),
+        (["register", "claim", "deduplicated"], Claim.IN_DOUBT, ("sending", 1)),
+    ],
+    ids=[
+        "unknown-id", "queued", "claimed-unregistered", "claimed", "sent", "failed", "fallback", "retried",
+        "dead-lettered", "retried-then-sent", "log-only-outcome",
+    ],
+)  # fmt: skip
+async def test_claim(store: Store, history: list[str], claim: Claim, status: tuple[str, int]) -> None:
+    row = new()
+    await play(store, row, history)
+
+    assert await store.claim([row], owner="sender-2") == {row.delivery_id: claim}
+    assert await status_of(store, row) == status
+
+
+async def test_claim_answers_for_every_row_of_a_mixed_batch(store: Store) -> None:
+    queued, sending, sent, unknown = new("R-1"), new("R-2"), new("R-3"), new("R-4")
+    await store.register([queued, sending, sent])
+    await store.claim([sending, sent], owner="sender-1")
+    await store.finish([outcome(sent, "sent")])
+
+    claims = await store.claim([queued, sending, sent, unknown], owner="sender-2")
+
+    assert claims == {queued.delivery_id: Claim.NEW, sending.delivery_id: Claim.IN_DOUBT,
+                      sent.delivery_id: Claim.DONE, unknown.delivery_id: Claim.NEW}  # fmt: skip
+
+
+@pytest.mark.parametrize("registered", [False, True])
+async def test_a_duplicate_id_within_one_claim_is_claimed_once(store: Store, registered: bool) -> None:
+    row = new()
+    if registered:
+        await store.register([row])
+
+    assert await store.claim([row, row, row], owner="sender-1") == {row.delivery_id: Claim.NEW}
+    assert await status_of(store, row) == ("sending", 1)
+    assert len(await store.deliveries(event_id=row.event_id)) == 1
+
+
+async def test_an_empty_claim_or_register_is_a_no_op(store: Store) -> None:
+    assert await store.claim([], owner="sender-1") == {}
+    assert set(await store.register([])) == set()
+
+
+# --------------------------------------------------------------------------- finish and the log
+
+
+async def test_finish_closes_the_row_and_writes_the_log(store: Store) -> None:
+    row = new()
+    await store.register([row])
+    await store.claim([row], owner="sender-1")
+
+    await store.finish([outcome(row, "sent", provider="outbox", provider_ref="ref-1")])
+
+    (delivery,) = await store.deliveries(event_id=row.event_id)
+    assert (delivery.status, delivery.provider_ref, delivery.claimed_by) == ("sent", "ref-1", "sender-1")
+    assert delivery.sent_at is not None
+    (log,) = await store.history(event_id=row.event_id)
+    assert (log.delivery_id, log.state, log.provider, log.to_masked) == (row.delivery_id, "sent", "outbox",
+                                                                         "010-****-5678")  # fmt: skip
+
+
+async def test_every_outcome_is_logged_in_order(store: Store) -> None:
+    row = new()
+    await store.register([row])
+    await store.claim([row], owner="sender-1")
+    await store.finish([outcome(row, "retried", reason="timeout")])
+    await store.claim([row], owner="sender-1")
+    await store.finish([outcome(row, "sent")])
+    await store.log([outcome(row, "deduplicated")])
+
+    assert [(h.state, h.reason) for h in await store.history(event_id=row.event_id)] == [
+        ("retried", "timeout"), ("sent", None), ("deduplicated", None)]  # fmt: skip
+    assert await status_of(store, row) == ("sent", 2)
+
+
+async def test_a_failed_delivery_keeps_its_reason_and_no_sent_time(store: Store) -> None:
+    row = new()
+    await store.claim([row], owner="sender-1")
+    await store.finish([outcome(row, "failed", reason="invalid number")])
+
+    (delivery,) = await store.deliveries(event_id=row.event_id)
+    assert (delivery.status, delivery.detail, delivery.sent_at) == ("failed", "invalid number", None)
+
+
+@pytest.mark.parametrize(
+    ("event_id", "resident_id", "expected"),
+    [
+        ("e-1", None, [("e-1", "R-1"), ("e-1", "R-2")]),
+        ("e-2", None, [("e-2", "R-1")]),
+        (None, "R-1", [("e-1", "R-1"), ("e-2", "R-1")]),
+        ("e-1", "R-2", [("e-1", "R-2")]),
+        ("e-3", None, []),
+        (None, None, [("e-1", "R-1"), ("e-1", "R-2"), ("e-2", "R-1")]),
+    ],
+)
+async def test_history_filters_by_event_and_resident(store: Store, event_id: str | None, resident_id: str | None,
+                                                     expected: list[tuple[str, str]]) -> None:  # fmt: skip
+    rows = [new("R-1", event_id="e-1"), new("R-2", event_id="e-1"), new("R-1", event_id="e-2")]
+    await store.log([outcome(r, "deduplicated") for r in rows])
+
+    history = await store.history(event_id=event_id, resident_id=resident_id)
+    deliveries = await store.deliveries(event_id=event_id, resident_id=resident_id)
+
+    assert [(h.event_id, h.resident_id) for h in history] == expected
+    assert deliveries == []  # log() records outcomes that close no delivery
+
+
+async def test_deliveries_filter_by_event_and_resident(store: Store) -> None:
+    rows = [new("R-1", event_id="e-1"), new("R-2", event_id="e-1"), new("R-1", event_id="e-2")]
+    await store.register(rows)
+
+    assert {d.resident_id for d in await store.deliveries(event_id="e-1")} == {"R-1", "R-2"}
+    assert {d.event_id for d in await store.deliveries(resident_id="R-1")} == {"e-1", "e-2"}
+
+
+async def test_the_ledger_survives_a_restart(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    row = new()
+    first = Store(url)
+    await first.init()
+    await first.claim([row], owner="sender-1")
+    await first.finish([outcome(row, "sent")])
+    await first.close()
+
+    second = Store(url)
+    await second.init()
+    try:
+        assert await second.claim([row], owner="sender-2") == {row.delivery_id: Claim.DONE}
+    finally:
+        await second.close()
