@@ -54,7 +54,17 @@ class TransientError(ChannelError):
 
 
 class PermanentError(ChannelError):
-    """Raised when a send failed for a reason that will not pass by retrying (bad number, refused content)."""
+    """Raised when a send failed for a reason that will not pass by retrying (bad number, refused content).
+
+    `fallback_ok` is True when the same notice may still go by another channel (대체발송: an AlimTalk that
+    failed for good may go by SMS/LMS)."""
+
+    def __init__(self, message: str, *, fallback_ok: bool | None = None) -> None:
+        super().__init__(message)
+        if fallback_ok is not None:
+            self.fallback_ok = fallback_ok
+
+    fallback_ok: bool = False  # True when another channel may still reach the resident (AlimTalk -> SMS)
 
 
 class StoreError(HubError):

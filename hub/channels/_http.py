@@ -1,0 +1,176 @@
+"""What the HTTP gateway adapters share: the client's lifecycle, one POST with httpx errors translated into hub
+errors, Retry-After, phone numbers, and `send_batch` as a template method over provider calls.
+
+A provider subclass implements `_prepare` (check one request, refuse it before any HTTP call), `_group_key`
+(which requests may share one call) and `_call` (one API call for up to `max_batch` requests, returning one
+outcome per request in order). `_send` and `send_batch` are built from them here.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from abc import abstractmethod
+from collections.abc import Hashable, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import ClassVar, Generic, TypeVar
+
+import httpx
+
+from hub.channels.base import MAX_INLINE_WAITS, ChannelAdapter, DeliveryResult
+from hub.delivery import DeliveryRequest
+from hub.errors import ChannelError, PermanentError, TransientError
+
+logger = logging.getLogger(__name__)
+
+Prepared = TypeVar("Prepared")
+Outcome = DeliveryResult | ChannelError
+
+_PHONE = re.compile(r"\d{8,15}")
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """A Retry-After header (seconds or an HTTP date) in seconds from now; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def phone_digits(to: str) -> str:
+    """'010-1234-5678' -> '01012345678'; anything else than 8-15 digits (after dropping '-' and spaces) is refused."""
+    digits = re.sub(r"[\s-]", "", to)
+    if not _PHONE.fullmatch(digits):
+        raise PermanentError("the recipient is not a phone number (8-15 digits)")
+    return digits
+
+
+def copy_error(error: ChannelError) -> ChannelError:
+    """A fresh exception like `error`, for each request of a call that failed as a whole."""
+    if isinstance(error, TransientError):
+        return TransientError(str(error), retry_after_s=error.retry_after_s)
+    if isinstance(error, PermanentError):
+        return PermanentError(str(error), fallback_ok=error.fallback_ok)
+    return type(error)(str(error))
+
+
+class HttpGatewayChannel(ChannelAdapter, Generic[Prepared]):
+    """Base of the adapters that call an HTTP gateway with one `httpx.AsyncClient`.
+
+    The client is injected (one per provider, owned by whoever created it) or, when none is given, created on
+    `start` (or the first send) and closed on `close`."""
+
+    max_batch: ClassVar[int] = 1
+
+    def __init__(self, *, client: httpx.AsyncClient | None, timeout_s: float) -> None:
+        self._client = client
+        self._owns_client = False
+        self.timeout_s = timeout_s
+
+    async def start(self) -> None:
+        self._http()
+
+    async def close(self) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client, self._owns_client = None, False
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout_s)
+            self._owns_client = True
+        return self._client
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """One POST; transport failures become TransientError (the gateway may or may not have the request)."""
+        try:
+            return await self._http().post(url, content=body, headers=headers, timeout=self.timeout_s)
+        except httpx.TimeoutException as e:
+            raise TransientError(f"{self.provider}: no answer within {self.timeout_s:g} s ({type(e).__name__})") from e
+        except httpx.TransportError as e:
+            raise TransientError(f"{self.provider}: gateway unreachable ({type(e).__name__}: {e})") from e
+
+    # -- the template method: one request, or many in as few calls as the provider allows
+
+    async def _send(self, request: DeliveryRequest) -> DeliveryResult:
+        # `send` has taken the rate limit and waits out short 429s around this
+        (outcome,) = await self._call([(request, self._prepare(request))])
+        if isinstance(outcome, ChannelError):
+            raise outcome
+        return outcome
+
+    async def send_batch(self, requests: Sequence[DeliveryRequest]) -> list[DeliveryResult | ChannelError]:
+        """Send many requests in as few gateway calls as allowed; one outcome per request, in order.
+
+        A request this adapter refuses, or one the gateway refuses for that recipient alone, fails alone; a call
+        that fails as a whole (timeout, 5xx, 429, ...) fails every request it carried."""
+        outcomes: list[Outcome | None] = [None] * len(requests)
+        groups: dict[Hashable, list[tuple[int, Prepared]]] = {}
+        for i, request in enumerate(requests):
+            try:
+                if request.channel != self.channel:
+                    raise PermanentError(f"{self.provider} sends {self.channel}, not {request.channel}")
+                prepared = self._prepare(request)
+            except ChannelError as e:
+                outcomes[i] = e
+                continue
+            groups.setdefault(self._group_key(request, prepared), []).append((i, prepared))
+        started = time.perf_counter()
+        calls = 0
+        for members in groups.values():
+            size = min(self.max_batch, self.limiter.window_size)  # a call never carries more than the rate
+            for start in range(0, len(members), size):
+                chunk = members[start : start + size]
+                calls += 1
+                try:
+                    results = await self._call_limited([(requests[i], prepared) for i, prepared in chunk])
+                except ChannelError as e:
+                    results = [copy_error(e) for _ in chunk]
+                for (i, _), outcome in zip(chunk, results, strict=True):
+                    outcomes[i] = outcome
+        done = [o for o in outcomes if o is not None]
+        for request, outcome in zip(requests, done, strict=True):
+            if isinstance(outcome, ChannelError):
+                self._log_failure(request, outcome)
+        logger.debug("batch provider=%s requests=%d calls=%d in %.1f ms", self.provider, len(requests), calls,
+                     (time.perf_counter() - started) * 1000)
+        return done
+
+    async def _call_limited(self, items: list[tuple[DeliveryRequest, Prepared]]) -> list[Outcome]:
+        """One call under the provider's rate limit; a short 429 is waited out in place, as `send` does."""
+        for waits in range(MAX_INLINE_WAITS + 1):
+            try:
+                async with self.limiter.slot(len(items)):
+                    return await self._call(items)
+            except TransientError as e:
+                if e.retry_after_s is None or e.retry_after_s > self.max_inline_retry_after_s or waits == MAX_INLINE_WAITS:
+                    raise
+                logger.info("%s asked us to wait %.1f s (429); a call of %d waits", self.provider, e.retry_after_s,
+                            len(items))
+                self.limiter.block_for(e.retry_after_s)
+        raise AssertionError("unreachable")
+
+    @abstractmethod
+    def _prepare(self, request: DeliveryRequest) -> Prepared:
+        """Check one request and extract what the call needs; raise PermanentError to refuse it unsent."""
+
+    @abstractmethod
+    def _group_key(self, request: DeliveryRequest, prepared: Prepared) -> Hashable:
+        """Requests with equal keys may share one gateway call."""
+
+    @abstractmethod
+    async def _call(self, items: list[tuple[DeliveryRequest, Prepared]]) -> list[Outcome]:
+        """One gateway call for 1..max_batch requests: one outcome per request, in order; raise a ChannelError
+        when the call failed as a whole."""

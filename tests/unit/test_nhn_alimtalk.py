@@ -1,0 +1,395 @@
+"""The NHN Cloud AlimTalk adapter against the fake gateway over real HTTP (and a few answers the fake does
+not give, over httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from hub.channels import build_adapter
+from hub.channels.base import DeliveryResult
+from hub.channels.nhn_alimtalk import (
+    DUPLICATE_DETAIL,
+    MAX_RECIPIENTS,
+    RESULT_CODES,
+    NhnAlimtalkChannel,
+    idempotency_key,
+    recipient_buttons,
+    result_kind,
+)
+from hub.delivery import DeliveryRequest
+from hub.errors import PermanentError, TransientError
+from hub.rendering import KakaoContent, SmsContent
+from hub.settings import Settings
+from tests.fakes import FakeNhnAlimtalk
+
+KAKAO = KakaoContent(
+    template_code="YP_RSV_CONFIRM_01",
+    parameters={"name": "홍길동", "reservation_no": "R-1", "facility": "양평 파크골프장", "when": "11월 28일"},
+    text="[양평군] 공공시설 예약 확정 ...",
+    buttons=[{"name": "예약 내역 보기", "type": "WL", "url_mobile": "https://talk.yp.example.kr/reservation/R-1"}],
+)
+OTHER = KakaoContent(template_code="YP_WATER_LEAK_01", parameters={"name": "홍길동"}, text="누수 의심")
+
+
+def phone(n: int) -> str:
+    return f"010{n:08d}"
+
+
+def request(n: int = 1, *, content: Any = KAKAO, **extra: Any) -> DeliveryRequest:
+    fields: dict[str, Any] = dict(
+        delivery_id=f"d-{n}", notice_key="/yp/reservation#e-1", event_id="e-1",
+        event_type="reservation.confirmed.v1", event_source="/yp/reservation", resident_id=f"R-{n}",
+        channel="kakao", to=phone(n), content=content)  # fmt: skip
+    return DeliveryRequest(**{**fields, **extra})
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeNhnAlimtalk]:
+    with FakeNhnAlimtalk(slow_s=1.0) as gateway:
+        yield gateway
+
+
+def adapter(fake: FakeNhnAlimtalk, **extra: Any) -> NhnAlimtalkChannel:
+    fields: dict[str, Any] = dict(base_url=fake.url, appkey=fake.appkey, secret_key=fake.secret_key,
+                                  sender_key=fake.sender_key, timeout_s=5.0)
+    return NhnAlimtalkChannel(**{**fields, **extra})
+
+
+@pytest.fixture
+async def channel(fake: FakeNhnAlimtalk) -> AsyncIterator[NhnAlimtalkChannel]:
+    ch = adapter(fake)
+    await ch.start()
+    yield ch
+    await ch.close()
+
+
+# -- the request
+
+
+async def test_one_request_is_one_documented_call(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    result = await channel.send(request(1))
+
+    (call,) = fake.received
+    assert call.path == f"/alimtalk/v2.2/appkeys/{fake.appkey}/messages"
+    assert call.headers["content-type"] == "application/json;charset=UTF-8"
+    assert call.headers["x-secret-key"] == fake.secret_key
+    assert call.headers["x-nc-api-idempotency-key"] == "d-1"
+    assert call.body == {
+        "senderKey": fake.sender_key,
+        "templateCode": "YP_RSV_CONFIRM_01",
+        "recipientList": [{
+            "recipientNo": "01000000001",
+            "templateParameter": KAKAO.parameters,
+            "buttons": [{"ordering": 1}],
+            "recipientGroupingKey": "e-1",
+        }],
+    }  # fmt: skip
+    assert "resendParameter" not in call.body["recipientList"][0]
+    assert fake.violations == []
+    assert result == DeliveryResult("nhn-alimtalk", f"{call.answer['message']['requestId']}/1", None)
+    assert fake.delivered == [("01000000001", "e-1")]
+
+
+async def test_a_hyphenated_number_goes_as_digits(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    await channel.send(request(1, to="010-0000-0001"))
+    assert fake.received[0].body["recipientList"][0]["recipientNo"] == "01000000001"
+
+
+async def test_a_template_without_buttons_sends_none(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    await channel.send(request(1, content=OTHER))
+    assert "buttons" not in fake.received[0].body["recipientList"][0]
+
+
+@pytest.mark.parametrize(
+    ("buttons", "expected"),
+    [
+        ([], []),
+        ([{"name": "예약 내역 보기", "type": "WL", "url_mobile": "https://a.kr/1", "url_pc": "https://a.kr/p"}],
+         [{"ordering": 1}]),
+        ([{"name": "a", "type": "WL", "url_mobile": "https://a.kr"}, {"name": "b", "type": "WL", "target": "out"}],
+         [{"ordering": 1}, {"ordering": 2, "target": "out"}]),
+        ([{"name": "상담", "type": "BC", "chat_extra": "x", "chat_event": "y"}],
+         [{"ordering": 1, "chatExtra": "x", "chatEvent": "y"}]),
+    ],
+)
+def test_buttons_carry_what_the_substitution_api_takes(buttons: list[dict[str, str]], expected: list[Any]) -> None:
+    assert recipient_buttons(buttons) == expected
+
+
+def test_idempotency_key_is_the_delivery_id_or_a_hash_of_the_sorted_ids() -> None:
+    assert idempotency_key(["d-1"]) == "d-1"
+    key = idempotency_key(["d-2", "d-1", "d-3"])
+    assert key == hashlib.sha256(b"d-1\nd-2\nd-3").hexdigest()[:40]
+    assert key == idempotency_key(["d-3", "d-1", "d-2"])
+    assert len(key) == 40
+
+
+async def test_a_request_that_is_not_alimtalk_is_refused_unsent(fake: FakeNhnAlimtalk,
+                                                               channel: NhnAlimtalkChannel) -> None:
+    sms = SmsContent(kind="SMS", text="안내", byte_count=4)
+    with pytest.raises(PermanentError, match="carries SMS content") as e:
+        await channel.send(request(1, content=sms))
+    assert e.value.fallback_ok
+    with pytest.raises(PermanentError, match="phone number"):
+        await channel.send(request(2, to="not-a-number"))
+    assert fake.requests == []
+
+
+# -- result codes
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (0, "ok"),
+        (-1003, "permanent"),  # invalid sender number
+        (-1005, "duplicate"),  # idempotency key reused
+        (-1017, "transient"),  # daily volume exceeded
+        (-1027, "permanent"),  # sender profile blocked
+        (-1028, "permanent"),  # substitution differs from the template
+        (-2018, "permanent"),  # invalid button
+        (3018, "permanent"),  # cannot deliver
+        (3019, "permanent"),  # not a KakaoTalk user
+        (3020, "permanent"),  # AlimTalk blocked
+        (-9999, "transient"),  # gateway system error
+    ],
+)
+def test_result_codes(code: int, kind: str) -> None:
+    assert RESULT_CODES[code] == kind
+    assert result_kind(code) == kind
+
+
+def test_unknown_result_codes_are_permanent() -> None:
+    assert result_kind(-4242) == "permanent"
+    assert result_kind(4242) == "permanent"
+    assert set(RESULT_CODES.values()) <= {"ok", "transient", "permanent", "duplicate"}
+
+
+async def test_the_same_request_twice_is_sent_once(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    first = await channel.send(request(1))
+    again = await channel.send(request(1))
+
+    assert first.detail is None
+    assert again == DeliveryResult("nhn-alimtalk", None, DUPLICATE_DETAIL)
+    assert len(fake.requests) == 2
+    assert fake.delivered == [("01000000001", "e-1")]
+
+
+async def test_a_timed_out_call_retried_is_not_delivered_twice(fake: FakeNhnAlimtalk) -> None:
+    fake.slow_s = 0.6
+    fake.script("timeout")
+    ch = adapter(fake, timeout_s=0.2)
+    try:
+        with pytest.raises(TransientError, match=r"no answer within 0\.2 s"):
+            await ch.send(request(1))
+        for _ in range(100):  # the gateway finishes the call the client gave up on
+            if fake.received:
+                break
+            await asyncio.sleep(0.05)
+        result = await ch.send(request(1))
+    finally:
+        await ch.close()
+    assert result.detail == DUPLICATE_DETAIL
+    assert fake.delivered == [("01000000001", "e-1")]
+
+
+async def test_a_blocked_sender_profile_is_permanent_and_may_fall_back(fake: FakeNhnAlimtalk,
+                                                                     channel: NhnAlimtalkChannel) -> None:
+    fake.script(-1027)
+    with pytest.raises(PermanentError, match="-1027") as e:
+        await channel.send(request(1))
+    assert e.value.fallback_ok is True
+    assert fake.delivered == []
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [(-1003, PermanentError), (-1028, PermanentError), (-2018, PermanentError), (-1017, TransientError),
+     (-4242, PermanentError)],
+)
+async def test_a_refused_call(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel, code: int,
+                              error: type[Exception]) -> None:
+    fake.script(code)
+    with pytest.raises(error, match=str(code)) as e:
+        await channel.send(request(1))
+    assert getattr(e.value, "fallback_ok", True) is True
+
+
+async def test_not_a_kakaotalk_user_fails_that_recipient_only(fake: FakeNhnAlimtalk,
+                                                              channel: NhnAlimtalkChannel) -> None:
+    fake.not_kakao_users.add(phone(2))
+    fake.blocked_users.add(phone(4))
+    outcomes = await channel.send_batch([request(n) for n in (1, 2, 3, 4)])
+
+    assert len(fake.requests) == 1
+    ok1, not_kakao, ok3, blocked = outcomes
+    assert isinstance(ok1, DeliveryResult) and ok1.provider_ref and ok1.provider_ref.endswith("/1")
+    assert isinstance(ok3, DeliveryResult) and ok3.provider_ref and ok3.provider_ref.endswith("/3")
+    assert isinstance(not_kakao, PermanentError) and "3019" in str(not_kakao) and not_kakao.fallback_ok
+    assert isinstance(blocked, PermanentError) and "3020" in str(blocked) and blocked.fallback_ok
+    assert [number for number, _ in fake.delivered] == [phone(1), phone(3)]
+
+
+async def test_not_a_kakaotalk_user_alone(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    fake.not_kakao_users.add(phone(1))
+    with pytest.raises(PermanentError, match="3019") as e:  # the gateway's header says -1031
+        await channel.send(request(1))
+    assert e.value.fallback_ok
+    assert fake.requests[0].answer["header"]["resultCode"] == -1031
+
+
+# -- HTTP failures
+
+
+async def test_a_5xx_is_transient(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    fake.script(("5xx", 502))
+    with pytest.raises(TransientError, match="HTTP 502"):
+        await channel.send(request(1))
+    assert await channel.send(request(1))  # the key was not taken by the failed call
+    assert len(fake.delivered) == 1
+
+
+async def test_a_gateway_that_is_down_is_transient(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    fake.down = True
+    with pytest.raises(TransientError, match="503"):
+        await channel.send(request(1))
+
+
+async def test_429_carries_retry_after(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    channel.limit(None, max_inline_retry_after_s=5)
+    fake.script(("429", 7))
+    with pytest.raises(TransientError) as e:
+        await channel.send(request(1))
+    assert e.value.retry_after_s == 7
+    fake.script(("429", 7))
+    (outcome,) = await channel.send_batch([request(2)])
+    assert isinstance(outcome, TransientError) and outcome.retry_after_s == 7
+    assert fake.delivered == []
+
+
+async def test_a_short_429_is_waited_out_in_a_batch_too(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    fake.script(("429", 0.2))
+    outcomes = await channel.send_batch([request(1), request(2)])
+    assert all(isinstance(o, DeliveryResult) for o in outcomes)
+    assert [r.status for r in fake.requests] == [429, 200]
+    assert fake.arrival_times[1] - fake.arrival_times[0] >= 0.2
+
+
+async def test_an_unreachable_gateway_is_transient() -> None:
+    ch = NhnAlimtalkChannel(base_url="http://127.0.0.1:9", appkey="a", secret_key="s", sender_key="k" * 40,
+                            timeout_s=2.0)
+    with pytest.raises(TransientError, match="unreachable"):
+        await ch.send(request(1))
+    await ch.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "match"),
+    [
+        (200, b"<html>proxy error</html>", TransientError, "unreadable answer"),
+        (400, b'{"header": {"resultCode": -9997, "resultMessage": "Client Error.", "isSuccessful": false}}',
+         PermanentError, "Client Error"),
+        (404, b"not found", PermanentError, "HTTP 404"),
+    ],
+)
+async def test_answers_the_fake_does_not_give(status: int, body: bytes, error: type[Exception], match: str) -> None:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(status, content=body)))
+    ch = NhnAlimtalkChannel(base_url="http://gw", appkey="a", secret_key="s", sender_key="k" * 40, client=client)
+    with pytest.raises(error, match=match):
+        await ch.send(request(1))
+    await client.aclose()
+
+
+async def test_an_injected_client_is_left_open_and_an_own_one_closed(fake: FakeNhnAlimtalk) -> None:
+    async with httpx.AsyncClient() as client:
+        ch = adapter(fake, client=client)
+        await ch.start()
+        await ch.send(request(1))
+        await ch.close()
+        assert not client.is_closed
+    own = adapter(fake)
+    await own.send(request(2))  # a send before start opens the client too
+    inner = own._client
+    await own.close()
+    assert inner is not None and inner.is_closed
+
+
+# -- batches
+
+
+async def test_2500_requests_go_in_three_calls(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    requests = [request(n) for n in range(2500)]
+    outcomes = await channel.send_batch(requests)
+
+    assert [len(r.body["recipientList"]) for r in fake.received] == [MAX_RECIPIENTS, MAX_RECIPIENTS, 500]
+    chunks = [requests[:1000], requests[1000:2000], requests[2000:]]
+    assert [r.headers["x-nc-api-idempotency-key"] for r in fake.received] == [
+        hashlib.sha256("\n".join(sorted(q.delivery_id for q in chunk)).encode()).hexdigest()[:40] for chunk in chunks
+    ]
+    assert all(isinstance(o, DeliveryResult) for o in outcomes)
+    assert [o.provider_ref.rsplit("/", 1)[1] for o in outcomes[998:1002]] == ["999", "1000", "1", "2"]  # type: ignore[union-attr]
+    assert [number for number, _ in fake.delivered] == [phone(n) for n in range(2500)]
+    assert fake.violations == []
+
+
+async def test_a_batch_is_grouped_by_template_and_answered_in_order(fake: FakeNhnAlimtalk,
+                                                                    channel: NhnAlimtalkChannel) -> None:
+    requests = [request(n, content=KAKAO if n % 2 else OTHER) for n in range(6)]
+    outcomes = await channel.send_batch(requests)
+
+    assert [r.body["templateCode"] for r in fake.received] == ["YP_WATER_LEAK_01", "YP_RSV_CONFIRM_01"]
+    calls = {r.body["templateCode"]: r.answer["message"]["requestId"] for r in fake.received}
+    for n, outcome in enumerate(outcomes):
+        assert isinstance(outcome, DeliveryResult)
+        assert outcome.provider_ref == f"{calls[requests[n].content.template_code]}/{n // 2 + 1}"  # type: ignore[union-attr]
+
+
+async def test_a_call_that_fails_fails_only_its_own_requests(fake: FakeNhnAlimtalk,
+                                                             channel: NhnAlimtalkChannel) -> None:
+    fake.script("5xx")
+    outcomes = await channel.send_batch([request(n) for n in range(1500)])
+
+    assert all(isinstance(o, TransientError) for o in outcomes[:1000])
+    assert len({id(o) for o in outcomes[:1000]}) == 1000  # one exception each
+    assert all(isinstance(o, DeliveryResult) for o in outcomes[1000:])
+
+
+async def test_a_batch_refuses_what_it_cannot_send_alone(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    sms = SmsContent(kind="SMS", text="안내", byte_count=4)
+    outcomes = await channel.send_batch([request(1), request(2, content=sms), request(3, channel="sms", content=sms),
+                                         request(4)])
+    assert isinstance(outcomes[0], DeliveryResult) and isinstance(outcomes[3], DeliveryResult)
+    assert isinstance(outcomes[1], PermanentError) and outcomes[1].fallback_ok
+    assert isinstance(outcomes[2], PermanentError) and "not sms" in str(outcomes[2])
+    assert len(fake.requests) == 1 and len(fake.received[0].body["recipientList"]) == 2
+
+
+async def test_a_repeated_batch_is_a_duplicate(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    requests = [request(n) for n in range(3)]
+    await channel.send_batch(requests)
+    again = await channel.send_batch(list(reversed(requests)))  # same ids, same key
+
+    assert all(isinstance(o, DeliveryResult) and o.detail == DUPLICATE_DETAIL for o in again)
+    assert len(fake.delivered) == 3
+
+
+# -- settings
+
+
+def test_build_adapter_names_the_missing_settings() -> None:
+    with pytest.raises(ValueError, match="HUB_NHN_ALIMTALK_SECRET_KEY, HUB_NHN_ALIMTALK_SENDER_KEY"):
+        build_adapter("kakao", Settings(kakao_adapter="nhn", nhn_alimtalk_appkey="app"))
+
+
+def test_build_adapter_makes_the_nhn_adapter() -> None:
+    ch = build_adapter("kakao", Settings(kakao_adapter="nhn", nhn_alimtalk_appkey="app", nhn_alimtalk_secret_key="s",
+                                         nhn_alimtalk_sender_key="k" * 40, gateway_timeout_s=3))
+    assert isinstance(ch, NhnAlimtalkChannel)
+    assert ch.url == "https://api-alimtalk.cloud.toast.com/alimtalk/v2.2/appkeys/app/messages"
+    assert ch.timeout_s == 3
