@@ -23,6 +23,8 @@ templates_app = typer.Typer(no_args_is_help=True, help="Check and preview messag
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(templates_app, name="templates")
+dlq_app = typer.Typer(no_args_is_help=True, help="The dead-letter topic: what could not be processed, and why.")
+app.add_typer(dlq_app, name="dlq")
 
 console = Console()
 err = Console(stderr=True)
@@ -113,7 +115,7 @@ def publish(
     from hub.publisher import publish_event
 
     if event_type not in CATALOGUE:
-        raise typer.BadParameter(f"unknown event type; known: {', '.join(CATALOGUE)}")
+        raise typer.BadParameter(f"unknown event type {event_type!r}; known: {', '.join(CATALOGUE)}")
     if (data is None) == (not sample):
         raise typer.BadParameter("give --data FILE or --sample")
     payload = sample_data(event_type) if sample else json.loads(Path(data).read_text(encoding="utf-8"))  # type: ignore[arg-type]
@@ -143,8 +145,10 @@ def schemas_list() -> None:
     from hub.events import CATALOGUE
     from hub.topics import Topics
 
-    topics = Topics(Settings().topic_prefix)
+    topics = Topics.of(Settings())
     table = Table("type", "topic", "meaning", "urgent")
+    for column in table.columns[:2]:
+        column.no_wrap = True
     for spec in CATALOGUE.values():
         table.add_row(spec.type, topics.events(spec.domain), spec.title, "yes" if spec.urgent else "")
     console.print(table)
@@ -185,9 +189,11 @@ def templates_preview(
 ) -> None:
     """Show one rendered message, with its byte count for SMS/LMS."""
     from hub.errors import HubError
-    from hub.events import Recipient, new_event, sample_data, validate_event
+    from hub.events import CATALOGUE, Recipient, new_event, sample_data, validate_event
     from hub.rendering import Renderer
 
+    if event_type not in CATALOGUE:
+        raise typer.BadParameter(f"unknown event type {event_type!r}; known: {', '.join(CATALOGUE)}")
     payload = json.loads(data.read_text(encoding="utf-8")) if data else sample_data(event_type)
     try:
         event = validate_event(new_event(event_type, payload, source="/preview", id="preview"))
@@ -199,7 +205,7 @@ def templates_preview(
     console.print_json(message.model_dump_json())
     if hasattr(message, "text"):
         console.rule(message.kind)
-        console.print(message.text, markup=False, highlight=False)
+        console.print(message.text, markup=False, highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- ledger
@@ -210,8 +216,10 @@ def deliveries(
     event: Annotated[str | None, typer.Option("--event", help="event id")] = None,
     resident: Annotated[str | None, typer.Option("--resident", help="resident id")] = None,
     limit: Annotated[int, typer.Option()] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per outcome")] = False,
 ) -> None:
     """List delivery outcomes for an event or a resident (addresses masked)."""
+    from hub.masking import redact
     from hub.store import Store
 
     if not event and not resident:
@@ -226,11 +234,87 @@ def deliveries(
             await store.close()
 
     rows = asyncio.run(query())
-    table = Table("at", "event", "resident", "channel", "state", "to", "reason")
+    if as_json:
+        for r in rows:
+            console.print_json(json.dumps({
+                "at": r.at.isoformat(), "event_id": r.event_id, "resident_id": r.resident_id, "channel": r.channel,
+                "state": r.state, "attempt": r.attempt, "provider": r.provider, "to": r.to_masked,
+                "delivery_id": r.delivery_id, "reason": redact(r.reason or ""),
+            }, ensure_ascii=False))
+        return
+    table = Table("at (UTC)", "event", "resident", "channel", "state", "attempt", "provider", "to", "reason")
     for r in rows:
         table.add_row(r.at.strftime("%Y-%m-%d %H:%M:%S"), r.event_id, r.resident_id, r.channel or "-", r.state,
-                      r.to_masked, r.reason or "")
+                      str(r.attempt), r.provider or "", r.to_masked, redact(r.reason or ""))
     console.print(table if rows else "no deliveries recorded")
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+def _select(letters: list[Any], refs: list[str] | None, stage: str | None, error_class: str | None,
+            event: str | None) -> list[Any]:
+    chosen = letters
+    if refs:
+        chosen = [d for d in chosen if d.ref in set(refs)]
+    if stage:
+        chosen = [d for d in chosen if d.stage == stage]
+    if error_class:
+        chosen = [d for d in chosen if d.error_class == error_class]
+    if event:
+        chosen = [d for d in chosen if d.event_id == event]
+    return chosen
+
+
+@dlq_app.command("list")
+def dlq_list(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per dead letter")] = False,
+    stage: Annotated[str | None, typer.Option(help="router, sender:kakao, ...")] = None,
+    error_class: Annotated[str | None, typer.Option("--error-class")] = None,
+    event: Annotated[str | None, typer.Option("--event", help="event id")] = None,
+) -> None:
+    """What is in the dead-letter topic: where each record came from and why it failed."""
+    from hub.consumers.dlq import read_dead_letters
+    from hub.masking import redact
+
+    letters = _select(asyncio.run(read_dead_letters(Settings())), None, stage, error_class, event)
+    if as_json:
+        for d in letters:
+            console.print_json(json.dumps({
+                "ref": d.ref, "replay_to": d.replay_topic, "stage": d.stage, "error_class": d.error_class,
+                "reason": redact(d.reason), "event_id": d.event_id, "delivery_id": d.delivery_id,
+                "failed_at": d.headers.get("dlq_failed_at"),
+            }, ensure_ascii=False))
+        return
+    table = Table("ref", "failed at", "stage", "event", "error", "reason")
+    for d in letters:
+        table.add_row(d.ref, d.headers.get("dlq_failed_at", "")[:19], d.stage, d.event_id or "-", d.error_class,
+                      redact(d.reason)[:160])
+    console.print(table if letters else "the dead-letter topic is empty")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ref: Annotated[list[str] | None, typer.Option("--ref", help="PARTITION:OFFSET in the dead-letter topic (repeatable)")] = None,
+    stage: Annotated[str | None, typer.Option(help="only those that failed at this stage")] = None,
+    error_class: Annotated[str | None, typer.Option("--error-class")] = None,
+    event: Annotated[str | None, typer.Option("--event", help="event id")] = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="every dead letter")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be replayed")] = False,
+) -> None:
+    """Send dead letters back to the topic they failed on. Replayed deliveries still deduplicate."""
+    from hub.consumers.dlq import read_dead_letters, replay
+
+    if not (ref or stage or error_class or event or replay_all):
+        raise typer.BadParameter("choose what to replay: --ref, --stage, --error-class, --event or --all")
+    settings = Settings()
+    letters = _select(asyncio.run(read_dead_letters(settings)), ref, stage, error_class, event)
+    if dry_run:
+        for d in letters:
+            console.print(f"would replay {d.ref} -> {d.replay_topic} ({d.error_class})")
+        return
+    count = asyncio.run(replay(settings, letters))
+    console.print(f"replayed {count} dead letter(s)")
 
 
 if __name__ == "__main__":

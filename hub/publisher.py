@@ -17,7 +17,7 @@ async def publish_event(settings: Settings, event: CloudEvent, *, structured: bo
     spec = CATALOGUE.get(event.type)
     if spec is None:
         raise ValueError(f"unknown event type {event.type!r}")
-    topic = Topics(settings.topic_prefix).events(spec.domain)
+    topic = Topics.of(settings).events(spec.domain)
     value, headers = to_kafka_structured(event) if structured else to_kafka_binary(event)
     key = (event.extensions.get("partitionkey") or event.subject or event.id).encode()
     own = broker is None

@@ -75,7 +75,7 @@ class Hub:
     def __init__(self, settings: Settings, roles: Iterable[str] | None = None) -> None:
         self.settings = settings
         self.roles = parse_roles(roles)
-        self.topics = Topics(settings.topic_prefix)
+        self.topics = Topics.of(settings)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.broker = new_broker(settings)
         self.store = Store(settings.database_url)
@@ -88,9 +88,18 @@ class Hub:
         for role in self.roles:
             if role.startswith("sender:"):
                 channel = role.split(":", 1)[1]
-                adapter = self.adapters[channel] = build_adapter(channel, settings)
-                SenderConsumer(channel=channel, adapter=adapter, broker=self.broker, store=self.store,
-                               settings=settings, topics=self.topics, owner=self.owner).register()
+                fallback = self.adapter("sms") if channel == "kakao" else None  # 대체발송 needs the SMS gateway
+                SenderConsumer(channel=channel, adapter=self.adapter(channel), fallback=fallback, broker=self.broker,
+                               store=self.store, settings=settings, topics=self.topics, owner=self.owner).register()
+
+    def adapter(self, channel: str) -> ChannelAdapter:
+        """One adapter per channel and process, shared by its sender and any fallback (one rate limit)."""
+        if channel not in self.adapters:
+            adapter = build_adapter(channel, self.settings)
+            adapter.limit(self.settings.rate_limits_per_s.get(adapter.provider),
+                          max_inline_retry_after_s=self.settings.max_inline_retry_after_s)
+            self.adapters[channel] = adapter
+        return self.adapters[channel]
 
     async def start(self) -> None:
         await self.store.init()

@@ -39,13 +39,29 @@ class Settings(BaseSettings):
     max_concurrent_sends: int = Field(default=64, ge=1)
     infra_retry_backoff_s: float = Field(default=1.0, ge=0)
 
+    # delivery retries, rate limits, circuit breaker
+    retry_tiers_s: list[float] = Field(
+        default=[10.0, 60.0, 600.0],
+        description="Delay of each retry tier; a transient failure after the last goes to the dead-letter topic.",
+    )
+    rate_limits_per_s: dict[str, float] = Field(
+        default={"nhn-alimtalk": 100.0, "sens": 30.0, "smtp": 20.0},
+        description="Messages per second per provider, per process; a provider not named is not limited.",
+    )
+    max_inline_retry_after_s: float = Field(
+        default=30.0, description="A 429 whose Retry-After is at most this is waited out in place, not retried."
+    )
+    breaker_threshold: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, ge=0)
+    breaker_max_cooldown_s: float = Field(default=300.0, ge=0)
+
     # store
     database_url: str = "sqlite+aiosqlite:///./var/hub.db"
 
     # channels
     default_channel_order: list[ChannelName] = ["kakao", "sms", "email"]
-    kakao_adapter: Literal["outbox"] = "outbox"
-    sms_adapter: Literal["outbox"] = "outbox"
+    kakao_adapter: Literal["outbox", "nhn"] = "outbox"
+    sms_adapter: Literal["outbox", "sens"] = "outbox"
     email_adapter: Literal["smtp", "outbox"] = "outbox"
     outbox_dir: Path = Path("var/outbox")
 
@@ -57,6 +73,18 @@ class Settings(BaseSettings):
     smtp_use_tls: bool = False
     smtp_timeout_s: float = 10.0
     email_from: str = "양평군 <noreply@yp.example.kr>"
+
+    # HTTP gateways: NHN Cloud AlimTalk (HUB_KAKAO_ADAPTER=nhn), NAVER Cloud SENS (HUB_SMS_ADAPTER=sens)
+    nhn_alimtalk_base_url: str = "https://api-alimtalk.cloud.toast.com"
+    nhn_alimtalk_appkey: str | None = None
+    nhn_alimtalk_secret_key: str | None = None
+    nhn_alimtalk_sender_key: str | None = None
+    sens_base_url: str = "https://sens.apigw.ntruss.com"
+    sens_service_id: str | None = None
+    sens_access_key: str | None = None
+    sens_secret_key: str | None = None
+    sms_sender_no: str | None = Field(default=None, description="발신번호, registered with the SMS gateway.")
+    gateway_timeout_s: float = Field(default=10.0, gt=0)
 
     # sender identity shown in messages
     county_name: str = "양평군"

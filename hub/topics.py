@@ -20,12 +20,21 @@ class Topics:
     `<prefix>.delivery-status` out, `<prefix>.dlq` for what could not be processed."""
 
     prefix: str
+    retry_tiers: int = 3
 
     def events(self, domain: str) -> str:
         return f"{self.prefix}.events.{domain}"
 
     def deliveries(self, channel: str) -> str:
         return f"{self.prefix}.deliveries.{channel}"
+
+    def retry(self, channel: str, tier: int) -> str:
+        """Tier 1..n of a channel's retries: a failed delivery waits there for the tier's delay."""
+        return f"{self.prefix}.deliveries.{channel}.retry-{tier}"
+
+    @property
+    def all_retries(self) -> list[str]:
+        return [self.retry(c, t) for c in CHANNELS for t in range(1, self.retry_tiers + 1)]
 
     @property
     def all_events(self) -> list[str]:
@@ -44,7 +53,11 @@ class Topics:
         return f"{self.prefix}.dlq"
 
     def all(self) -> list[str]:
-        return [*self.all_events, *self.all_deliveries, self.status, self.dlq]
+        return [*self.all_events, *self.all_deliveries, *self.all_retries, self.status, self.dlq]
+
+    @classmethod
+    def of(cls, settings: Settings) -> Topics:
+        return cls(settings.topic_prefix, len(settings.retry_tiers_s))
 
 
 def kafka_client_options(settings: Settings) -> dict[str, object]:
@@ -67,7 +80,7 @@ def kafka_client_options(settings: Settings) -> dict[str, object]:
 
 async def ensure_topics(settings: Settings, topics: Topics | None = None) -> list[str]:
     """Create the hub's topics that do not exist yet; return the names created."""
-    topics = topics or Topics(settings.topic_prefix)
+    topics = topics or Topics.of(settings)
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings)
     )

@@ -206,3 +206,25 @@ def smtp_server() -> Iterator[SmtpCapture]:
         yield SmtpCapture("127.0.0.1", port, messages)
     finally:
         controller.stop()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes `hub` (a subprocess) use these settings."""
+    import json
+
+    env = {**os.environ}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        env[f"HUB_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers
+    return env
+
+
+def run_cli(settings: Settings, *args: str, timeout_s: float = 60) -> Any:
+    """Run `hub ARGS...` as a process with these settings; return the completed process."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "hub.cli", *args], env=settings_env(settings), capture_output=True,
+                          text=True, timeout=timeout_s, check=False)

@@ -1,9 +1,9 @@
 """The adapter interface every channel provider implements.
 
 An adapter has one job: `send(request) -> DeliveryResult`, or raise `TransientError` / `PermanentError`.
-The base class times, logs (masked) and counts; providers implement `_send` only, and keep their URLs, auth,
-payloads and response parsing inside their own module. To add a provider, write one module with a subclass
-and register it in `hub.channels.build_adapter`.
+The base class rate-limits, waits out short 429s, times, logs (masked) and counts; providers implement
+`_send` only, and keep their URLs, auth, payloads and response parsing inside their own module. To add a
+provider, write one module with a subclass and register it in `hub.channels.build_adapter`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+from hub.channels.ratelimit import RateLimiter
 from hub.delivery import DeliveryRequest
-from hub.errors import ChannelError, PermanentError
+from hub.errors import ChannelError, PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
+
+MAX_INLINE_WAITS = 3
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,19 @@ class ChannelAdapter(ABC):
     channel: ClassVar[str]
     provider: ClassVar[str]
     idempotent: ClassVar[bool] = False
+    max_inline_retry_after_s: float = 30.0
+    _limiter: RateLimiter | None = None
+
+    @property
+    def limiter(self) -> RateLimiter:
+        if self._limiter is None:
+            self._limiter = RateLimiter(None)
+        return self._limiter
+
+    def limit(self, rate_per_s: float | None, *, max_inline_retry_after_s: float = 30.0) -> None:
+        """Cap this provider's sends (per process) and how long a 429 may be waited out in place."""
+        self._limiter = RateLimiter(rate_per_s)
+        self.max_inline_retry_after_s = max_inline_retry_after_s
 
     async def start(self) -> None:
         """Open connections or files; called once before the first send."""
@@ -48,19 +64,28 @@ class ChannelAdapter(ABC):
         if request.channel != self.channel:
             raise PermanentError(f"{self.provider} sends {self.channel}, not {request.channel}")
         started = time.perf_counter()
-        try:
-            result = await self._send(request)
-        except ChannelError as e:
-            logger.warning(
-                "send failed provider=%s delivery=%s to=%s retriable=%s reason=%s",
-                self.provider, request.delivery_id, request.masked_to, e.retriable, e,
-            )
-            raise
-        logger.debug(
-            "sent provider=%s delivery=%s to=%s in %.1f ms",
-            self.provider, request.delivery_id, request.masked_to, (time.perf_counter() - started) * 1000,
-        )
+        for waits in range(MAX_INLINE_WAITS + 1):
+            try:
+                async with self.limiter.slot(1):
+                    result = await self._send(request)
+                break
+            except TransientError as e:
+                if e.retry_after_s is None or e.retry_after_s > self.max_inline_retry_after_s or waits == MAX_INLINE_WAITS:
+                    self._log_failure(request, e)
+                    raise
+                logger.info("%s asked us to wait %.1f s (429); delivery %s waits", self.provider, e.retry_after_s,
+                            request.delivery_id)
+                self.limiter.block_for(e.retry_after_s)
+            except ChannelError as e:
+                self._log_failure(request, e)
+                raise
+        logger.debug("sent provider=%s delivery=%s to=%s in %.1f ms", self.provider, request.delivery_id,
+                     request.masked_to, (time.perf_counter() - started) * 1000)
         return result
+
+    def _log_failure(self, request: DeliveryRequest, e: ChannelError) -> None:
+        logger.warning("send failed provider=%s delivery=%s to=%s retriable=%s reason=%s",
+                       self.provider, request.delivery_id, request.masked_to, e.retriable, e)
 
     @abstractmethod
     async def _send(self, request: DeliveryRequest) -> DeliveryResult: ...

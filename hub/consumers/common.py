@@ -20,7 +20,7 @@ BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
 
 
 def subscribe_batches(broker: KafkaBroker, topics: Sequence[str], group_id: str, settings: Settings,
-                      handler: BatchHandler, *, title: str) -> None:
+                      handler: BatchHandler, *, title: str, **options: Any) -> None:
     """Subscribe `handler` to batches of raw records. Offsets are committed only after the handler returns
     (at-least-once); when it raises, the batch's partitions are rewound and the batch comes again."""
 
@@ -42,6 +42,7 @@ def subscribe_batches(broker: KafkaBroker, topics: Sequence[str], group_id: str,
         auto_offset_reset=settings.auto_offset_reset,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=title,
+        **options,
     )(consume)
 
 

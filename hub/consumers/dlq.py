@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 
 from hub.delivery import utcnow
+from hub.settings import Settings
+from hub.topics import Topics, kafka_client_options
 
 logger = logging.getLogger(__name__)
 
@@ -42,3 +49,119 @@ async def dead_letter(broker: KafkaBroker, topic: str, record: Any, error: BaseE
     return await broker.publish(
         record.value, topic, key=record.key, headers=dlq_headers(record, error, stage), no_confirm=True
     )
+
+
+# --------------------------------------------------------------------------- reading and replaying (hub dlq)
+
+REPLAY_DROPPED_HEADERS = ("hub_attempt", "hub_not_before_ms", "hub_last_error")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One record of the dead-letter topic, with what its headers say."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    @property
+    def replay_topic(self) -> str:
+        return self.headers.get("hub_original_topic") or self.headers.get("dlq_original_topic", "")
+
+    @property
+    def stage(self) -> str:
+        return self.headers.get("dlq_stage", "")
+
+    @property
+    def error_class(self) -> str:
+        return self.headers.get("dlq_error_class", "")
+
+    @property
+    def reason(self) -> str:
+        return self.headers.get("dlq_error_message", "")
+
+    @property
+    def event_id(self) -> str | None:
+        if "ce_id" in self.headers:
+            return self.headers["ce_id"]
+        try:
+            body = json.loads(self.value or b"")
+        except ValueError:
+            return None
+        if isinstance(body, dict):
+            value = body.get("event_id") or body.get("id")
+            return str(value) if value is not None else None
+        return None
+
+    @property
+    def delivery_id(self) -> str | None:
+        try:
+            body = json.loads(self.value or b"")
+        except ValueError:
+            return None
+        return body.get("delivery_id") if isinstance(body, dict) else None
+
+    def replay_headers(self) -> dict[str, str]:
+        headers = {k: v for k, v in self.headers.items()
+                   if not k.startswith(DLQ_HEADER_PREFIX) and k not in REPLAY_DROPPED_HEADERS}
+        headers["hub_replayed_from"] = f"{self.headers.get('dlq_original_topic', '')}@dlq:{self.ref}"
+        return headers
+
+
+async def read_dead_letters(settings: Settings) -> list[DeadLetter]:
+    """Every record now in the dead-letter topic, oldest first per partition (reads without a group)."""
+    topic = Topics.of(settings).dlq
+    partitions = await topic_partitions(settings, topic)
+    if not partitions:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False,
+                                group_id=None, **kafka_client_options(settings))
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: list[DeadLetter] = []
+        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                out.extend(DeadLetter(r.partition, r.offset, r.key, r.value, {
+                    k: (v or b"").decode("utf-8", "replace") for k, v in (r.headers or ())
+                }) for r in records if r.offset < ends[TopicPartition(topic, r.partition)])
+        return sorted(out, key=lambda d: (d.partition, d.offset))
+    finally:
+        await consumer.stop()
+
+
+async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings))
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described.get("error_code"):
+        return []
+    return [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+
+
+async def replay(settings: Settings, letters: Sequence[DeadLetter]) -> int:
+    """Publish each dead letter again to the topic it failed on (attempts reset); dedup keeps it once."""
+    from hub.runtime import new_broker
+
+    broker = new_broker(settings)
+    await broker.connect()
+    try:
+        for letter in letters:
+            if not letter.replay_topic:
+                raise ValueError(f"dead letter {letter.ref} does not say where it came from")
+            await broker.publish(letter.value or b"", letter.replay_topic, key=letter.key,
+                                 headers=letter.replay_headers())
+    finally:
+        await broker.stop()
+    return len(letters)

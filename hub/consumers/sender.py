@@ -2,6 +2,11 @@
 
 claim (store) -> send (adapter) -> finish (store) -> status (Kafka) -> commit offsets. Requests of one
 resident are sent in order; different residents concurrently, up to `max_concurrent_sends`.
+
+This is the one place of the retry policy: a transient failure goes to the channel's next retry tier
+(`<prefix>.deliveries.<channel>.retry-<n>`, consumed after the tier's delay) and after the last tier to the
+dead-letter topic; a permanent AlimTalk failure falls back to the SMS/LMS rendition (대체발송); a run of
+transient failures opens the channel's circuit breaker, which holds consumption instead of burning retries.
 """
 
 from __future__ import annotations
@@ -9,17 +14,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from hub.channels.base import ChannelAdapter
+from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.common import StatusPublisher, subscribe_batches
 from hub.consumers.dlq import dead_letter
-from hub.dedup import Claim
+from hub.dedup import Claim, delivery_id
 from hub.delivery import DeliveryRequest, DeliveryStatus
 from hub.errors import EventError, PermanentError, TransientError
 from hub.settings import Settings
@@ -28,25 +37,78 @@ from hub.topics import Topics
 
 logger = logging.getLogger(__name__)
 
+ATTEMPT_HEADER = "hub_attempt"
+ORIGINAL_TOPIC_HEADER = "hub_original_topic"
+NOT_BEFORE_HEADER = "hub_not_before_ms"
+LAST_ERROR_HEADER = "hub_last_error"
+
+
+@dataclass(frozen=True)
+class Work:
+    """One delivery request as this batch met it: the record, the request, and which attempt this is."""
+
+    record: Any
+    request: DeliveryRequest
+    attempt: int
+    original_topic: str
+
+
+def _headers(record: Any) -> dict[str, str]:
+    return {k: (v or b"").decode("utf-8", "replace") for k, v in (record.headers or ())}
+
+
+def fallback_request(request: DeliveryRequest) -> DeliveryRequest | None:
+    """The SMS/LMS rendition of an AlimTalk delivery, as its own delivery (it dedups like a direct SMS)."""
+    if request.fallback is None:
+        return None
+    return request.model_copy(update={
+        "delivery_id": delivery_id(request.notice_key, request.resident_id, "sms"),
+        "channel": "sms", "content": request.fallback, "fallback": None,
+    })
+
+
+def _row(r: DeliveryRequest) -> NewDelivery:
+    return NewDelivery(r.delivery_id, r.notice_key, r.event_id, r.event_type, r.resident_id, r.channel, r.masked_to)
+
 
 class SenderConsumer:
     def __init__(self, *, channel: str, adapter: ChannelAdapter, broker: KafkaBroker, store: Store,
-                 settings: Settings, topics: Topics, owner: str) -> None:
-        self.channel, self.adapter, self.broker, self.store = channel, adapter, broker, store
-        self.settings, self.topics, self.owner = settings, topics, owner
+                 settings: Settings, topics: Topics, owner: str, fallback: ChannelAdapter | None = None,
+                 breaker: CircuitBreaker | None = None) -> None:
+        self.channel, self.adapter, self.fallback = channel, adapter, fallback
+        self.broker, self.store, self.settings, self.topics, self.owner = broker, store, settings, topics, owner
         self.stage = f"sender:{channel}"
         self.status = StatusPublisher(broker, topics.status, f"/notice-hub/sender/{channel}")
+        self.breaker = breaker or CircuitBreaker(
+            channel, threshold=settings.breaker_threshold, cooldown_s=settings.breaker_cooldown_s,
+            max_cooldown_s=settings.breaker_max_cooldown_s,
+        )
         self._slots = asyncio.Semaphore(settings.max_concurrent_sends)
 
     def register(self) -> None:
+        tiers = self.settings.retry_tiers_s
+        # a handler may hold its batch while the breaker is open or a retry is not yet due
+        hold_ms = int((max([self.settings.breaker_max_cooldown_s, *tiers]) + 300) * 1000)
         subscribe_batches(self.broker, [self.topics.deliveries(self.channel)],
                           self.settings.group_id(f"sender.{self.channel}"), self.settings,
-                          self.handle_batch, title=self.stage)
+                          self._handler(0), title=self.stage, max_poll_interval_ms=hold_ms)
+        for tier in range(1, len(tiers) + 1):
+            subscribe_batches(self.broker, [self.topics.retry(self.channel, tier)],
+                              self.settings.group_id(f"sender.{self.channel}.retry-{tier}"), self.settings,
+                              self._handler(tier), title=f"{self.stage}:retry-{tier}", max_poll_interval_ms=hold_ms)
 
-    async def handle_batch(self, records: Sequence[Any]) -> None:
+    def _handler(self, tier: int) -> Any:
+        async def handle(records: Sequence[Any]) -> None:
+            await self.handle_batch(records, tier=tier)
+        return handle
+
+    # -- a batch
+
+    async def handle_batch(self, records: Sequence[Any], *, tier: int = 0) -> None:
         futures: list[asyncio.Future[Any]] = []
         outcomes: list[DeliveryStatus] = []
-        batch: dict[str, tuple[Any, DeliveryRequest]] = {}
+        batch: dict[str, Work] = {}
+        not_before_ms = 0
         for record in records:
             try:
                 request = DeliveryRequest.from_kafka(record.value)
@@ -56,31 +118,33 @@ class SenderConsumer:
                 error = e if isinstance(e, EventError) else EventError(f"not a delivery request: {e}")
                 futures.append(await dead_letter(self.broker, self.topics.dlq, record, error, self.stage))
                 continue
+            headers = _headers(record)
+            work = Work(record, request, int(headers.get(ATTEMPT_HEADER, "0") or 0) + 1,
+                        headers.get(ORIGINAL_TOPIC_HEADER) or record.topic)
+            not_before_ms = max(not_before_ms, int(headers.get(NOT_BEFORE_HEADER, "0") or 0))
             if request.delivery_id in batch:
-                outcomes.append(self._status(request, "deduplicated", reason="the same delivery twice in one batch"))
+                outcomes.append(self._status(work, "deduplicated", reason="the same delivery twice in one batch"))
             else:
-                batch[request.delivery_id] = (record, request)
+                batch[request.delivery_id] = work
 
-        claims = await self.store.claim(
-            [NewDelivery(r.delivery_id, r.notice_key, r.event_id, r.event_type, r.resident_id, r.channel, r.masked_to)
-             for _, r in batch.values()],
-            self.owner,
-        )
-        by_resident: dict[str, list[tuple[Any, DeliveryRequest]]] = defaultdict(list)
-        for delivery, (record, request) in batch.items():
+        if tier and (wait_s := not_before_ms / 1000 - time.time()) > 0:
+            await asyncio.sleep(wait_s)  # the tier's delay: these failed recently
+        claims = await self.store.claim([_row(w.request) for w in batch.values()], self.owner)
+        by_resident: dict[str, list[Work]] = defaultdict(list)
+        for delivery, work in batch.items():
             claim = claims[delivery]
             if claim is Claim.DONE:
-                outcomes.append(self._status(request, "deduplicated", reason="already delivered"))
+                outcomes.append(self._status(work, "deduplicated", reason="this delivery was already handled"))
                 continue
             if claim is Claim.IN_DOUBT:
-                logger.warning("delivery %s was claimed but never finished; sending again (%s adapter %s)",
+                logger.warning("delivery %s was claimed but never finished; sending again (%s %s)",
                                delivery, self.adapter.provider,
                                "deduplicates by id" if self.adapter.idempotent else "may repeat it")
-            by_resident[request.resident_id].append((record, request))
+            by_resident[work.request.resident_id].append(work)
 
-        async def send_in_order(items: list[tuple[Any, DeliveryRequest]]) -> None:
-            for record, request in items:
-                outcomes.append(await self._deliver(record, request, futures))
+        async def send_in_order(items: list[Work]) -> None:
+            for work in items:
+                outcomes.extend(await self._deliver(work, futures))
 
         await asyncio.gather(*(send_in_order(items) for items in by_resident.values()))
         await self.store.finish(outcomes)
@@ -88,29 +152,89 @@ class SenderConsumer:
         await asyncio.gather(*futures)
         if outcomes:
             counts = collections.Counter(o.state for o in outcomes)
-            logger.info("%s: %s", self.stage, ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+            logger.info("%s%s: %s", self.stage, f":retry-{tier}" if tier else "",
+                        ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
 
-    async def _deliver(self, record: Any, request: DeliveryRequest, futures: list[asyncio.Future[Any]]) -> DeliveryStatus:
+    # -- one delivery
+
+    async def _deliver(self, work: Work, futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:
         async with self._slots:
+            trial = await self.breaker.wait_until_allowed()
             try:
-                result = await self.adapter.send(request)
+                result = await self.adapter.send(work.request)
             except PermanentError as e:
-                return self._status(request, "failed", reason=str(e))
-            except TransientError as e:
-                error: Exception = e
-            except Exception as e:  # an adapter bug: keep the delivery, do not stop the consumer
-                logger.exception("adapter %s crashed on delivery %s", self.adapter.provider, request.delivery_id)
-                error = e
-            else:
-                return self._status(request, "sent", provider_ref=result.provider_ref, reason=result.detail)
-        # retry tiers come with the gateway adapters; until then a failed send waits in the dead-letter topic
-        futures.append(await dead_letter(self.broker, self.topics.dlq, record, error, self.stage))
-        return self._status(request, "dead-lettered", reason=f"{type(error).__name__}: {error}")
+                self.breaker.success(trial)  # the gateway answered: the channel works
+                if self.channel == "kakao" and e.fallback_ok and work.request.fallback is not None:
+                    return await self._fall_back(work, e, futures)
+                return [self._status(work, "failed", reason=str(e))]
+            except Exception as e:  # TransientError, or an adapter bug: keep the delivery for a retry
+                self.breaker.failure(trial)
+                if not isinstance(e, TransientError):
+                    logger.exception("adapter %s crashed on delivery %s", self.adapter.provider,
+                                     work.request.delivery_id)
+                return [await self._retry_later(work, e, futures)]
+            self.breaker.success(trial)
+        return [self._status(work, "sent", provider_ref=result.provider_ref, reason=result.detail,
+                             provider=result.provider)]
 
-    def _status(self, request: DeliveryRequest, state: str, *, reason: str | None = None,
-                provider_ref: str | None = None) -> DeliveryStatus:
+    async def _retry_later(self, work: Work, error: BaseException, futures: list[asyncio.Future[Any]],
+                           *, channel: str | None = None, record: Any = None) -> DeliveryStatus:
+        """The next retry tier for this attempt, or the dead-letter topic after the last one."""
+        channel = channel or self.channel
+        reason = f"{type(error).__name__}: {error}"
+        tiers = self.settings.retry_tiers_s
+        if work.attempt > len(tiers):
+            record = work.record or SimpleNamespace(  # a fallback SMS has no record of its own yet
+                topic=self.topics.deliveries(channel), partition=-1, offset=-1,
+                key=work.request.resident_id.encode(), value=work.request.to_kafka(),
+                headers=[("content-type", b"application/json")],
+            )
+            futures.append(await dead_letter(self.broker, self.topics.dlq, record, error, self.stage))
+            return self._status(work, "dead-lettered", reason=f"after {work.attempt} attempts: {reason}")
+        delay = tiers[work.attempt - 1]
+        headers = {
+            "content-type": "application/json",
+            ATTEMPT_HEADER: str(work.attempt),
+            ORIGINAL_TOPIC_HEADER: self.topics.deliveries(channel) if channel != self.channel else work.original_topic,
+            NOT_BEFORE_HEADER: str(int((time.time() + delay) * 1000)),
+            LAST_ERROR_HEADER: reason[:500],
+        }
+        futures.append(await self.broker.publish(
+            work.request.to_kafka(), self.topics.retry(channel, work.attempt),
+            key=work.request.resident_id.encode(), headers=headers, no_confirm=True,
+        ))
+        return self._status(work, "retried", reason=f"attempt {work.attempt} failed, next in {delay:g} s: {reason}",
+                            provider=self.fallback.provider if channel != self.channel and self.fallback else None)
+
+    async def _fall_back(self, work: Work, error: PermanentError, futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:
+        """대체발송: AlimTalk cannot reach this resident, so the hub sends the SMS/LMS rendition itself."""
+        sms = fallback_request(work.request)
+        assert sms is not None
+        why = f"AlimTalk failed ({error}); sent as {sms.content.kind}"
+        kakao_status = self._status(work, "fallback", reason=why)
+        sms_work = Work(None, sms, 1, self.topics.deliveries("sms"))
+        if self.fallback is None:
+            return [kakao_status.model_copy(update={"reason": f"{why}: queued for the SMS sender"}),
+                    await self._retry_later(sms_work, error, futures, channel="sms")]
+        claim = (await self.store.claim([_row(sms)], self.owner))[sms.delivery_id]
+        if claim is Claim.DONE:
+            return [kakao_status.model_copy(update={"reason": f"AlimTalk failed ({error}); the SMS was already sent"})]
+        try:
+            result = await self.fallback.send(sms)
+        except PermanentError as e:
+            return [self._status(work, "failed", reason=f"AlimTalk failed ({error}) and so did SMS ({e})"),
+                    self._status(sms_work, "failed", reason=str(e), provider=self.fallback.provider)]
+        except Exception as e:
+            return [kakao_status, await self._retry_later(sms_work, e, futures, channel="sms")]
+        return [kakao_status, self._status(sms_work, "sent", reason="대체발송 (fallback for AlimTalk)",
+                                           provider_ref=result.provider_ref, provider=result.provider)]
+
+    def _status(self, work: Work, state: str, *, reason: str | None = None, provider_ref: str | None = None,
+                provider: str | None = None) -> DeliveryStatus:
+        r = work.request
         return DeliveryStatus(
-            delivery_id=request.delivery_id, event_id=request.event_id, event_type=request.event_type,
-            resident_id=request.resident_id, channel=request.channel, state=state,  # type: ignore[arg-type]
-            to_masked=request.masked_to, reason=reason, provider=self.adapter.provider, provider_ref=provider_ref,
+            delivery_id=r.delivery_id, event_id=r.event_id, event_type=r.event_type, resident_id=r.resident_id,
+            channel=r.channel, state=state,  # type: ignore[arg-type]
+            to_masked=r.masked_to, reason=reason, provider=provider or self.adapter.provider,
+            provider_ref=provider_ref, attempt=work.attempt,
         )

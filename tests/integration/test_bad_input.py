@@ -47,7 +47,7 @@ def malformed() -> list[tuple[str, bytes | None, list[tuple[str, bytes]], str]]:
 
 async def test_malformed_messages_go_to_the_dead_letter_topic(settings: Any, hub_factory: Any, producer: Any) -> None:
     await hub_factory(["router", "sender:sms"])
-    topics = Topics(settings.topic_prefix)
+    topics = Topics.of(settings)
     topic = topics.events("water")
     bad = malformed()
     sent: dict[int, str] = {}
@@ -85,7 +85,7 @@ async def test_malformed_messages_go_to_the_dead_letter_topic(settings: Any, hub
 async def test_events_from_the_cloudevents_sdk_in_both_modes(settings: Any, hub_factory: Any, producer: Any) -> None:
     """Department systems use their own CloudEvents SDK: its binary and structured Kafka messages are accepted."""
     await hub_factory(["router", "sender:sms"])
-    topic = Topics(settings.topic_prefix).events("reservation")
+    topic = Topics.of(settings).events("reservation")
     for mode, convert in (("binary", ce_kafka.to_binary_event), ("structured", ce_kafka.to_structured_event)):
         data = event_for("reservation.reminder.v1", "x", [{**SMS_ONLY[0], "resident_id": f"R-{mode}"}]).data
         sdk_event = SdkEvent(attributes={"type": "reservation.reminder.v1", "source": "/reservation",

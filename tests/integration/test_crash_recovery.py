@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
 import signal
 import subprocess
 import sys
@@ -16,23 +15,14 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.topics import Topics
-from tests.conftest import outbox_lines, wait_for
+from tests.conftest import outbox_lines, settings_env, wait_for
 from tests.integration.test_pipeline import event_for, send_event
 
 pytestmark = pytest.mark.integration
 
 
 def start_hub(settings: Any, log: Path, *roles: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "HUB_TOPIC_PREFIX": settings.topic_prefix,
-        "HUB_TOPIC_PARTITIONS": str(settings.topic_partitions),
-        "HUB_DATABASE_URL": settings.database_url,
-        "HUB_OUTBOX_DIR": str(settings.outbox_dir),
-        "HUB_BATCH_TIMEOUT_MS": "50",
-        "HUB_BATCH_MAX_RECORDS": "50",
-    }
+    env = {**settings_env(settings), "HUB_BATCH_MAX_RECORDS": "50"}
     args = [sys.executable, "-m", "hub.cli", "run", *(a for r in roles for a in ("--role", r))]
     return subprocess.Popen(args, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -88,7 +78,7 @@ async def test_sigterm_finishes_in_flight_work_and_commits(settings: Any, produc
     log = (tmp_path / "hub.log").read_text(encoding="utf-8", errors="replace")
     assert "hub stopped" in log
 
-    topics = Topics(settings.topic_prefix)
+    topics = Topics.of(settings)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:

@@ -38,7 +38,7 @@ def headers_list(headers: dict[str, str]) -> list[tuple[str, bytes]]:
 
 async def send_event(producer: Any, settings: Any, event: Any, *, structured: bool = False) -> None:
     value, headers = to_kafka_structured(event) if structured else to_kafka_binary(event)
-    topic = Topics(settings.topic_prefix).events(CATALOGUE[event.type].domain)
+    topic = Topics.of(settings).events(CATALOGUE[event.type].domain)
     await producer.send_and_wait(topic, value, key=event.id.encode(), headers=headers_list(headers))
 
 
@@ -129,7 +129,7 @@ async def test_status_events_are_cloudevents(settings: Any, hub_factory: Any, pr
 
     await hub_factory()
     await send_event(producer, settings, event_for("reservation.confirmed.v1", "rsv-1", PEOPLE[:2]))
-    records = await read_topic(settings.kafka_bootstrap_servers, Topics(settings.topic_prefix).status, expect=2)
+    records = await read_topic(settings.kafka_bootstrap_servers, Topics.of(settings).status, expect=2)
     assert len(records) == 2
     states = set()
     for record in records:

@@ -1,0 +1,219 @@
+"""Real gateway adapters over real HTTP to fake gateways that speak the documented protocols (NHN Cloud
+AlimTalk v2.2, NAVER Cloud SENS v2), a real SMTP server, and the real broker: fallback, retries, the
+dead-letter topic and replay, rate limits, and a SIGKILL around the gateway call."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.consumers.dlq import read_dead_letters
+from hub.events import Recipient, validate_event
+from hub.rendering import Renderer
+from hub.settings import Settings
+from tests.conftest import run_cli, wait_for
+from tests.fakes.nhn_alimtalk import SENDER_KEY, FakeNhnAlimtalk
+from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens
+from tests.integration.test_crash_recovery import start_hub
+from tests.integration.test_pipeline import event_for, send_event
+
+pytestmark = pytest.mark.integration
+
+KAKAO = {"resident_id": "R-kakao", "name": "김카톡", "phone": "010-1111-0001", "channels": ["kakao", "sms"]}
+SMS = {"resident_id": "R-sms", "name": "이문자", "phone": "010-2222-0002", "channels": ["sms"]}
+EMAIL = {"resident_id": "R-email", "name": "박메일", "email": "mail@example.org", "channels": ["email"]}
+
+
+@pytest.fixture
+def nhn() -> Iterator[FakeNhnAlimtalk]:
+    with FakeNhnAlimtalk(slow_s=1.5) as fake:
+        yield fake
+
+
+@pytest.fixture
+def sens() -> Iterator[FakeSens]:
+    with FakeSens(slow_s=1.5) as fake:
+        yield fake
+
+
+@pytest.fixture
+def gw(settings: Settings, nhn: FakeNhnAlimtalk, sens: FakeSens, smtp_server: Any) -> Settings:
+    """Settings that send through the fake gateways and the SMTP server, with short retry tiers."""
+    return settings.model_copy(update={
+        "kakao_adapter": "nhn", "nhn_alimtalk_base_url": nhn.url, "nhn_alimtalk_appkey": nhn.appkey,
+        "nhn_alimtalk_secret_key": nhn.secret_key, "nhn_alimtalk_sender_key": SENDER_KEY,
+        "sms_adapter": "sens", "sens_base_url": sens.url, "sens_service_id": SERVICE_ID,
+        "sens_access_key": sens.access_key, "sens_secret_key": sens.secret_key, "sms_sender_no": SENDER_NO,
+        "email_adapter": "smtp", "smtp_host": smtp_server.host, "smtp_port": smtp_server.port,
+        "retry_tiers_s": [0.5, 1.0], "gateway_timeout_s": 1.0, "breaker_threshold": 50,
+    })
+
+
+async def start(hub_factory: Any, gw: Settings, **overrides: Any) -> Any:
+    return await hub_factory(None, **gw.model_copy(update=overrides).model_dump())
+
+
+async def states(hub: Any, event_id: str) -> list[tuple[str, str | None, str, int]]:
+    return [(r.resident_id, r.channel, r.state, r.attempt) for r in await hub.store.history(event_id=event_id)]
+
+
+async def test_a_notice_through_each_adapter(gw: Settings, hub_factory: Any, producer: Any, nhn: FakeNhnAlimtalk,
+                                             sens: FakeSens, smtp_server: Any) -> None:
+    hub = await start(hub_factory, gw)
+    event = event_for("water.bill.issued.v1", "bill-1", [KAKAO, SMS, EMAIL])
+    await send_event(producer, gw, event)
+    await wait_for(lambda: nhn.delivered and sens.delivered and smtp_server.messages, what="one of each")
+    await asyncio.sleep(0.5)
+
+    renderer, accepted = Renderer(), validate_event(event)
+    kakao = renderer.render(accepted, Recipient(**KAKAO), "kakao")
+    (call,) = nhn.received
+    assert call.headers["x-secret-key"] == nhn.secret_key
+    assert len(call.headers["x-nc-api-idempotency-key"]) == 32  # the delivery id
+    assert call.body["senderKey"] == SENDER_KEY and call.body["templateCode"] == kakao.template_code
+    (recipient,) = call.body["recipientList"]
+    assert recipient["recipientNo"] == "01011110001" and recipient["templateParameter"] == kakao.parameters
+    assert "resendParameter" not in recipient  # the hub falls back itself
+
+    sms = renderer.render(accepted, Recipient(**SMS), "sms")
+    (call,) = sens.received
+    assert call.headers["x-ncp-iam-access-key"] == sens.access_key and call.headers["x-ncp-apigw-signature-v2"]
+    assert call.body["type"] == sms.kind and call.body["from"] == SENDER_NO and call.body["contentType"] == "COMM"
+    expected = {"to": "01022220002", "content": sms.text, **({"subject": sms.subject} if sms.kind == "LMS" else {})}
+    assert call.body["messages"] == [expected] and call.body["countryCode"] == "82"
+
+    (rcpt, message), = smtp_server.messages
+    assert rcpt == ["mail@example.org"] and "상수도" in message["Subject"]
+    assert nhn.violations == [] and sens.violations == []
+    await wait_for(lambda: _count(hub, "bill-1", "sent", 3), what="the ledger")
+    assert sorted((r, c, s) for r, c, s, _ in await states(hub, "bill-1")) == [
+        ("R-email", "email", "sent"), ("R-kakao", "kakao", "sent"), ("R-sms", "sms", "sent")]
+
+
+async def test_alimtalk_permanent_failure_falls_back_to_sms_once(gw: Settings, hub_factory: Any, producer: Any,
+                                                                 nhn: FakeNhnAlimtalk, sens: FakeSens) -> None:
+    nhn.not_kakao_users.add("01011110001")
+    hub = await start(hub_factory, gw)
+    event = event_for("reservation.confirmed.v1", "rsv-1", [KAKAO])
+    await send_event(producer, gw, event)
+    await wait_for(lambda: sens.delivered, what="the SMS rendition")
+    await send_event(producer, gw, event)  # the department system sends it again
+    await wait_for(lambda: _has(hub, "rsv-1", "deduplicated"), what="the repeat deduplicated")
+    await asyncio.sleep(1)
+
+    expected = Renderer().render(validate_event(event), Recipient(**KAKAO), "sms")
+    assert [to for to, _ in sens.delivered] == ["01011110001"], "one SMS, once"
+    assert sens.received[0].body["messages"][0]["content"] == expected.text
+    assert nhn.delivered == []
+    got = await states(hub, "rsv-1")
+    assert ("R-kakao", "kakao", "fallback", 1) in got and ("R-kakao", "sms", "sent", 1) in got
+    reason = next(r.reason for r in await hub.store.history(event_id="rsv-1") if r.state == "fallback")
+    assert "3019" in reason or "카카오톡" in reason
+
+
+async def _has(hub: Any, event_id: str, state: str) -> bool:
+    return any(r.state == state for r in await hub.store.history(event_id=event_id))
+
+
+async def test_two_5xx_then_success_is_delivered_once_after_retries(gw: Settings, hub_factory: Any, producer: Any,
+                                                                    nhn: FakeNhnAlimtalk) -> None:
+    nhn.script("5xx", ("5xx", 503))
+    hub = await start(hub_factory, gw)
+    await send_event(producer, gw, event_for("water.leak.suspected.v1", "leak-1", [KAKAO]))
+    await wait_for(lambda: nhn.delivered, timeout_s=30, what="delivery after two retries")
+    await wait_for(lambda: _has(hub, "leak-1", "sent"), what="the ledger to say sent")
+    await asyncio.sleep(1)
+    assert len(nhn.delivered) == 1 and len(nhn.requests) == 3
+    assert await states(hub, "leak-1") == [("R-kakao", "kakao", "retried", 1), ("R-kakao", "kakao", "retried", 2),
+                                           ("R-kakao", "kakao", "sent", 3)]
+
+
+async def test_gateway_down_past_every_tier_then_replay_delivers_once(gw: Settings, hub_factory: Any,
+                                                                      producer: Any, sens: FakeSens) -> None:
+    sens.down = True
+    hub = await start(hub_factory, gw)
+    await send_event(producer, gw, event_for("civil.application.received.v1", "ca-1", [SMS]))
+    await wait_for(lambda: _has(hub, "ca-1", "dead-lettered"), timeout_s=30, what="the dead-letter topic")
+    letters = await wait_for(lambda: read_dead_letters(gw), what="the dead letter to be readable")
+    assert len(letters) == 1 and letters[0].stage == "sender:sms" and letters[0].error_class == "TransientError"
+    assert letters[0].replay_topic == f"{gw.topic_prefix}.deliveries.sms"
+    listed = run_cli(gw, "dlq", "list", "--json")
+    assert listed.returncode == 0 and '"stage": "sender:sms"' in listed.stdout and "010-2222-0002" not in listed.stdout
+
+    sens.down = False
+    replayed = run_cli(gw, "dlq", "replay", "--all")
+    assert replayed.returncode == 0, replayed.stderr
+    await wait_for(lambda: sens.delivered, what="the replayed delivery")
+    assert run_cli(gw, "dlq", "replay", "--all").returncode == 0  # a second replay must not send again
+    await wait_for(lambda: _count(hub, "ca-1", "deduplicated", 1), what="the second replay deduplicated")
+    await asyncio.sleep(1)
+    assert [to for to, _ in sens.delivered] == ["01022220002"]
+    assert [s for _, _, s, _ in await states(hub, "ca-1")] == [
+        "retried", "retried", "dead-lettered", "sent", "deduplicated"]
+    shown = run_cli(gw, "deliveries", "--event", "ca-1", "--json")
+    assert '"state": "dead-lettered"' in shown.stdout and "010-****-0002" in shown.stdout and "01022220002" not in shown.stdout
+
+
+async def _count(hub: Any, event_id: str, state: str, n: int) -> bool:
+    return sum(r.state == state for r in await hub.store.history(event_id=event_id)) >= n
+
+
+async def test_429_is_waited_out_and_the_rate_is_never_exceeded(gw: Settings, hub_factory: Any, producer: Any,
+                                                               sens: FakeSens) -> None:
+    rate, total = 5, 18
+    sens.script("ok", ("429", 1))
+    await start(hub_factory, gw, rate_limits_per_s={"sens": rate})
+    for i in range(total):
+        await send_event(producer, gw, event_for("water.bill.issued.v1", f"b-{i}",
+                                                 [{**SMS, "resident_id": f"R-{i}", "phone": f"010-3000-{i:04d}"}]))
+    await wait_for(lambda: len(sens.delivered) >= total, timeout_s=60, what="every SMS")
+    await asyncio.sleep(0.5)
+
+    times = sens.arrival_times
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    print(f"\n{len(times)} calls for {total} SMS at {rate}/s: busiest 1 s window {busiest}, "
+          f"longest gap {max(gaps):.2f} s (Retry-After 1 s)")
+    assert len(sens.delivered) == total and len({to for to, _ in sens.delivered}) == total
+    assert busiest <= rate, "the configured rate is never exceeded at the gateway"
+    refused = next(i for i, r in enumerate(sens.requests) if r.status == 429)
+    assert max(gaps[refused:]) >= 0.95, "after the 429 the adapter waited Retry-After before calling again"
+    assert len(times) == total + 1  # the 429 was waited out in place, not sent through the retry tiers
+
+
+async def test_sigkill_around_the_gateway_call_sends_each_delivery_once(gw: Settings, producer: Any,
+                                                                        nhn: FakeNhnAlimtalk, tmp_path: Path) -> None:
+    total, log = 300, tmp_path / "hub.log"
+    nhn.script(*(["ok"] * 40 + ["timeout"] * 3) * 4)  # some calls end in doubt: the gateway got them, we did not hear
+    proc = start_hub(gw, log)
+    kills = 0
+    try:
+        for i in range(total):
+            await send_event(producer, gw, event_for("goods.order.shipped.v1", f"g-{i}",
+                                                     [{**KAKAO, "resident_id": f"R-{i}", "phone": f"010-7777-{i:04d}"}]))
+        for target in (total // 4, total // 2):
+            await wait_for(lambda t=target: len(nhn.delivered) >= t, timeout_s=90, what=f"{target} deliveries")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+            kills += 1
+            proc = start_hub(gw, log)
+        await wait_for(lambda: len({e for _, e in nhn.delivered}) >= total, timeout_s=120, what="every delivery")
+        await asyncio.sleep(2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+    seen = collections.Counter(event for _, event in nhn.delivered)
+    keys = collections.Counter(r.headers.get("x-nc-api-idempotency-key") for r in nhn.requests)
+    repeated_calls = sum(n - 1 for n in keys.values() if n > 1)
+    duplicated = sum(n - 1 for n in seen.values() if n > 1)
+    print(f"\n{kills} SIGKILLs: expected={total} delivered={len(seen)} duplicated={duplicated} "
+          f"lost={total - len(seen)}; {repeated_calls} calls repeated an idempotency key")
+    assert set(seen) == {f"g-{i}" for i in range(total)} and duplicated == 0
