@@ -42,10 +42,20 @@ def _docker_answers() -> bool:
         return False
 
 
+def _free_ports(n: int) -> list[int]:
+    """n distinct free ports: all bound at once, so the OS cannot hand out the same one twice."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return _free_ports(1)[0]
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -71,11 +81,19 @@ def kafka_broker(request: pytest.FixtureRequest) -> Iterator[BrokerInfo]:
         container.start(timeout=120)
         info = BrokerInfo(container.get_bootstrap_server(), "testcontainers confluentinc/cp-kafka:8.0.0", "4.0")
     else:
-        from hub.kafka_local import LocalKafka
+        from hub.kafka_local import LocalKafka, LocalKafkaError
 
         container = None
-        local = LocalKafka(ROOT / ".kafka-test", port=_free_port(), controller_port=_free_port(), heap_mb=768)
-        info = BrokerInfo(local.start(timeout_s=180), "local KRaft (hub.kafka_local)", local.version, local)
+        for attempt in range(3):  # a port taken between choosing and binding it: choose again
+            port, controller_port = _free_ports(2)
+            local = LocalKafka(ROOT / ".kafka-test", port=port, controller_port=controller_port, heap_mb=768)
+            try:
+                info = BrokerInfo(local.start(timeout_s=180), "local KRaft (hub.kafka_local)", local.version, local)
+                break
+            except LocalKafkaError:
+                local.stop()
+                if attempt == 2:
+                    raise
     if reporter is not None:
         reporter.write_line(f"\nkafka broker: Apache Kafka {info.version}, {info.kind}, at {info.bootstrap}")
     try:

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hub.kafka_local import LocalKafka
+from tests.conftest import _free_ports
 
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_local_kafka_start_produce_consume_stop(tmp_path: Path) -> None:
-    kafka = LocalKafka(tmp_path / "kafka", port=_free_port(), controller_port=_free_port(), heap_mb=384)
+    port, controller_port = _free_ports(2)
+    kafka = LocalKafka(tmp_path / "kafka", port=port, controller_port=controller_port, heap_mb=384)
     try:
         bootstrap = await asyncio.to_thread(kafka.start)
         assert bootstrap == kafka.bootstrap
