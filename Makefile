@@ -9,6 +9,7 @@ install:  ## Python deps, pinned by uv.lock (uv itself from PyPI when missing)
 	$(UV) sync --frozen --all-extras
 
 kafka-up: install  ## a local single-node Kafka (KRaft) from the Apache jars on Maven Central
+	scripts/system-deps.sh run
 	$(HUB) kafka up
 
 kafka-down:
@@ -17,7 +18,8 @@ kafka-down:
 run: kafka-up  ## the hub, every role, SQLite store and outbox files under var/
 	$(HUB) run
 
-test: install  ## every test; integration tests start their own real broker
+test: install  ## every test; integration tests start their own real broker (and PostgreSQL, Chromium)
+	scripts/system-deps.sh test
 	$(UV) run --frozen pytest
 
 lint: install

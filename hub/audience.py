@@ -1,40 +1,20 @@
-"""Who receives a notice, and on which channel. Pure functions.
-
-In this version an event names its recipients. Segment audiences (districts, interests, everyone) need the
-resident directory: `AudienceResolver` is the seam where a directory-backed resolver plugs in.
-"""
+"""Who receives a notice, when, and on which channel. Pure functions: the router feeds them the residents
+it resolved (named in the event, or from the directory) and the current time."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, Literal
+from zoneinfo import ZoneInfo
 
-from hub.errors import AudienceError
-from hub.events import Channel, DomainEvent, Recipient
+from hub.events import Channel, Recipient
+
+if TYPE_CHECKING:
+    from hub.residents import Resident
 
 RECIPIENT_BATCH = 1000
-
-
-class AudienceResolver(Protocol):
-    """Yields an event's recipients in batches, so a county-wide notice never sits in memory whole."""
-
-    def __call__(self, event: DomainEvent) -> AsyncIterator[list[Recipient]]: ...
-
-
-async def direct_audience(event: DomainEvent) -> AsyncIterator[list[Recipient]]:
-    """The recipients the event names, deduplicated by resident id (first mention wins)."""
-    audience = getattr(event.data, "audience", None)
-    if audience is not None and audience.is_segment:
-        raise AudienceError(
-            "this event targets a segment (districts / interests / everyone), which needs the resident "
-            "directory; name the recipients instead"
-        )
-    first: dict[str, Recipient] = {}
-    for recipient in event.data.recipients:
-        first.setdefault(recipient.resident_id, recipient)
-    unique = list(first.values())
-    for start in range(0, len(unique), RECIPIENT_BATCH):
-        yield unique[start : start + RECIPIENT_BATCH]
 
 
 def contact_for(recipient: Recipient, channel: str) -> str | None:
@@ -47,3 +27,84 @@ def choose_channel(recipient: Recipient, available: Sequence[str], default_order
         if channel in available and contact_for(recipient, channel):
             return channel  # type: ignore[return-value]
     return None
+
+
+# --------------------------------------------------------------------------- the rules (정보통신망법 제50조 and residents' choices)
+
+KST = ZoneInfo("Asia/Seoul")
+NIGHT_START, NIGHT_END = time(21, 0), time(8, 0)
+
+RULES: dict[str, str] = {
+    "ok": "보낼 수 있음 (no rule holds it back)",
+    "opted-out": "주민이 수신을 거부함 (the resident opted out)",
+    "no-advertising-consent": "광고성 정보 수신 동의 없음 (no consent to advertising)",
+    "no-informational-consent": "군정 소식 수신 동의 없음 (not subscribed to county notices)",
+    "scheduled": "발신 부서가 정한 예약 시각 (scheduled by the sender)",
+    "night-advertising": "야간(21:00-08:00) 광고 수신 동의 없음: 08:00에 발송 (no night consent: held until 08:00)",
+    "quiet-hours": "주민이 정한 방해 금지 시간 (the resident's quiet hours)",
+    "no-channel": "쓸 수 있는 채널 없음 (no channel with both a template and a contact point)",
+    "render-error": "이 주민에게 맞게 메시지를 만들 수 없음 (the message cannot be rendered for this resident)",
+    "deduplicated": "이미 처리한 알림 (this notice was already handled)",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the rules say for one resident and one notice, and which rule said it."""
+
+    action: Literal["send", "defer", "suppress"]
+    rule: str
+    until: datetime | None = None
+
+    @property
+    def reason(self) -> str:
+        text = RULES.get(self.rule, self.rule)
+        return f"{text}; until {self.until.astimezone(KST):%Y-%m-%d %H:%M} KST" if self.until else text
+
+
+def in_window(t: time, start: time, end: time) -> bool:
+    """Whether a time of day falls in [start, end), a window that may cross midnight."""
+    return start <= t < end if start < end else (t >= start or t < end)
+
+
+def window_end(at: datetime, start: time, end: time) -> datetime:
+    """The first moment at or after `at` (in KST) that is outside the window [start, end)."""
+    local = at.astimezone(KST)
+    candidate = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    if candidate <= local:
+        candidate += timedelta(days=1)
+    return candidate
+
+
+def decide(*, advertising: bool, urgent: bool, segment: bool, resident: Resident | None, now: datetime,
+           send_at: datetime | None = None) -> Decision:
+    """The rules, in order. A resident unknown to the directory has given no consent to advertising and
+    has no quiet hours; informational notices about the resident's own business need no subscription."""
+    if (first := still_wanted(advertising=advertising, urgent=urgent, resident=resident)).action == "suppress":
+        return first
+    if segment and not advertising and resident is not None and not resident.consents.informational and not urgent:
+        return Decision("suppress", "no-informational-consent")
+    at, rule = now, "ok"
+    if send_at is not None and send_at > now:
+        at, rule = send_at, "scheduled"
+    for _ in range(4):  # the night and the quiet hours may push each other
+        local = at.astimezone(KST).time()
+        if advertising and in_window(local, NIGHT_START, NIGHT_END) and not (resident and resident.consents.advertising_night):
+            at, rule = window_end(at, NIGHT_START, NIGHT_END), "night-advertising"
+            continue
+        quiet = resident.quiet_hours if resident is not None else None
+        if not urgent and quiet is not None and in_window(local, quiet.start, quiet.end):
+            at, rule = window_end(at, quiet.start, quiet.end), "quiet-hours"
+            continue
+        break
+    return Decision("defer", rule, until=at) if at > now else Decision("send", "ok")
+
+
+def still_wanted(*, advertising: bool, urgent: bool, resident: Resident | None) -> Decision:
+    """The rules checked again just before a send: an opt-out or a withdrawn consent since the notice was
+    routed (or held) takes effect at once, also for deliveries already queued."""
+    if resident is not None and resident.opted_out and not urgent:
+        return Decision("suppress", "opted-out")
+    if advertising and not (resident is not None and resident.consents.advertising):
+        return Decision("suppress", "no-advertising-consent")
+    return Decision("send", "ok")

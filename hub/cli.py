@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hub.masking import redact
 from hub.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="notice-hub: county domain events in, Korean notices out.")
@@ -30,13 +31,18 @@ console = Console()
 err = Console(stderr=True)
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     from hub.masking import install_redaction
 
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if log_format == "json":  # one JSON object per line (hub/logs.py)
+        from hub.logs import JsonFormatter
+
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     for noisy in ("aiokafka", "hub.kafka"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     install_redaction()
@@ -49,13 +55,18 @@ def configure_logging(level: str = "INFO") -> None:
 def run(
     role: Annotated[list[str] | None, typer.Option("--role", help="router, sender:kakao, sender:sms, sender:email or all (repeatable)")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+    log_format: Annotated[str | None, typer.Option("--log-format", help="text or json (default: HUB_LOG_FORMAT, else text)")] = None,
 ) -> None:
     """Run the hub: every role in one process by default."""
     from hub.runtime import Hub
 
-    configure_logging(log_level)
+    settings = Settings()
+    log_format = log_format or settings.log_format
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("--log-format is text or json")
+    configure_logging(log_level, log_format)
     try:
-        hub = Hub(Settings(), role)
+        hub = Hub(settings, role)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     asyncio.run(hub.run_until_signalled())
@@ -249,6 +260,131 @@ def deliveries(
     console.print(table if rows else "no deliveries recorded")
 
 
+# --------------------------------------------------------------------------- residents
+
+residents_app = typer.Typer(no_args_is_help=True, help="The resident directory.")
+app.add_typer(residents_app, name="residents")
+
+
+@residents_app.command("import")
+def residents_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header: " + ", ".join(
+        ("resident_id", "name", "phone", "email", "district", "interests", "locale", "channels", "consent_*",
+         "opted_out", "quiet_start", "quiet_end")))],
+    batch: Annotated[int, typer.Option(help="rows per transaction")] = 1000,
+) -> None:
+    """Import residents from CSV. Good rows are imported (again: nothing changes), bad rows are reported with
+    their line number and reason; the exit code is 2 when any row was refused."""
+    from hub.delivery import utcnow
+    from hub.residents import read_csv
+    from hub.store import Store
+
+    text = file.read_text(encoding="utf-8-sig")
+
+    async def run() -> tuple[int, list[tuple[int, str]]]:
+        store = Store(Settings().database_url)
+        await store.init()
+        imported, bad, pending = 0, [], []
+        try:
+            for line, resident, reason in read_csv(text):
+                if resident is None:
+                    bad.append((line, reason or ""))
+                    continue
+                pending.append(resident)
+                if len(pending) >= batch:
+                    imported += await store.upsert_residents(pending, utcnow())
+                    pending = []
+            imported += await store.upsert_residents(pending, utcnow())
+        finally:
+            await store.close()
+        return imported, bad
+
+    imported, bad = asyncio.run(run())
+    for line, reason in bad:
+        err.print(f"line {line}: {redact(reason)}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"imported {imported} resident(s); refused {len(bad)} row(s)")
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command()
+def why(
+    event: Annotated[str, typer.Option("--event", help="event id")],
+    resident: Annotated[str, typer.Option("--resident", help="resident id")],
+) -> None:
+    """Why did (or didn't) this resident get this notice? One screen: the directory entry, every outcome and
+    the rule that decided it, any held delivery."""
+    from hub.audience import KST
+    from hub.store import Store
+
+    async def gather() -> tuple[Any, list[Any], list[Any]]:
+        store = Store(Settings().database_url)
+        await store.init()
+        try:
+            entry = (await store.residents([resident])).get(resident)
+            history = [r for r in await store.history(event_id=event, limit=100_000) if r.resident_id == resident]
+            return entry, history, await store.held(event_id=event, resident_id=resident)
+        finally:
+            await store.close()
+
+    entry, history, held = asyncio.run(gather())
+    console.rule(f"event {event} / resident {resident}")
+    if entry is None:
+        console.print("directory: not in the resident directory (only what the event said about them is known)")
+    else:
+        c = entry.consents
+        console.print(
+            f"directory: district {entry.district or '-'}, channels {', '.join(entry.channels or ['(default)'])}, "
+            f"locale {entry.locale}, consents: informational {'Y' if c.informational else 'N'}, "
+            f"advertising {'Y' if c.advertising else 'N'}, night {'Y' if c.advertising_night else 'N'}, "
+            f"opted out {'Y' if entry.opted_out else 'N'}"
+            + (f", quiet {entry.quiet_hours.start:%H:%M}-{entry.quiet_hours.end:%H:%M}" if entry.quiet_hours else "")
+        )
+    if not history and not held:
+        console.print("[yellow]nothing recorded[/]: the event was not routed (yet), is unknown, or did not name or "
+                      "target this resident")
+        raise typer.Exit(1)
+    for r in history:
+        at = r.at.astimezone(KST) if r.at.tzinfo else r.at
+        console.print(f"{at:%m-%d %H:%M:%S}  {r.channel or '-':5}  {r.state:13} attempt {r.attempt}"
+                      + (f"  rule {r.rule}" if r.rule else "") + f"  {redact(r.reason or '')}",
+                      markup=False, highlight=False, soft_wrap=True)
+    for h in held:
+        console.print(f"held: {h.channel} until {h.due_at.astimezone(KST):%Y-%m-%d %H:%M} KST by rule {h.rule} "
+                      f"({h.state})", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"[bold]verdict[/]: {_verdict(history, held)}", soft_wrap=True)
+
+
+def _verdict(history: list[Any], held: list[Any]) -> str:
+    from hub.audience import KST, RULES
+
+    def explain(rule: str | None) -> str:
+        return f"rule {rule}: {RULES.get(rule, rule)}" if rule else ""
+
+    sent = [r for r in history if r.state in ("sent", "fallback")]
+    held_by = next((r.rule for r in history if r.state == "deferred"), None)
+    repeats = " Later repeats were deduplicated (rule deduplicated)." if any(
+        r.state == "deduplicated" for r in history) else ""
+    if sent:
+        first = sent[0]
+        how = "AlimTalk failed, the SMS rendition was sent" if first.state == "fallback" else f"delivered by {first.channel}"
+        at = first.at.astimezone(KST) if first.at.tzinfo else first.at
+        after = f" after being held by {explain(held_by)}" if held_by else ""
+        return f"{how} at {at:%Y-%m-%d %H:%M} KST{after}.{repeats}"
+    suppressed = [r for r in history if r.state == "suppressed"]
+    if suppressed:
+        return f"not sent - {explain(suppressed[-1].rule)}.{repeats}"
+    pending = [h for h in held if h.state != "released"]
+    if pending:
+        return f"held until {pending[0].due_at.astimezone(KST):%Y-%m-%d %H:%M} KST - {explain(pending[0].rule)}."
+    last = history[-1] if history else None
+    if last is None:
+        return "nothing decided yet"
+    if last.state == "deduplicated":
+        return f"a repeat of a notice handled before - {explain('deduplicated')}."
+    return f"{last.state}: {redact(last.reason or '')}"
+
+
 # --------------------------------------------------------------------------- dead letters
 
 
@@ -315,6 +451,206 @@ def dlq_replay(
         return
     count = asyncio.run(replay(settings, letters))
     console.print(f"replayed {count} dead letter(s)")
+
+
+# --------------------------------------------------------------------------- API keys, ingest API, AsyncAPI
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of department systems for the HTTP ingest API.")
+app.add_typer(keys_app, name="keys")
+
+
+def _with_store(work: Any) -> Any:
+    """Run `work(store)` against the configured store (tables created if missing)."""
+    from hub.store import Store
+
+    async def go() -> Any:
+        store = Store(Settings().database_url)
+        try:
+            await store.init()
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(go())
+
+
+@keys_app.command("create")
+def keys_create(
+    department: Annotated[str, typer.Option(help="department slug, e.g. sanitation (source /departments/NAME)")],
+    types: Annotated[list[str] | None, typer.Option("--types", help="event types it may publish, fnmatch-style: 'waste.*' (repeatable)")] = None,
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="extra scope: residents (read/replace resident preferences)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the key and its record as JSON")] = False,
+) -> None:
+    """Create a key and print it once: the hub keeps only its SHA-256 hash."""
+    from hub.apikeys import SCOPES, check_department, check_patterns
+    from hub.events import CATALOGUE
+    from hub.store import ingest as db
+
+    try:
+        check_department(department)
+        patterns = check_patterns(types or [], CATALOGUE)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    unknown = [s for s in scope or [] if s not in SCOPES]
+    if unknown:
+        raise typer.BadParameter(f"unknown scope(s) {unknown}; choose from {', '.join(SCOPES)}")
+    scopes = list(dict.fromkeys([*(["events"] if patterns else []), *(scope or [])]))
+    if not scopes:
+        raise typer.BadParameter("give --types PATTERN (publish events) and/or --scope residents")
+    key, token = _with_store(lambda store: db.create_key(store, department=department, type_patterns=patterns,
+                                                          scopes=scopes))  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps({"key": token, "key_id": key.key_id, "department": key.department,
+                               "types": list(key.type_patterns), "scopes": list(key.scopes)}, ensure_ascii=False))
+        return
+    err.print(f"created {key.key_id} for department {key.department}: scopes {', '.join(key.scopes)}"
+              + (f"; types {', '.join(key.type_patterns)}" if key.type_patterns else ""))
+    err.print("the key is shown once; store it now (the hub keeps only its hash):")
+    typer.echo(token)
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="one JSON object per key")] = False) -> None:
+    """Every key: id, department, types, scopes, created, revoked (never the key itself)."""
+    from hub.store import ingest as db
+
+    keys = _with_store(db.list_keys)
+    if as_json:
+        for k in keys:
+            typer.echo(json.dumps({"key_id": k.key_id, "department": k.department, "prefix": k.key_prefix,
+                                   "types": list(k.type_patterns), "scopes": list(k.scopes),
+                                   "created_at": k.created_at.isoformat(),
+                                   "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None},
+                                  ensure_ascii=False))
+        return
+    table = Table("id", "department", "types", "scopes", "created", "revoked")
+    for column in (table.columns[0], table.columns[4], table.columns[5]):
+        column.no_wrap = True
+    for k in keys:
+        table.add_row(k.key_id, k.department, ", ".join(k.type_patterns), ", ".join(k.scopes),
+                      k.created_at.strftime("%Y-%m-%d"),
+                      k.revoked_at.strftime("%Y-%m-%d") if k.revoked_at else "")
+    console.print(table if keys else "no API keys")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id (hub keys list)")]) -> None:
+    """Revoke a key: refused with 401 from the next request on."""
+    from hub.store import ingest as db
+
+    key = _with_store(lambda store: db.revoke_key(store, key_id))
+    if key is None:
+        err.print(f"[red]no key {key_id!r}[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked {key.key_id} ({key.department}) at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@app.command("api")
+def api(
+    host: Annotated[str | None, typer.Option(help="default HUB_API_HOST or 127.0.0.1")] = None,
+    port: Annotated[int | None, typer.Option(help="default HUB_API_PORT or 8000")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Serve the HTTP ingest API for department systems (OpenAPI at /docs)."""
+    import uvicorn
+
+    from hub.api.ingest import IngestSettings, create_ingest_app
+
+    configure_logging(log_level)
+    ingest = IngestSettings()
+    uvicorn.run(create_ingest_app(Settings(), ingest_settings=ingest), host=host or ingest.api_host,
+                port=port or ingest.api_port, log_config=None, log_level=log_level.lower())
+
+
+@app.command("asyncapi")
+def asyncapi(
+    out: Annotated[Path, typer.Option("--out", help="where to write the document")] = Path("docs/asyncapi.json"),
+) -> None:
+    """Write the AsyncAPI 3.0 document of the hub's Kafka topics, generated by FastStream."""
+    from hub.asyncapi import build_asyncapi
+
+    doc = build_asyncapi(Settings())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    console.print(f"wrote {out} ({len(doc['channels'])} channels, {len(doc['operations'])} operations)")
+
+
+# --------------------------------------------------------------------------- operations: consumer lag
+
+
+def _lag_tables(reports: list[Any]) -> Any:
+    from rich.console import Group
+
+    colours = {"OK": "green", "WARN": "yellow", "STALL": "red", "STOP": "bold red", "ERR": "magenta"}
+    tables = []
+    for g in reports:
+        title = (f"{g.group}  [{colours[g.status.value]}]{g.status.value}[/]  lag {g.lag:,}  "
+                 f"members {'?' if g.members is None else g.members}  {g.state or ''}")
+        table = Table("topic", "partition", "committed", "log-end", "lag", "lag s", "status", "consumer",
+                      title=title, title_justify="left")
+        for p in g.partitions:
+            table.add_row(p.topic, str(p.partition), "-" if p.committed is None else f"{p.committed:,}",
+                          "-" if p.end is None else f"{p.end:,}", "-" if p.lag is None else f"{p.lag:,}",
+                          "-" if p.lag_seconds is None else f"{p.lag_seconds:.1f}",
+                          f"[{colours[p.status.value]}]{p.status.value}[/]", p.client_id or "-")
+        if g.error:
+            table.caption = f"[magenta]{g.error}[/]"
+        tables.append(table)
+    return Group(*tables) if tables else "no consumer groups found"
+
+
+@app.command()
+def lag(
+    group: Annotated[list[str] | None, typer.Option("--group", "-g", help="consumer group (repeatable; default: every group of the hub)")] = None,
+    all_groups: Annotated[bool, typer.Option("--all", help="every consumer group in the cluster, not only the hub's")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON: one document; with --watch one per line")] = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="keep sampling and reporting until interrupted")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="seconds between samples")] = 1.0,
+    samples: Annotated[int, typer.Option("--samples", help="samples before the first report (a status needs 2)")] = 3,
+    window: Annotated[int, typer.Option("--window", help="samples in a partition's status window")] = 10,
+) -> None:
+    """Consumer lag per group, topic and partition: committed offset, log-end offset, lag (as Kafka's
+    kafka-consumer-groups.sh --describe), and a status over a window of samples: OK, WARN (lag keeps
+    growing), STALL (no progress while lagging), STOP (no progress and no members), ERR (unreadable)."""
+    from hub.lag import Status, lag_reports
+
+    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+    settings = Settings()
+
+    def document(reports: list[Any]) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        return {"at": datetime.now(UTC).isoformat(timespec="seconds"), "bootstrap": settings.kafka_bootstrap_servers,
+                "groups": [g.to_json() for g in reports]}
+
+    async def go() -> list[Any]:
+        last: list[Any] = []
+        stream = lag_reports(settings, groups=group, all_groups=all_groups, samples=samples, interval_s=interval,
+                             window=window, forever=watch)
+        if watch and not as_json:
+            from rich.live import Live
+
+            with Live(console=console, auto_refresh=False) as live:
+                async for last in stream:
+                    live.update(_lag_tables(last), refresh=True)
+            return last
+        async for last in stream:
+            if as_json:
+                sys.stdout.write(json.dumps(document(last), ensure_ascii=False, indent=None if watch else 2) + "\n")
+                sys.stdout.flush()
+            else:
+                console.print(_lag_tables(last))
+        return last
+
+    try:
+        reports = asyncio.run(go())
+    except KeyboardInterrupt:
+        return
+    except Exception as e:
+        err.print(f"[red]cannot read consumer lag from {settings.kafka_bootstrap_servers}[/]: {type(e).__name__}: {e}")
+        raise typer.Exit(2) from e
+    if any(g.status is Status.ERR for g in reports):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

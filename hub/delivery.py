@@ -14,7 +14,9 @@ from hub.events import Channel, CloudEvent
 from hub.masking import mask_address
 from hub.rendering import RenderedMessage, SmsContent
 
-DeliveryState = Literal["sent", "failed", "fallback", "deduplicated", "suppressed", "retried", "dead-lettered"]
+DeliveryState = Literal[
+    "sent", "delivered", "failed", "fallback", "deduplicated", "suppressed", "deferred", "retried", "dead-lettered"
+]
 STATUS_EVENT_TYPE = "hub.delivery.status.v1"
 
 
@@ -68,10 +70,14 @@ class DeliveryStatus(BaseModel):
     state: DeliveryState
     to_masked: str = ""
     reason: str | None = None
+    rule: str | None = Field(default=None, description="The rule that decided a suppression or deferral.")
     provider: str | None = None
     provider_ref: str | None = None
     attempt: int = 1
     at: datetime = Field(default_factory=utcnow)
+    latency_s: float | None = Field(
+        default=None, description="Event time to gateway accepted, in seconds (sent and fallback outcomes)."
+    )
 
     def to_cloudevent(self, source: str) -> bytes:
         ce = CloudEvent(

@@ -27,10 +27,6 @@ class UnknownEventTypeError(EventError):
     """Raised when an event's type is not in the catalogue."""
 
 
-class AudienceError(HubError):
-    """Raised when an event's audience cannot be resolved into recipients."""
-
-
 class RenderError(HubError):
     """Raised when a template cannot be rendered, or its output breaks a channel's limits."""
 

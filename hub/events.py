@@ -122,6 +122,16 @@ class DirectNotice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recipients: list[Recipient] = Field(default_factory=list, max_length=1000)
+    send_at: datetime | None = Field(
+        default=None, description="Hold the notice until this time (RFC 3339 with offset); default: at once."
+    )
+
+    @field_validator("send_at")
+    @classmethod
+    def _send_at_aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("send_at must carry a UTC offset, e.g. 2026-12-01T09:00:00+09:00")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -340,6 +350,13 @@ class Audience(BaseModel):
     districts: list[str] = Field(default_factory=list)
     interests: list[str] = Field(default_factory=list)
     everyone: bool = False
+    resident_ids: list[str] = Field(default_factory=list, max_length=10000, description="Residents of the directory")
+    phones: list[str] = Field(default_factory=list, max_length=10000, description="Mobile numbers, in the directory or not")
+
+    @field_validator("phones")
+    @classmethod
+    def _phones(cls, value: list[str]) -> list[str]:
+        return [Recipient(resident_id="x", phone=p).phone or "" for p in value]
 
     @field_validator("districts")
     @classmethod
@@ -352,6 +369,10 @@ class Audience(BaseModel):
     @property
     def is_segment(self) -> bool:
         return self.everyone or bool(self.districts or self.interests)
+
+    @property
+    def uses_directory(self) -> bool:
+        return self.is_segment or bool(self.resident_ids or self.phones)
 
 
 class CountyNoticePublishedV1(DirectNotice):
@@ -376,7 +397,7 @@ class CountyNoticePublishedV1(DirectNotice):
 
     @model_validator(mode="after")
     def _someone(self) -> CountyNoticePublishedV1:
-        if not self.recipients and not self.audience.is_segment:
+        if not self.recipients and not self.audience.uses_directory:
             raise ValueError("recipients or audience: a notice needs named recipients or a target segment")
         return self
 
@@ -390,6 +411,7 @@ class EventSpec:
     model: type[DirectNotice]
     title: str
     urgent: bool = False
+    county_news: bool = False  # a county notice: residents of the directory receive it only when subscribed
 
     @property
     def domain(self) -> str:
@@ -413,7 +435,7 @@ CATALOGUE: dict[str, EventSpec] = {
         EventSpec("goods.order.confirmed.v1", GoodsOrderConfirmedV1, "공공재 주문 확정"),
         EventSpec("goods.order.shipped.v1", GoodsOrderShippedV1, "공공재 배송 시작"),
         EventSpec("chatbot.inquiry.answered.v1", ChatbotInquiryAnsweredV1, "챗봇 문의 답변"),
-        EventSpec("notice.published.v1", CountyNoticePublishedV1, "군정 소식"),
+        EventSpec("notice.published.v1", CountyNoticePublishedV1, "군정 소식", county_news=True),
     )
 }
 DOMAINS: tuple[str, ...] = tuple(dict.fromkeys(spec.domain for spec in CATALOGUE.values()))

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, select_autoescape
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.errors import RenderError
@@ -169,6 +170,11 @@ FILTERS = {"date_ko": date_ko, "time_ko": time_ko, "datetime_ko": datetime_ko, "
 # --------------------------------------------------------------------------- templates
 
 
+def _is_html(name: str | None) -> bool:
+    """HTML templates are auto-escaped, whatever their locale: email.html.j2, email.html.en.j2, a layout."""
+    return name is not None and ".html" in name
+
+
 @dataclass(frozen=True)
 class KakaoTemplate:
     template_code: str
@@ -206,6 +212,8 @@ class Identity:
     name: str = "양평군"
     contact: str = "031-770-2114"
     sms_subject: str = "양평군 알림"
+    optout_phone: str = "080-000-0000"  # 무료 수신거부 번호 for advertising
+    optout_url: str = "https://talk.yp.example.kr/unsubscribe"
 
 
 @dataclass
@@ -219,7 +227,7 @@ class Renderer:
         self.env = SandboxedEnvironment(
             loader=FileSystemLoader(str(self.templates_dir)),
             undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
+            autoescape=_is_html,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
@@ -323,7 +331,36 @@ class Renderer:
         }
 
     def render(self, event: DomainEvent, recipient: Recipient, channel: Channel) -> KakaoContent | SmsContent | EmailContent:
-        return self.render_context(event.spec.type, channel, self.context(event, recipient), recipient.locale)
+        content = self.render_context(event.spec.type, channel, self.context(event, recipient), recipient.locale)
+        return self.advertise(content) if event.advertising else content
+
+    def advertise(self, content: KakaoContent | SmsContent | EmailContent) -> SmsContent | EmailContent:
+        """What the law requires of every advertising message, added here and not left to template authors:
+        "(광고)" first, the sender's name and contact, and a free way to opt out (정보통신망법 제50조)."""
+        me = self.identity
+        if isinstance(content, KakaoContent):
+            raise RenderError("AlimTalk cannot carry advertising; send it by SMS/LMS or email")
+        if isinstance(content, SmsContent):
+            text = f"(광고){me.name}\n{content.text}\n무료거부 {me.optout_phone}"
+            subject = f"(광고) {content.subject or me.sms_subject}"
+            try:
+                return sms_content(text, subject)
+            except RenderError as e:
+                raise RenderError(f"with the advertising notice added: {e}") from e
+        head = f"(광고) {me.name} / 연락처 {me.contact}"
+        foot = f"수신을 원하지 않으시면 {me.optout_url} 또는 무료거부 {me.optout_phone}으로 알려 주세요."
+        html_head = f'<p style="font-size:13px;color:#555">{escape(head)}</p>'
+        html_foot = (f'<p style="font-size:12px;color:#777">수신을 원하지 않으시면 <a href="{escape(me.optout_url)}">'
+                     f"수신 거부</a> 또는 무료거부 {escape(me.optout_phone)}</p>")
+        html = content.html
+        if "</body>" in html:
+            html = html.replace("</body>", html_foot + "</body>", 1)
+            body_at = html.find(">", html.find("<body")) + 1 if "<body" in html else 0
+            html = html[:body_at] + html_head + html[body_at:]
+        else:
+            html = html_head + html + html_foot
+        return EmailContent(subject=f"(광고) {content.subject}", text=f"{head}\n\n{content.text.rstrip()}\n\n{foot}\n",
+                            html=html)
 
     def render_context(
         self, event_type: str, channel: str, ctx: Mapping[str, Any], locale: str = "ko"

@@ -10,24 +10,39 @@ import logging
 import os
 import signal
 import socket
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from hub.channels import ChannelAdapter, build_adapter
+from hub.consumers.breaker import CircuitBreaker
+from hub.consumers.common import observe_statuses
+from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
+from hub.consumers.scheduler import Scheduler
 from hub.consumers.sender import SenderConsumer
+from hub.delivery import utcnow
 from hub.events import CHANNELS
+from hub.lag import LagMonitor
+from hub.metrics import HubMetrics, OpsCollector
 from hub.rendering import Identity, Renderer
 from hub.settings import Settings
 from hub.store import Store
 from hub.topics import Topics, ensure_topics, kafka_client_options
 
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from hub.api.server import OpsServer
+
 logger = logging.getLogger(__name__)
 
-ROLES: tuple[str, ...] = ("router", *(f"sender:{c}" for c in CHANNELS))
+ROLES: tuple[str, ...] = ("router", "directory", *(f"sender:{c}" for c in CHANNELS))
 
 
 def parse_roles(values: Iterable[str] | None) -> list[str]:
@@ -54,8 +69,14 @@ def broker_security(settings: Settings) -> BaseSecurity | None:
                ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]
 
 
-def new_broker(settings: Settings) -> KafkaBroker:
-    """A FastStream broker whose producer is idempotent and waits for all in-sync replicas."""
+def new_broker(settings: Settings, *, registry: CollectorRegistry | None = None) -> KafkaBroker:
+    """A FastStream broker whose producer is idempotent and waits for all in-sync replicas; given a registry,
+    FastStream's Prometheus middleware measures every handler into it."""
+    middlewares = []
+    if registry is not None:
+        from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+
+        middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name="notice-hub"))
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         enable_idempotence=True,
@@ -66,31 +87,53 @@ def new_broker(settings: Settings) -> KafkaBroker:
         client_id="notice-hub",
         logger=logging.getLogger("hub.kafka"),
         log_level=logging.DEBUG,
+        middlewares=middlewares,
     )
 
 
 class Hub:
     """The running hub: broker, store, renderer and adapters, with the consumers of the chosen roles."""
 
-    def __init__(self, settings: Settings, roles: Iterable[str] | None = None) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, roles: Iterable[str] | None = None, *,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings, self.clock = settings, clock
         self.roles = parse_roles(roles)
         self.topics = Topics.of(settings)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.broker = new_broker(settings)
+        self.metrics = HubMetrics() if settings.metrics_enabled else None
+        self.broker = new_broker(settings, registry=self.metrics.registry if self.metrics else None)
+        self.lag = LagMonitor(settings)  # sampled for the ops server, once asked
+        self.senders: dict[str, SenderConsumer] = {}
+        self.ops: OpsServer | None = None
+        self.started_at: float | None = None
+        self.stopping = False
+        if self.metrics is not None:
+            observe_statuses(self.broker, self.metrics.observe)
+            self.metrics.registry.register(OpsCollector(self.lag, lambda: self.adapters, self.breakers))
         self.store = Store(settings.database_url)
-        self.renderer = Renderer(identity=Identity(settings.county_name, settings.county_contact,
-                                                   settings.sms_default_subject))
+        self.renderer = Renderer(identity=Identity(
+            settings.county_name, settings.county_contact, settings.sms_default_subject,
+            settings.advertising_optout_phone, settings.advertising_optout_url,
+        ))
         self.adapters: dict[str, ChannelAdapter] = {}
+        self.scheduler: Scheduler | None = None
         if "router" in self.roles:
             RouterConsumer(broker=self.broker, store=self.store, renderer=self.renderer, settings=settings,
-                           topics=self.topics).register()
+                           topics=self.topics, clock=clock).register()
+            self.scheduler = Scheduler(broker=self.broker, store=self.store, topics=self.topics, owner=self.owner,
+                                       clock=clock, interval_s=settings.scheduler_interval_s)
+        if "directory" in self.roles:
+            DirectoryConsumer(broker=self.broker, store=self.store, settings=settings, topics=self.topics,
+                              clock=clock).register()
         for role in self.roles:
             if role.startswith("sender:"):
                 channel = role.split(":", 1)[1]
                 fallback = self.adapter("sms") if channel == "kakao" else None  # 대체발송 needs the SMS gateway
-                SenderConsumer(channel=channel, adapter=self.adapter(channel), fallback=fallback, broker=self.broker,
-                               store=self.store, settings=settings, topics=self.topics, owner=self.owner).register()
+                sender = SenderConsumer(channel=channel, adapter=self.adapter(channel), fallback=fallback,
+                                        broker=self.broker, store=self.store, settings=settings, topics=self.topics,
+                                        owner=self.owner, clock=clock)
+                sender.register()
+                self.senders[channel] = sender
 
     def adapter(self, channel: str) -> ChannelAdapter:
         """One adapter per channel and process, shared by its sender and any fallback (one rate limit)."""
@@ -101,17 +144,35 @@ class Hub:
             self.adapters[channel] = adapter
         return self.adapters[channel]
 
+    def breakers(self) -> dict[str, CircuitBreaker]:
+        """The circuit breaker of each channel this process sends on."""
+        return {channel: sender.breaker for channel, sender in self.senders.items()}
+
     async def start(self) -> None:
         await self.store.init()
         await ensure_topics(self.settings, self.topics)
         for adapter in self.adapters.values():
             await adapter.start()
         await self.broker.start()
+        self.started_at = time.time()
+        if self.settings.ops_port:
+            from hub.api.server import OpsServer
+
+            self.ops = await OpsServer.start(self)
+        if self.scheduler is not None:
+            self.scheduler.start()
         logger.info("hub started roles=%s bootstrap=%s prefix=%s", ",".join(self.roles),
                     self.settings.kafka_bootstrap_servers, self.settings.topic_prefix)
 
     async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        self.stopping = True  # /readyz answers 503 from now on
         await self.broker.stop()  # waits for in-flight batches (graceful_timeout), which commit
+        if self.ops is not None:
+            await self.ops.stop()
+            self.ops = None
+        await self.lag.close()
         for adapter in self.adapters.values():
             await adapter.close()
         await self.store.close()

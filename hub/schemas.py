@@ -31,9 +31,23 @@ def envelope_schema() -> dict[str, Any]:
     }
 
 
+def resident_schema(event_type: str) -> dict[str, Any]:
+    from hub.residents import PreferencesChange, Resident
+
+    model = {"resident.registered.v1": Resident, "resident.preferences_changed.v1": PreferencesChange}.get(event_type)
+    body = model.model_json_schema(mode="validation") if model else {
+        "type": "object", "additionalProperties": True, "description": "No data: the event's subject names the resident.",
+    }
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{SCHEMA_BASE_URI}{event_type}.json",
+            **{k: v for k, v in body.items() if k != "title"}, "title": event_type}
+
+
 def rendered() -> dict[str, str]:
     """File name -> file text, exactly as `export` writes them."""
+    from hub.residents import RESIDENT_EVENT_TYPES
+
     files = {f"{t}.json": schema_for(t) for t in CATALOGUE}
+    files.update({f"{t}.json": resident_schema(t) for t in RESIDENT_EVENT_TYPES})
     files["cloudevent.json"] = envelope_schema()
     return {name: json.dumps(body, ensure_ascii=False, indent=2, sort_keys=True) + "\n" for name, body in files.items()}
 

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     max_inline_retry_after_s: float = Field(
         default=30.0, description="A 429 whose Retry-After is at most this is waited out in place, not retried."
     )
+    result_checks_s: list[float] = Field(
+        default=[5.0, 30.0, 120.0, 600.0],
+        description="When to ask the AlimTalk gateway for Kakao's verdict after a send (대체발송 on failure).",
+    )
     breaker_threshold: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, ge=0)
     breaker_max_cooldown_s: float = Field(default=300.0, ge=0)
@@ -90,6 +94,19 @@ class Settings(BaseSettings):
     county_name: str = "양평군"
     county_contact: str = "031-770-2114"
     sms_default_subject: str = "양평군 알림"
+    advertising_optout_phone: str = Field(default="080-000-0000", description="무료 수신거부 number in ads")
+    advertising_optout_url: str = Field(default="https://talk.yp.example.kr/unsubscribe",
+                                        description="Opt-out page in ads; also email's List-Unsubscribe")
+    email_unsubscribe_mailto: str | None = Field(default=None, description="mailto: address for List-Unsubscribe")
+    scheduler_interval_s: float = Field(default=1.0, gt=0, description="How often held deliveries are checked")
+
+    # operations: the ops HTTP server (/healthz, /readyz, /metrics, the dashboard), lag sampling, logs
+    ops_host: str = Field(default="127.0.0.1", description="Address of the ops HTTP server; 0.0.0.0 in a container.")
+    ops_port: int = Field(default=8080, ge=0, le=65535, description="Port of the ops HTTP server; 0 turns it off.")
+    metrics_enabled: bool = Field(default=True, description="Prometheus metrics, and FastStream's middleware.")
+    lag_sample_interval_s: float = Field(default=5.0, gt=0, description="How often the ops server samples lag.")
+    lag_window: int = Field(default=10, ge=2, description="Samples per partition in a lag status window.")
+    log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per line.")
 
     # local broker (`hub kafka up`)
     local_kafka_home: Path = Path(".kafka")

@@ -32,6 +32,10 @@ class Topics:
         """Tier 1..n of a channel's retries: a failed delivery waits there for the tier's delay."""
         return f"{self.prefix}.deliveries.{channel}.retry-{tier}"
 
+    def results(self, channel: str) -> str:
+        """Deliveries whose provider verdict comes later (AlimTalk): checked after a delay, then fallen back."""
+        return f"{self.prefix}.deliveries.{channel}.results"
+
     @property
     def all_retries(self) -> list[str]:
         return [self.retry(c, t) for c in CHANNELS for t in range(1, self.retry_tiers + 1)]
@@ -52,8 +56,14 @@ class Topics:
     def dlq(self) -> str:
         return f"{self.prefix}.dlq"
 
+    @property
+    def residents(self) -> str:
+        """Resident events, compacted: the latest state of each resident stays."""
+        return f"{self.prefix}.residents"
+
     def all(self) -> list[str]:
-        return [*self.all_events, *self.all_deliveries, *self.all_retries, self.status, self.dlq]
+        return [*self.all_events, *self.all_deliveries, *self.all_retries, self.results("kakao"), self.status,
+                self.dlq, self.residents]
 
     @classmethod
     def of(cls, settings: Settings) -> Topics:
@@ -88,7 +98,8 @@ async def ensure_topics(settings: Settings, topics: Topics | None = None) -> lis
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor,
+                     topic_configs={"cleanup.policy": "compact"} if name == topics.residents else None)
             for name in topics.all()
             if name not in existing
         ]

@@ -68,7 +68,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(request: pytest.FixtureRequest) -> Iterator[BrokerInfo]:
+def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerInfo]:
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         info = BrokerInfo(bootstrap, "external (KAFKA_BOOTSTRAP_SERVERS)", "unknown")
@@ -86,7 +86,8 @@ def kafka_broker(request: pytest.FixtureRequest) -> Iterator[BrokerInfo]:
         container = None
         for attempt in range(3):  # a port taken between choosing and binding it: choose again
             port, controller_port = _free_ports(2)
-            local = LocalKafka(ROOT / ".kafka-test", port=port, controller_port=controller_port, heap_mb=768)
+            # a home of its own: two test sessions on one machine must not share (and stop) one broker
+            local = LocalKafka(tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller_port, heap_mb=768)
             try:
                 info = BrokerInfo(local.start(timeout_s=180), "local KRaft (hub.kafka_local)", local.version, local)
                 break
@@ -182,8 +183,9 @@ async def hub_factory(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
 
     started: list[Hub] = []
 
-    async def start(roles: list[str] | None = None, **overrides: Any) -> Hub:
-        hub = Hub(settings.model_copy(update=overrides) if overrides else settings, roles)
+    async def start(roles: list[str] | None = None, *, clock: Any = None, **overrides: Any) -> Hub:
+        hub = Hub(settings.model_copy(update=overrides) if overrides else settings, roles,
+                  **({"clock": clock} if clock else {}))
         await hub.start()
         started.append(hub)
         return hub
@@ -246,3 +248,70 @@ def run_cli(settings: Settings, *args: str, timeout_s: float = 60) -> Any:
 
     return subprocess.run([sys.executable, "-m", "hub.cli", *args], env=settings_env(settings), capture_output=True,
                           text=True, timeout=timeout_s, check=False)
+
+
+# --------------------------------------------------------------------------- PostgreSQL (the store for several hosts)
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server: HUB_TEST_POSTGRES_URL if set (postgresql+asyncpg://...), else one started
+    here from Debian's postgresql package in a temporary data directory, stopped at the end."""
+    import shutil
+    import subprocess
+
+    if url := os.environ.get("HUB_TEST_POSTGRES_URL"):
+        yield url
+        return
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.fail("PostgreSQL server binaries not found: install Debian's postgresql package (.ci/run and "
+                    "`make test` as root do) or set HUB_TEST_POSTGRES_URL")
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="notice-hub-pg-"))  # not under pytest's root-only temp dir
+    data, sockets = base / "data", base / "run"
+    sockets.mkdir()
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+        shutil.chown(base, "postgres")
+        shutil.chown(sockets, "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = _free_port()
+    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                    "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
+    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "pg.log"),
+                    "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def new_postgres_database(server_url: str) -> str:
+    """A fresh database on the server, for one test."""
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(server_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The store's URL, once with the embedded SQLite and once with PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'db' / 'hub.db'}"
+    return await new_postgres_database(request.getfixturevalue("postgres_server"))

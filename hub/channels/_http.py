@@ -1,5 +1,5 @@
-"""What the HTTP gateway adapters share: the client's lifecycle, one POST with httpx errors translated into hub
-errors, Retry-After, phone numbers, and `send_batch` as a template method over provider calls.
+"""What the HTTP gateway adapters share: the client's lifecycle, one POST or GET with httpx errors translated into
+hub errors, Retry-After, phone numbers, and `send_batch` as a template method over provider calls.
 
 A provider subclass implements `_prepare` (check one request, refuse it before any HTTP call), `_group_key`
 (which requests may share one call) and `_call` (one API call for up to `max_batch` requests, returning one
@@ -95,8 +95,15 @@ class HttpGatewayChannel(ChannelAdapter, Generic[Prepared]):
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
         """One POST; transport failures become TransientError (the gateway may or may not have the request)."""
+        return await self._request("POST", url, headers, body)
+
+    async def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        """One GET; transport failures become TransientError."""
+        return await self._request("GET", url, headers)
+
+    async def _request(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> httpx.Response:
         try:
-            return await self._http().post(url, content=body, headers=headers, timeout=self.timeout_s)
+            return await self._http().request(method, url, content=body, headers=headers, timeout=self.timeout_s)
         except httpx.TimeoutException as e:
             raise TransientError(f"{self.provider}: no answer within {self.timeout_s:g} s ({type(e).__name__})") from e
         except httpx.TransportError as e:

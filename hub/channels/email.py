@@ -33,11 +33,14 @@ class SmtpEmailChannel(ChannelAdapter):
 
     def __init__(self, *, host: str, port: int, sender: str, username: str | None = None,
                  password: str | None = None, start_tls: bool = False, use_tls: bool = False,
-                 timeout_s: float = 10.0, message_id_domain: str = "notice-hub") -> None:
+                 timeout_s: float = 10.0, message_id_domain: str = "notice-hub",
+                 unsubscribe_url: str | None = None, unsubscribe_mailto: str | None = None) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password = username, password
         self.start_tls, self.use_tls, self.timeout_s = start_tls, use_tls, timeout_s
         self.message_id_domain = message_id_domain
+        self.unsubscribe = ", ".join(f"<{u}>" for u in (unsubscribe_url, unsubscribe_mailto and
+                                                         f"mailto:{unsubscribe_mailto}") if u)
 
     def build_message(self, request: DeliveryRequest) -> MIMEMultipart:
         content = request.content
@@ -53,6 +56,10 @@ class SmtpEmailChannel(ChannelAdapter):
         msg["Date"] = format_datetime(utcnow())
         msg["Message-ID"] = f"<{request.delivery_id}@{self.message_id_domain}>"
         msg["X-Notice-Hub-Event"] = Header(request.event_id, "utf-8")
+        if request.advertising and self.unsubscribe:  # RFC 2369 / RFC 8058 one-click
+            msg["List-Unsubscribe"] = self.unsubscribe
+            if "<http" in self.unsubscribe:
+                msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         msg.attach(MIMEText(content.text, "plain", "utf-8"))
         msg.attach(MIMEText(content.html, "html", "utf-8"))
         return msg

@@ -23,6 +23,7 @@ class RateLimiter:
         self._blocked_until = 0.0
         self._lock = asyncio.Lock()
         self.waits = 0  # how many calls had to wait (a metric)
+        self.waited_s = 0.0  # how long they waited in all (a metric)
 
     @property
     def window_size(self) -> int:
@@ -43,8 +44,10 @@ class RateLimiter:
             entry[0] = self.clock()
 
     async def _acquire(self, n: int) -> list[float]:
+        started = self.clock()
+        queued = self._lock.locked()  # held only while its holder sleeps: we wait behind a waiter
         async with self._lock:  # one waiter at a time keeps the order fair
-            waited = False
+            waited = queued
             while True:
                 now = self.clock()
                 if now < self._blocked_until:
@@ -64,4 +67,5 @@ class RateLimiter:
                 await asyncio.sleep(max(min(finished) + 1.0 - now, 0.001) if finished else 0.01)
             if waited:
                 self.waits += 1
+                self.waited_s += self.clock() - started
             return entry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -17,6 +18,14 @@ from hub.settings import Settings
 logger = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+StatusObserver = Callable[[Sequence[DeliveryStatus]], None]
+
+_observers: weakref.WeakKeyDictionary[KafkaBroker, list[StatusObserver]] = weakref.WeakKeyDictionary()
+
+
+def observe_statuses(broker: KafkaBroker, observer: StatusObserver) -> None:
+    """Call `observer` with every batch of outcomes published through `broker` (the hub's metrics)."""
+    _observers.setdefault(broker, []).append(observer)
 
 
 def subscribe_batches(broker: KafkaBroker, topics: Sequence[str], group_id: str, settings: Settings,
@@ -53,10 +62,16 @@ class StatusPublisher:
         self.broker, self.topic, self.source = broker, topic, source
 
     async def publish(self, statuses: Sequence[DeliveryStatus]) -> list[asyncio.Future[Any]]:
-        return [
+        futures = [
             await self.broker.publish(
                 s.to_cloudevent(self.source), self.topic, key=s.resident_id.encode(),
                 headers={"content-type": "application/cloudevents+json; charset=utf-8"}, no_confirm=True,
             )
             for s in statuses
         ]
+        for observer in _observers.get(self.broker, ()):  # every outcome passes here: count it
+            try:
+                observer(statuses)
+            except Exception:  # a metric must never fail a batch
+                logger.exception("status observer %r failed", observer)
+        return futures

@@ -1,134 +1,247 @@
 """The router: domain events in, one delivery request per recipient and channel out.
 
-validate -> resolve recipients -> choose channel -> render -> deduplicate -> publish (keyed by resident).
+validate -> resolve recipients (named, directory, segments; in batches) -> the rules (consent, opt-out,
+night, quiet hours, send_at) -> choose channel -> render -> deduplicate -> publish now (keyed by resident)
+or hold until due (the scheduler releases it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from hub.audience import AudienceResolver, choose_channel, contact_for, direct_audience
+from hub.audience import RECIPIENT_BATCH, choose_channel, contact_for, decide
 from hub.consumers.common import StatusPublisher, subscribe_batches
 from hub.consumers.dlq import dead_letter
 from hub.dedup import delivery_id
-from hub.delivery import DeliveryRequest, DeliveryStatus
+from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
 from hub.errors import HubError, RenderError
-from hub.events import DomainEvent, parse_kafka_message, validate_event
+from hub.events import Channel, DomainEvent, Recipient, parse_kafka_message, validate_event
 from hub.rendering import Renderer, SmsContent
+from hub.residents import Resident
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
 from hub.topics import Topics
 
 logger = logging.getLogger(__name__)
 
+Clock = Callable[[], datetime]
+# (recipient, their directory entry if any, named in the event?)
+Target = tuple[Recipient, Resident | None, bool]
+MAX_FUTURES = 5000
+
+
+def _merge(named: Recipient, entry: Resident) -> Recipient:
+    """The event's contact points win; the directory fills in what the event left out."""
+    return Recipient(
+        resident_id=named.resident_id, name=named.name or entry.name, phone=named.phone or entry.phone,
+        email=named.email or entry.email, channels=named.channels or entry.channels,
+        locale=named.locale if named.locale != "ko" else entry.locale,
+    )
+
+
+def _chunks(items: Sequence[Any], size: int = RECIPIENT_BATCH) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
 
 class RouterConsumer:
     def __init__(self, *, broker: KafkaBroker, store: Store, renderer: Renderer, settings: Settings,
-                 topics: Topics, audience: AudienceResolver = direct_audience) -> None:
+                 topics: Topics, clock: Clock = utcnow) -> None:
         self.broker, self.store, self.renderer = broker, store, renderer
-        self.settings, self.topics, self.audience = settings, topics, audience
+        self.settings, self.topics, self.clock = settings, topics, clock
         self.status = StatusPublisher(broker, topics.status, "/notice-hub/router")
 
     def register(self) -> None:
         subscribe_batches(self.broker, self.topics.all_events, self.settings.group_id("router"), self.settings,
                           self.handle_batch, title="router")
 
-    async def plan(self, event: DomainEvent) -> tuple[list[DeliveryRequest], list[DeliveryStatus]]:
-        """Every delivery request for one event, and the recipients who get none (with the reason)."""
-        requests: list[DeliveryRequest] = []
-        skipped: list[DeliveryStatus] = []
-        env = event.envelope
-        async for recipients in self.audience(event):
-            for recipient in recipients:
-                available = self.renderer.channels_for(env.type, recipient.locale)
-                if event.advertising:  # AlimTalk carries informational messages only
-                    available = [c for c in available if c != "kakao"]
-                channel = choose_channel(recipient, available, self.settings.default_channel_order)
-                if channel is None:
-                    wanted = ", ".join(recipient.channels or self.settings.default_channel_order)
-                    skipped.append(DeliveryStatus(
-                        delivery_id=None, event_id=env.id, event_type=env.type, resident_id=recipient.resident_id,
-                        channel=None, state="suppressed",
-                        reason=f"no usable channel: none of [{wanted}] has both a template and a contact point",
-                    ))
-                    continue
-                content = self.renderer.render(event, recipient, channel)
-                requests.append(DeliveryRequest(
-                    delivery_id=delivery_id(env.notice_key, recipient.resident_id, channel),
-                    notice_key=env.notice_key, event_id=env.id, event_type=env.type, event_source=env.source,
-                    event_time=env.time, resident_id=recipient.resident_id, channel=channel,
-                    to=contact_for(recipient, channel) or "", locale=recipient.locale, content=content,
-                    fallback=self._fallback(event, recipient, channel, available),
-                    advertising=event.advertising, urgent=event.urgent,
-                ))
-        return requests, skipped
+    # -- who
 
-    def _fallback(self, event: DomainEvent, recipient: Any, channel: str, available: Sequence[str]) -> SmsContent | None:
+    async def targets(self, event: DomainEvent) -> AsyncIterator[list[Target]]:
+        """Named recipients (merged with their directory entries), then directory ids, phone numbers and
+        segments, in batches; each resident once."""
+        seen: set[str] = set()
+        first: dict[str, Recipient] = {}
+        for recipient in event.data.recipients:
+            first.setdefault(recipient.resident_id, recipient)  # a resident named twice: the first mention
+        for chunk in _chunks(list(first.values())):
+            entries = await self.store.residents(r.resident_id for r in chunk)
+            seen.update(r.resident_id for r in chunk)
+            yield [(_merge(r, entries[r.resident_id]) if r.resident_id in entries else r,
+                    entries.get(r.resident_id), True) for r in chunk]
+        audience = getattr(event.data, "audience", None)
+        if audience is None:
+            return
+        for chunk in _chunks(audience.resident_ids):
+            entries = await self.store.residents(chunk)
+            batch = [(e.recipient(), e, True) for i in chunk if (e := entries.get(i)) and i not in seen]
+            seen.update(chunk)
+            if batch:
+                yield batch
+        for chunk in _chunks(audience.phones):
+            entries = await self.store.residents_by_phone(chunk)
+            batch = []
+            for phone in chunk:
+                entry = entries.get(phone)
+                rid = entry.resident_id if entry else "tel:" + hashlib.sha256(phone.encode()).hexdigest()[:16]
+                if rid not in seen:
+                    seen.add(rid)
+                    batch.append((entry.recipient(), entry, True) if entry else
+                                 (Recipient(resident_id=rid, phone=phone), None, True))
+            if batch:
+                yield batch
+        if audience.is_segment:
+            async for residents in self.store.segment(districts=audience.districts, interests=audience.interests,
+                                                      everyone=audience.everyone, batch=RECIPIENT_BATCH):
+                batch = [(r.recipient(), r, False) for r in residents if r.resident_id not in seen]
+                if batch:
+                    yield batch
+
+    # -- what, for each of them
+
+    def plan(self, event: DomainEvent, targets: Sequence[Target], now: datetime
+             ) -> tuple[list[DeliveryRequest], list[tuple[DeliveryRequest, datetime, str]], list[DeliveryStatus]]:
+        """Deliveries to publish now, deliveries to hold (until, rule), and the residents who get none."""
+        env = event.envelope
+        send_now: list[DeliveryRequest] = []
+        held: list[tuple[DeliveryRequest, datetime, str]] = []
+        outcomes: list[DeliveryStatus] = []
+        send_at = getattr(event.data, "send_at", None)
+        for recipient, resident, named in targets:
+            decision = decide(advertising=event.advertising, urgent=event.urgent, segment=event.spec.county_news,
+                              resident=resident, now=now, send_at=send_at)
+            if decision.action == "suppress":
+                outcomes.append(self._outcome(event, recipient, "suppressed", decision.rule, decision.reason))
+                continue
+            available = self.renderer.channels_for(env.type, recipient.locale)
+            if event.advertising:  # AlimTalk carries informational messages only
+                available = [c for c in available if c != "kakao"]
+            channel = choose_channel(recipient, available, self.settings.default_channel_order)
+            if channel is None:
+                wanted = ", ".join(recipient.channels or self.settings.default_channel_order)
+                outcomes.append(self._outcome(event, recipient, "suppressed", "no-channel",
+                                              f"none of [{wanted}] has both a template and a contact point"))
+                continue
+            try:
+                content = self._render(event, recipient, channel)
+            except RenderError as e:
+                if named:
+                    raise  # the event's own data is at fault: the whole event goes to the dead-letter topic
+                outcomes.append(self._outcome(event, recipient, "suppressed", "render-error", str(e)))
+                continue
+            request = DeliveryRequest(
+                delivery_id=delivery_id(env.notice_key, recipient.resident_id, channel),
+                notice_key=env.notice_key, event_id=env.id, event_type=env.type, event_source=env.source,
+                event_time=env.time, resident_id=recipient.resident_id, channel=channel,
+                to=contact_for(recipient, channel) or "", locale=recipient.locale, content=content,
+                fallback=self._fallback(event, recipient, channel, available),
+                advertising=event.advertising, urgent=event.urgent,
+            )
+            if decision.action == "defer":
+                assert decision.until is not None
+                held.append((request, decision.until, decision.rule))
+                outcomes.append(self._outcome(event, recipient, "deferred", decision.rule, decision.reason,
+                                              request=request))
+            else:
+                send_now.append(request)
+        return send_now, held, outcomes
+
+    def _render(self, event: DomainEvent, recipient: Recipient, channel: Channel) -> Any:
+        """Render; when only the resident's name cannot be sent (a name outside EUC-KR, e.g. 'Nguyễn', by
+        SMS), greet them without it rather than lose the notice."""
+        try:
+            return self.renderer.render(event, recipient, channel)
+        except RenderError:
+            if not recipient.name:
+                raise
+            return self.renderer.render(event, recipient.model_copy(update={"name": None}), channel)
+
+    def _fallback(self, event: DomainEvent, recipient: Recipient, channel: str, available: Sequence[str]) -> SmsContent | None:
         if channel != "kakao" or "sms" not in available or not recipient.phone:
             return None
         try:
-            content = self.renderer.render(event, recipient, "sms")
+            content = self._render(event, recipient, "sms")
         except RenderError as e:
             logger.warning("no SMS fallback for %s: %s", event.envelope.id, e)
             return None
         return content if isinstance(content, SmsContent) else None
 
+    # -- a batch of events
+
     async def handle_batch(self, records: Sequence[Any]) -> None:
         futures: list[asyncio.Future[Any]] = []
-        planned: list[DeliveryRequest] = []
-        statuses: list[DeliveryStatus] = []
-        seen: list[DomainEvent] = []
+        counts = {"events": len(records), "published": 0, "held": 0, "skipped": 0, "dead": 0}
         for record in records:
             try:
                 event = validate_event(parse_kafka_message(record.value, record.headers or ()))
-                requests, skipped = await self.plan(event)
+                async for targets in self.targets(event):
+                    await self._route(event, targets, futures, counts)
+                    if len(futures) > MAX_FUTURES:  # a county-wide notice: keep memory flat
+                        await asyncio.gather(*futures)
+                        futures.clear()
             except HubError as e:
                 if e.retriable:
                     raise
+                counts["dead"] += 1
                 futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "router"))
-                continue
             except Exception as e:  # a bug met by one message must not stop the others
                 logger.exception("router failed on %s[%s]@%s", record.topic, record.partition, record.offset)
+                counts["dead"] += 1
                 futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "router"))
-                continue
-            seen.append(event)
-            planned.extend(requests)
-            statuses.extend(skipped)
+        await asyncio.gather(*futures)
+        logger.info("router: %(events)d events -> %(published)d published, %(held)d held, %(skipped)d without a "
+                    "delivery, %(dead)d dead-lettered", counts)
 
+    async def _route(self, event: DomainEvent, targets: Sequence[Target], futures: list[asyncio.Future[Any]],
+                     counts: dict[str, int]) -> None:
+        now = self.clock()
+        send_now, held, outcomes = self.plan(event, targets, now)
         unique: dict[str, DeliveryRequest] = {}
-        for request in planned:
+        for request in [*send_now, *(r for r, _, _ in held)]:
             if request.delivery_id in unique:
-                statuses.append(_deduplicated(request, "the same notice twice in one batch"))
+                outcomes.append(_deduplicated(request, "the same notice twice in one batch"))
             else:
                 unique[request.delivery_id] = request
         done = await self.store.register([
             NewDelivery(r.delivery_id, r.notice_key, r.event_id, r.event_type, r.resident_id, r.channel, r.masked_to)
             for r in unique.values()
         ])
-        for request in unique.values():
+        for request in send_now:
             if request.delivery_id in done:
-                statuses.append(_deduplicated(request, f"this notice was already handled ({done[request.delivery_id]})"))
-                continue
-            futures.append(await self.broker.publish(
-                request.to_kafka(), self.topics.deliveries(request.channel), key=request.resident_id.encode(),
-                headers={"content-type": "application/json"}, no_confirm=True,
-            ))
-        await self.store.log(statuses)
-        futures.extend(await self.status.publish(statuses))
-        await asyncio.gather(*futures)
-        logger.info("router: %d events -> %d delivery requests (%d deduplicated, %d without a channel, %d dead-lettered)",
-                    len(records), len(unique) - len(done), len(planned) - len(unique) + len(done),
-                    sum(s.state == "suppressed" for s in statuses), len(records) - len(seen))
+                outcomes.append(_deduplicated(request, f"this notice was already handled ({done[request.delivery_id]})"))
+            elif unique.get(request.delivery_id) is request:
+                futures.append(await self.broker.publish(
+                    request.to_kafka(), self.topics.deliveries(request.channel), key=request.resident_id.encode(),
+                    headers={"content-type": "application/json"}, no_confirm=True,
+                ))
+                counts["published"] += 1
+        keep = [(r, until, rule) for r, until, rule in held if r.delivery_id not in done]
+        await self.store.hold(keep, now)
+        counts["held"] += len(keep)
+        counts["skipped"] += sum(o.state != "deferred" for o in outcomes)
+        await self.store.log(outcomes)
+        futures.extend(await self.status.publish(outcomes))
+
+    @staticmethod
+    def _outcome(event: DomainEvent, recipient: Recipient, state: str, rule: str, reason: str,
+                 request: DeliveryRequest | None = None) -> DeliveryStatus:
+        return DeliveryStatus(
+            delivery_id=request.delivery_id if request else None, event_id=event.envelope.id,
+            event_type=event.envelope.type, resident_id=recipient.resident_id,
+            channel=request.channel if request else None, state=state,  # type: ignore[arg-type]
+            to_masked=request.masked_to if request else "", reason=reason, rule=rule,
+        )
 
 
 def _deduplicated(request: DeliveryRequest, reason: str) -> DeliveryStatus:
     return DeliveryStatus(
         delivery_id=request.delivery_id, event_id=request.event_id, event_type=request.event_type,
         resident_id=request.resident_id, channel=request.channel, state="deduplicated",
-        to_masked=request.masked_to, reason=reason,
+        to_masked=request.masked_to, reason=reason, rule="deduplicated",
     )

@@ -13,23 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from hub.channels.base import ChannelAdapter
+from hub.audience import still_wanted
+from hub.channels.base import ChannelAdapter, DeliveryResult
 from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.common import StatusPublisher, subscribe_batches
 from hub.consumers.dlq import dead_letter
 from hub.dedup import Claim, delivery_id
-from hub.delivery import DeliveryRequest, DeliveryStatus
+from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
 from hub.errors import EventError, PermanentError, TransientError
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
@@ -41,6 +44,8 @@ ATTEMPT_HEADER = "hub_attempt"
 ORIGINAL_TOPIC_HEADER = "hub_original_topic"
 NOT_BEFORE_HEADER = "hub_not_before_ms"
 LAST_ERROR_HEADER = "hub_last_error"
+REF_HEADER = "hub_provider_ref"
+CHECK_HEADER = "hub_check"
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,10 @@ def _row(r: DeliveryRequest) -> NewDelivery:
 class SenderConsumer:
     def __init__(self, *, channel: str, adapter: ChannelAdapter, broker: KafkaBroker, store: Store,
                  settings: Settings, topics: Topics, owner: str, fallback: ChannelAdapter | None = None,
-                 breaker: CircuitBreaker | None = None) -> None:
+                 breaker: CircuitBreaker | None = None, clock: Callable[[], datetime] = utcnow) -> None:
         self.channel, self.adapter, self.fallback = channel, adapter, fallback
         self.broker, self.store, self.settings, self.topics, self.owner = broker, store, settings, topics, owner
+        self.clock = clock
         self.stage = f"sender:{channel}"
         self.status = StatusPublisher(broker, topics.status, f"/notice-hub/sender/{channel}")
         self.breaker = breaker or CircuitBreaker(
@@ -96,6 +102,16 @@ class SenderConsumer:
             subscribe_batches(self.broker, [self.topics.retry(self.channel, tier)],
                               self.settings.group_id(f"sender.{self.channel}.retry-{tier}"), self.settings,
                               self._handler(tier), title=f"{self.stage}:retry-{tier}", max_poll_interval_ms=hold_ms)
+        if self.checks_results:
+            subscribe_batches(self.broker, [self.topics.results(self.channel)],
+                              self.settings.group_id(f"sender.{self.channel}.results"), self.settings,
+                              self.check_results, title=f"{self.stage}:results",
+                              max_poll_interval_ms=int((max(self.settings.result_checks_s) + 300) * 1000))
+
+    @property
+    def checks_results(self) -> bool:
+        """AlimTalk says at send time only that the gateway accepted a message; Kakao's verdict comes later."""
+        return hasattr(self.adapter, "delivery_results") and bool(self.settings.result_checks_s)
 
     def _handler(self, tier: int) -> Any:
         async def handle(records: Sequence[Any]) -> None:
@@ -130,23 +146,42 @@ class SenderConsumer:
         if tier and (wait_s := not_before_ms / 1000 - time.time()) > 0:
             await asyncio.sleep(wait_s)  # the tier's delay: these failed recently
         claims = await self.store.claim([_row(w.request) for w in batch.values()], self.owner)
+        directory = await self.store.residents(w.request.resident_id for w in batch.values())
         by_resident: dict[str, list[Work]] = defaultdict(list)
+        in_doubt: list[Work] = []
         for delivery, work in batch.items():
             claim = claims[delivery]
             if claim is Claim.DONE:
-                outcomes.append(self._status(work, "deduplicated", reason="this delivery was already handled"))
+                outcomes.append(self._status(work, "deduplicated", reason="this delivery was already handled",
+                                             rule="deduplicated"))
+                continue
+            verdict = still_wanted(advertising=work.request.advertising, urgent=work.request.urgent,
+                                   resident=directory.get(work.request.resident_id))
+            if verdict.action == "suppress":  # opted out (or withdrew consent) after the notice was queued
+                outcomes.append(self._status(work, "suppressed", reason=f"at send time: {verdict.reason}",
+                                             rule=verdict.rule))
                 continue
             if claim is Claim.IN_DOUBT:
-                logger.warning("delivery %s was claimed but never finished; sending again (%s %s)",
-                               delivery, self.adapter.provider,
-                               "deduplicates by id" if self.adapter.idempotent else "may repeat it")
+                in_doubt.append(work)
             by_resident[work.request.resident_id].append(work)
+        if in_doubt:  # claimed before, never finished: a sender died around the gateway call
+            accepted = await self._already_accepted(in_doubt)
+            for work in in_doubt:
+                if work.request.delivery_id in accepted:
+                    by_resident[work.request.resident_id].remove(work)
+                    outcomes.append(self._status(work, "sent", reason="the gateway had accepted it before a restart"))
+            by_resident = defaultdict(list, {k: v for k, v in by_resident.items() if v})
 
-        async def send_in_order(items: list[Work]) -> None:
-            for work in items:
-                outcomes.extend(await self._deliver(work, futures))
+        if hasattr(self.adapter, "send_batch"):
+            # a gateway call carries many residents; round i carries each resident's i-th delivery, in order
+            for round_ in itertools.zip_longest(*by_resident.values()):
+                outcomes.extend(await self._deliver_many([w for w in round_ if w is not None], futures))
+        else:
+            async def send_in_order(items: list[Work]) -> None:
+                for work in items:
+                    outcomes.extend(await self._deliver(work, futures))
 
-        await asyncio.gather(*(send_in_order(items) for items in by_resident.values()))
+            await asyncio.gather(*(send_in_order(items) for items in by_resident.values()))
         await self.store.finish(outcomes)
         futures.extend(await self.status.publish(outcomes))
         await asyncio.gather(*futures)
@@ -157,25 +192,115 @@ class SenderConsumer:
 
     # -- one delivery
 
+    async def _already_accepted(self, works: list[Work]) -> set[str]:
+        """Of deliveries whose earlier attempt ended in doubt, those the gateway says it accepted (where it can
+        say: AlimTalk, by delivery id); the others are sent again (see docs/RELIABILITY.md)."""
+        ids = [w.request.delivery_id for w in works]
+        finder = getattr(self.adapter, "find_sent", None)
+        if finder is None:
+            logger.warning("%d deliveries were claimed but never finished; sending again (%s %s)", len(ids),
+                           self.adapter.provider, "deduplicates by id" if self.adapter.idempotent else "may repeat them")
+            return set()
+        found = set(await finder(ids, since=self.clock() - timedelta(days=1)))  # TransientError: the batch waits
+        logger.warning("%d deliveries were claimed but never finished; %d had reached %s, the rest are sent again",
+                       len(ids), len(found), self.adapter.provider)
+        return found
+
     async def _deliver(self, work: Work, futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:
         async with self._slots:
             trial = await self.breaker.wait_until_allowed()
             try:
-                result = await self.adapter.send(work.request)
-            except PermanentError as e:
-                self.breaker.success(trial)  # the gateway answered: the channel works
-                if self.channel == "kakao" and e.fallback_ok and work.request.fallback is not None:
-                    return await self._fall_back(work, e, futures)
-                return [self._status(work, "failed", reason=str(e))]
-            except Exception as e:  # TransientError, or an adapter bug: keep the delivery for a retry
-                self.breaker.failure(trial)
-                if not isinstance(e, TransientError):
-                    logger.exception("adapter %s crashed on delivery %s", self.adapter.provider,
-                                     work.request.delivery_id)
-                return [await self._retry_later(work, e, futures)]
+                result: DeliveryResult | BaseException = await self.adapter.send(work.request)
+            except Exception as e:
+                result = e
+            self._tell_breaker([result], trial)
+        return await self._settle(work, result, futures)
+
+    async def _deliver_many(self, works: list[Work], futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:
+        """Many deliveries in as few gateway calls as the provider allows (AlimTalk 1,000, SENS 100 a call)."""
+        trial = await self.breaker.wait_until_allowed()
+        try:
+            results: list[DeliveryResult | BaseException] = list(
+                await self.adapter.send_batch([w.request for w in works]))  # type: ignore[attr-defined]
+        except Exception as e:  # an adapter bug: every delivery of the call waits for a retry
+            results = [e] * len(works)
+        self._tell_breaker(results, trial)
+        out: list[DeliveryStatus] = []
+        for work, result in zip(works, results, strict=True):
+            out.extend(await self._settle(work, result, futures))
+        return out
+
+    def _tell_breaker(self, results: Sequence[DeliveryResult | BaseException], trial: bool) -> None:
+        """A call whose every delivery failed for a passing reason counts against the channel; any answer
+        from the gateway (even a refusal) shows that the channel works."""
+        if results and all(isinstance(r, Exception) and not isinstance(r, PermanentError) for r in results):
+            self.breaker.failure(trial)
+        else:
             self.breaker.success(trial)
+
+    async def _settle(self, work: Work, result: DeliveryResult | BaseException,
+                      futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:
+        if isinstance(result, PermanentError):
+            if self.channel == "kakao" and result.fallback_ok and work.request.fallback is not None:
+                return await self._fall_back(work, result, futures)
+            return [self._status(work, "failed", reason=str(result))]
+        if isinstance(result, BaseException):  # TransientError, or an adapter bug: keep it for a retry
+            if not isinstance(result, TransientError):
+                logger.error("adapter %s failed on delivery %s: %r", self.adapter.provider,
+                             work.request.delivery_id, result)
+            return [await self._retry_later(work, result, futures)]
+        if self.checks_results and work.request.fallback is not None and result.provider_ref:
+            futures.append(await self._check_later(work.request, result.provider_ref, 1, work.attempt))
         return [self._status(work, "sent", provider_ref=result.provider_ref, reason=result.detail,
                              provider=result.provider)]
+
+    # -- the provider's later verdict (AlimTalk)
+
+    async def _check_later(self, request: DeliveryRequest, ref: str, check: int, attempt: int) -> asyncio.Future[Any]:
+        delay = self.settings.result_checks_s[check - 1]
+        headers = {"content-type": "application/json", REF_HEADER: ref, CHECK_HEADER: str(check),
+                   ATTEMPT_HEADER: str(attempt),
+                   NOT_BEFORE_HEADER: str(int((time.time() + delay) * 1000))}
+        return await self.broker.publish(request.to_kafka(), self.topics.results(self.channel),
+                                         key=request.resident_id.encode(), headers=headers, no_confirm=True)
+
+    async def check_results(self, records: Sequence[Any]) -> None:
+        """Ask the gateway what Kakao made of earlier sends; fall back to SMS for those it could not deliver."""
+        items = []
+        for record in records:
+            headers = _headers(record)
+            try:
+                items.append((record, DeliveryRequest.from_kafka(record.value), headers[REF_HEADER],
+                              int(headers.get(CHECK_HEADER, "1")), int(headers.get(ATTEMPT_HEADER, "1"))))
+            except (ValidationError, KeyError, ValueError) as e:
+                logger.error("%s: unreadable result check at %s@%s: %s", self.stage, record.topic, record.offset, e)
+        if not items:
+            return
+        due_ms = max(int(_headers(r).get(NOT_BEFORE_HEADER, "0") or 0) for r, *_ in items)
+        if (wait_s := due_ms / 1000 - time.time()) > 0:
+            await asyncio.sleep(wait_s)
+        verdicts = await self.adapter.delivery_results([ref for _, _, ref, _, _ in items])  # type: ignore[attr-defined]
+        futures: list[asyncio.Future[Any]] = []
+        outcomes: list[DeliveryStatus] = []
+        for record, request, ref, check, attempt in items:
+            verdict = verdicts.get(ref)
+            work = Work(record, request, attempt, self.topics.deliveries(self.channel))
+            if verdict is None or verdict.state == "pending":
+                if check < len(self.settings.result_checks_s):
+                    futures.append(await self._check_later(request, ref, check + 1, attempt))
+                else:
+                    logger.warning("%s: no verdict for delivery %s after %d checks", self.stage,
+                                   request.delivery_id, check)
+            elif verdict.state == "delivered":
+                outcomes.append(self._status(work, "delivered", provider_ref=ref, reason="Kakao delivered it"))
+            elif verdict.fallback_ok:
+                outcomes.extend(await self._fall_back(work, PermanentError(f"{verdict.code} {verdict.message}"), futures))
+            else:
+                outcomes.append(self._status(work, "failed", provider_ref=ref,
+                                             reason=f"Kakao did not deliver it: {verdict.code} {verdict.message}"))
+        await self.store.finish(outcomes)
+        futures.extend(await self.status.publish(outcomes))
+        await asyncio.gather(*futures)
 
     async def _retry_later(self, work: Work, error: BaseException, futures: list[asyncio.Future[Any]],
                            *, channel: str | None = None, record: Any = None) -> DeliveryStatus:
@@ -230,11 +355,14 @@ class SenderConsumer:
                                            provider_ref=result.provider_ref, provider=result.provider)]
 
     def _status(self, work: Work, state: str, *, reason: str | None = None, provider_ref: str | None = None,
-                provider: str | None = None) -> DeliveryStatus:
+                provider: str | None = None, rule: str | None = None) -> DeliveryStatus:
         r = work.request
+        latency = None
+        if state in ("sent", "fallback") and r.event_time is not None:
+            latency = max((self.clock() - r.event_time).total_seconds(), 0.0)
         return DeliveryStatus(
             delivery_id=r.delivery_id, event_id=r.event_id, event_type=r.event_type, resident_id=r.resident_id,
             channel=r.channel, state=state,  # type: ignore[arg-type]
-            to_masked=r.masked_to, reason=reason, provider=provider or self.adapter.provider,
-            provider_ref=provider_ref, attempt=work.attempt,
+            to_masked=r.masked_to, reason=reason, rule=rule, provider=provider or self.adapter.provider,
+            provider_ref=provider_ref, attempt=work.attempt, latency_s=latency,
         )

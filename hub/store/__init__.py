@@ -21,11 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from hub.dedup import Claim
 from hub.delivery import DeliveryStatus
 from hub.errors import StoreError
+from hub.store.directory import DirectoryQueries
 from hub.store.models import Base, DeliveryLogRow, DeliveryRow
 
 logger = logging.getLogger(__name__)
 
-FINAL_STATES = ("sent", "failed", "fallback")
+FINAL_STATES = ("sent", "delivered", "failed", "fallback", "suppressed")
 CLAIMABLE_STATES = ("queued", "retrying", "dead-lettered")
 
 
@@ -44,7 +45,7 @@ class NewDelivery:
     to_masked: str
 
 
-class Store:
+class Store(DirectoryQueries):
     """The one place that knows SQL. Methods are batch-shaped: one round trip per consumer batch."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:

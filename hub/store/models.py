@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hub.delivery import DeliveryStatus
@@ -51,6 +51,7 @@ class DeliveryLogRow(Base):
     state: Mapped[str] = mapped_column(String(20))
     to_masked: Mapped[str] = mapped_column(String(300), default="")
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rule: Mapped[str | None] = mapped_column(String(50), nullable=True)
     provider: Mapped[str | None] = mapped_column(String(50), nullable=True)
     provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
@@ -60,6 +61,50 @@ class DeliveryLogRow(Base):
     def from_status(cls, s: DeliveryStatus) -> DeliveryLogRow:
         return cls(
             delivery_id=s.delivery_id, event_id=s.event_id, event_type=s.event_type, resident_id=s.resident_id,
-            channel=s.channel, state=s.state, to_masked=s.to_masked, reason=s.reason, provider=s.provider,
+            channel=s.channel, state=s.state, to_masked=s.to_masked, reason=s.reason, rule=s.rule, provider=s.provider,
             provider_ref=s.provider_ref, attempt=s.attempt, at=s.at,
         )
+
+
+class ResidentRow(Base):
+    """The resident directory. Contact points are personal data: they live here and in delivery requests
+    only, never in logs or the ledger."""
+
+    __tablename__ = "residents"
+
+    resident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    phone: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
+    email: Mapped[str | None] = mapped_column(String(254), nullable=True)
+    district: Mapped[str | None] = mapped_column(String(10), nullable=True, index=True)
+    interests: Mapped[list[str]] = mapped_column(JSON, default=list)
+    locale: Mapped[str] = mapped_column(String(2), default="ko")
+    channels: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    consent_informational: Mapped[bool] = mapped_column(Boolean, default=True)
+    consent_advertising: Mapped[bool] = mapped_column(Boolean, default=False)
+    consent_advertising_night: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    quiet_start: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    quiet_end: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ScheduledRow(Base):
+    """A delivery held until its time (send_at, quiet hours, the night rule); released by the scheduler."""
+
+    __tablename__ = "scheduled"
+    __table_args__ = (Index("ix_scheduled_state_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_id: Mapped[str] = mapped_column(String(200), index=True)
+    resident_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    rule: Mapped[str] = mapped_column(String(50))
+    request: Mapped[str] = mapped_column(Text)  # the DeliveryRequest JSON, released as it is
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, releasing, released
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,4 +1,4 @@
-"""Who receives a notice and on which channel: `choose_channel` and `direct_audience`."""
+"""Who receives a notice and on which channel: `choose_channel` and the router's audience resolution."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from typing import Any
 
 import pytest
 
-from hub import audience
-from hub.audience import choose_channel, contact_for, direct_audience
-from hub.errors import AudienceError
+from hub.audience import choose_channel, contact_for
 from hub.events import DomainEvent, Recipient, new_event, sample_data, validate_event
 
 ALL = ["kakao", "sms", "email"]
@@ -62,8 +60,26 @@ def leak_event(recipients: list[dict[str, Any]]) -> DomainEvent:
                                     source="/yp/water", id="e-1"))  # fmt: skip
 
 
-async def batches(event: DomainEvent) -> list[list[Recipient]]:
-    return [batch async for batch in direct_audience(event)]
+@pytest.fixture
+async def store(store_url: str) -> Any:
+    from hub.store import Store
+
+    store = Store(store_url)
+    await store.init()
+    yield store
+    await store.close()
+
+
+async def batches(event: DomainEvent, store: Any) -> list[list[Recipient]]:
+    """What the router resolves an event's audience to, batch by batch."""
+    from hub.consumers.router import RouterConsumer
+    from hub.rendering import Renderer
+    from hub.settings import Settings
+    from hub.topics import Topics
+
+    router = RouterConsumer(broker=None, store=store, renderer=Renderer(), settings=Settings(),  # type: ignore[arg-type]
+                            topics=Topics("t"))
+    return [[recipient for recipient, _, _ in batch] async for batch in router.targets(event)]
 
 
 @pytest.mark.parametrize(
@@ -76,21 +92,24 @@ async def batches(event: DomainEvent) -> list[list[Recipient]]:
         (["B", "A", "A", "A"], ["B", "A"]),
     ],
 )
-async def test_direct_audience_dedups_in_first_mention_order(ids: list[str], expected: list[str]) -> None:
+async def test_named_recipients_dedup_in_first_mention_order(ids: list[str], expected: list[str], store: Any) -> None:
     event = leak_event([{"resident_id": rid, "name": f"{rid}-{n}"} for n, rid in enumerate(ids)])
 
-    (batch,) = await batches(event)
+    (batch,) = await batches(event, store)
 
     assert [r.resident_id for r in batch] == expected
     first_names = {rid: f"{rid}-{ids.index(rid)}" for rid in expected}
     assert [r.name for r in batch] == [first_names[r.resident_id] for r in batch]
 
 
-async def test_direct_audience_yields_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audience, "RECIPIENT_BATCH", 2)
+async def test_named_recipients_come_in_batches(monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
+    from hub.consumers import router
+
+    monkeypatch.setattr(router, "RECIPIENT_BATCH", 2)
+    monkeypatch.setattr(router._chunks, "__defaults__", (2,))
     event = leak_event([{"resident_id": rid} for rid in "ABCDE"])
 
-    assert [[r.resident_id for r in b] for b in await batches(event)] == [["A", "B"], ["C", "D"], ["E"]]
+    assert [[r.resident_id for r in b] for b in await batches(event, store)] == [["A", "B"], ["C", "D"], ["E"]]
 
 
 def notice(audience_: dict[str, Any], recipients: list[dict[str, Any]]) -> DomainEvent:
@@ -98,17 +117,29 @@ def notice(audience_: dict[str, Any], recipients: list[dict[str, Any]]) -> Domai
     return validate_event(new_event("notice.published.v1", data, source="/yp/pr", id="n-1"))
 
 
-@pytest.mark.parametrize(
-    "segment",
-    [{"districts": ["용문면"]}, {"interests": ["축제"]}, {"everyone": True}],
-)
-@pytest.mark.parametrize("recipients", [[], [{"resident_id": "R-1", "phone": PHONE}]])
-async def test_a_segment_audience_is_refused(segment: dict[str, Any], recipients: list[dict[str, Any]]) -> None:
-    with pytest.raises(AudienceError, match="needs the resident directory"):
-        await batches(notice(segment, recipients))
+async def test_segments_resolve_from_the_directory(store: Any) -> None:
+    from datetime import UTC, datetime
+
+    from hub.residents import Resident
+
+    await store.upsert_residents([
+        Resident(resident_id="R-1", district="용문면", interests=["축제"], phone=PHONE),
+        Resident(resident_id="R-2", district="용문면", interests=["농업"], phone=PHONE),
+        Resident(resident_id="R-3", district="양평읍", interests=["축제"], phone=PHONE),
+    ], datetime.now(UTC))
+
+    async def ids(segment: dict[str, Any], named: list[dict[str, Any]] | None = None) -> list[str]:
+        return [r.resident_id for b in await batches(notice(segment, named or []), store) for r in b]
+
+    assert await ids({"districts": ["용문면"]}) == ["R-1", "R-2"]
+    assert await ids({"interests": ["축제"]}) == ["R-1", "R-3"]
+    assert await ids({"districts": ["용문면"], "interests": ["축제"]}) == ["R-1"]
+    assert await ids({"everyone": True}) == ["R-1", "R-2", "R-3"]
+    assert await ids({"everyone": True}, [{"resident_id": "R-2", "email": EMAIL}]) == ["R-2", "R-1", "R-3"]
+    assert await ids({"resident_ids": ["R-3", "R-404"]}) == ["R-3"]
 
 
-async def test_a_county_notice_to_named_recipients_is_delivered_to_them() -> None:
+async def test_a_county_notice_to_named_recipients_is_delivered_to_them(store: Any) -> None:
     event = notice({}, [{"resident_id": "R-1", "phone": PHONE}, {"resident_id": "R-2", "email": EMAIL}])
 
-    assert [[r.resident_id for r in b] for b in await batches(event)] == [["R-1", "R-2"]]
+    assert [[r.resident_id for r in b] for b in await batches(event, store)] == [["R-1", "R-2"]]

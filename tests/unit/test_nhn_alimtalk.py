@@ -16,9 +16,13 @@ from hub.channels.base import DeliveryResult
 from hub.channels.nhn_alimtalk import (
     DUPLICATE_DETAIL,
     MAX_RECIPIENTS,
+    QUERY_CONCURRENCY,
     RESULT_CODES,
+    DeliveryOutcome,
     NhnAlimtalkChannel,
     idempotency_key,
+    make_ref,
+    parse_ref,
     recipient_buttons,
     result_kind,
 )
@@ -92,7 +96,7 @@ async def test_one_request_is_one_documented_call(fake: FakeNhnAlimtalk, channel
     }  # fmt: skip
     assert "resendParameter" not in call.body["recipientList"][0]
     assert fake.violations == []
-    assert result == DeliveryResult("nhn-alimtalk", f"{call.answer['message']['requestId']}/1", None)
+    assert result == DeliveryResult("nhn-alimtalk", f"{call.answer['message']['requestId']}#1", None)
     assert fake.delivered == [("01000000001", "e-1")]
 
 
@@ -221,27 +225,56 @@ async def test_a_refused_call(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel
     assert getattr(e.value, "fallback_ok", True) is True
 
 
-async def test_not_a_kakaotalk_user_fails_that_recipient_only(fake: FakeNhnAlimtalk,
-                                                              channel: NhnAlimtalkChannel) -> None:
+async def test_kakao_codes_in_send_results_fail_those_recipients_only(fake: FakeNhnAlimtalk,
+                                                                      channel: NhnAlimtalkChannel) -> None:
+    """The real gateway reports 3019/3020 through the query API; a gateway that puts them in sendResults
+    (the fake with sync_failures) is still read right."""
+    fake.sync_failures = True
     fake.not_kakao_users.add(phone(2))
     fake.blocked_users.add(phone(4))
     outcomes = await channel.send_batch([request(n) for n in (1, 2, 3, 4)])
 
     assert len(fake.requests) == 1
     ok1, not_kakao, ok3, blocked = outcomes
-    assert isinstance(ok1, DeliveryResult) and ok1.provider_ref and ok1.provider_ref.endswith("/1")
-    assert isinstance(ok3, DeliveryResult) and ok3.provider_ref and ok3.provider_ref.endswith("/3")
+    assert isinstance(ok1, DeliveryResult) and ok1.provider_ref and ok1.provider_ref.endswith("#1")
+    assert isinstance(ok3, DeliveryResult) and ok3.provider_ref and ok3.provider_ref.endswith("#3")
     assert isinstance(not_kakao, PermanentError) and "3019" in str(not_kakao) and not_kakao.fallback_ok
     assert isinstance(blocked, PermanentError) and "3020" in str(blocked) and blocked.fallback_ok
     assert [number for number, _ in fake.delivered] == [phone(1), phone(3)]
+    assert sorted(seq for _, seq in fake.results) == [1, 3]  # only accepted recipients can be queried
 
 
-async def test_not_a_kakaotalk_user_alone(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+async def test_a_synchronous_failure_of_every_recipient_is_minus_1031(fake: FakeNhnAlimtalk,
+                                                                      channel: NhnAlimtalkChannel) -> None:
+    fake.sync_failures = True
     fake.not_kakao_users.add(phone(1))
     with pytest.raises(PermanentError, match="3019") as e:  # the gateway's header says -1031
         await channel.send(request(1))
     assert e.value.fallback_ok
     assert fake.requests[0].answer["header"]["resultCode"] == -1031
+
+
+async def test_a_refused_recipient_number_fails_in_the_send_answer(fake: FakeNhnAlimtalk,
+                                                                   channel: NhnAlimtalkChannel) -> None:
+    fake.recipient_codes[phone(2)] = -4019
+    ok, refused = await channel.send_batch([request(1), request(2)])
+    assert isinstance(ok, DeliveryResult)
+    assert isinstance(refused, PermanentError) and "-4019" in str(refused)
+
+
+async def test_not_a_kakaotalk_user_is_accepted_by_the_send(fake: FakeNhnAlimtalk,
+                                                           channel: NhnAlimtalkChannel) -> None:
+    """As the real gateway: the send accepts the recipient; Kakao's 3019 comes later (query API)."""
+    fake.not_kakao_users.add(phone(1))
+    result = await channel.send(request(1))
+
+    answer = fake.requests[0].answer
+    assert answer["header"]["resultCode"] == 0 and answer["message"]["sendResults"][0]["resultCode"] == 0
+    assert result.provider_ref == f"{answer['message']['requestId']}#1"
+    assert fake.delivered == []  # Kakao will not deliver it
+    (accepted,) = fake.results.values()
+    assert (accepted.number, accepted.kakao_code, accepted.template_code) == (phone(1), 3019, "YP_RSV_CONFIRM_01")
+    assert accepted.params == KAKAO.parameters and accepted.grouping_key == "e-1"
 
 
 # -- HTTP failures
@@ -333,7 +366,7 @@ async def test_2500_requests_go_in_three_calls(fake: FakeNhnAlimtalk, channel: N
         hashlib.sha256("\n".join(sorted(q.delivery_id for q in chunk)).encode()).hexdigest()[:40] for chunk in chunks
     ]
     assert all(isinstance(o, DeliveryResult) for o in outcomes)
-    assert [o.provider_ref.rsplit("/", 1)[1] for o in outcomes[998:1002]] == ["999", "1000", "1", "2"]  # type: ignore[union-attr]
+    assert [o.provider_ref.rsplit("#", 1)[1] for o in outcomes[998:1002]] == ["999", "1000", "1", "2"]  # type: ignore[union-attr]
     assert [number for number, _ in fake.delivered] == [phone(n) for n in range(2500)]
     assert fake.violations == []
 
@@ -347,7 +380,7 @@ async def test_a_batch_is_grouped_by_template_and_answered_in_order(fake: FakeNh
     calls = {r.body["templateCode"]: r.answer["message"]["requestId"] for r in fake.received}
     for n, outcome in enumerate(outcomes):
         assert isinstance(outcome, DeliveryResult)
-        assert outcome.provider_ref == f"{calls[requests[n].content.template_code]}/{n // 2 + 1}"  # type: ignore[union-attr]
+        assert outcome.provider_ref == f"{calls[requests[n].content.template_code]}#{n // 2 + 1}"  # type: ignore[union-attr]
 
 
 async def test_a_call_that_fails_fails_only_its_own_requests(fake: FakeNhnAlimtalk,
@@ -377,6 +410,231 @@ async def test_a_repeated_batch_is_a_duplicate(fake: FakeNhnAlimtalk, channel: N
 
     assert all(isinstance(o, DeliveryResult) and o.detail == DUPLICATE_DETAIL for o in again)
     assert len(fake.delivered) == 3
+
+
+# -- delivery results (메시지 단건 조회)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def sent_refs(channel: NhnAlimtalkChannel, *numbers: int) -> list[str]:
+    outcomes = await channel.send_batch([request(n) for n in numbers])
+    refs = [o.provider_ref for o in outcomes if isinstance(o, DeliveryResult)]
+    assert len(refs) == len(numbers) and all(refs)
+    return refs  # type: ignore[return-value]
+
+
+def test_provider_refs_are_request_id_hash_recipient_seq() -> None:
+    assert make_ref("20240101000000abc", 7) == "20240101000000abc#7"
+    assert parse_ref("20240101000000abc#7") == ("20240101000000abc", 7)
+    assert parse_ref("a#b#12") == ("a#b", 12)
+    for bad in ("", "abc", "abc#", "#1", "abc#0", "abc#x", "abc/1"):
+        assert parse_ref(bad) is None, bad
+
+
+async def test_a_delivered_message(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    (ref,) = await sent_refs(channel, 1)
+    request_id = fake.received[0].answer["message"]["requestId"]
+    assert ref == f"{request_id}#1"
+
+    assert await channel.delivery_results([ref]) == {ref: DeliveryOutcome("delivered", "1000", "성공")}
+    (query,) = fake.queries
+    assert query.method == "GET"
+    assert query.path == f"/alimtalk/v2.2/appkeys/{fake.appkey}/messages/{request_id}/1"
+    assert query.headers["x-secret-key"] == fake.secret_key
+    message = query.answer["message"]
+    assert (message["messageStatus"], message["resultCode"], message["recipientNo"]) == ("COMPLETED", "1000", phone(1))
+    assert fake.violations == []
+
+
+async def test_pending_then_failed(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    fake.clock = clock = Clock()
+    fake.result_delay_s = 30
+    fake.not_kakao_users.add(phone(1))
+    (ref,) = await sent_refs(channel, 1)
+
+    (first,) = (await channel.delivery_results([ref])).values()
+    assert first.state == "pending" and first.message == "messageStatus READY"
+    clock.now += 29.9
+    assert (await channel.delivery_results([ref]))[ref].state == "pending"
+    clock.now += 0.1
+    assert (await channel.delivery_results([ref]))[ref] == DeliveryOutcome(
+        "failed", "3019", "메시지를 발송할 수 없음: 카카오톡 유저가 아님", fallback_ok=True)
+
+
+async def test_kakao_failures_are_failed_and_may_fall_back(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    fake.not_kakao_users.add(phone(2))
+    fake.blocked_users.add(phone(3))
+    fake.delivery_codes[phone(4)] = 3018
+    refs = await sent_refs(channel, 1, 2, 3, 4)
+
+    got = await channel.delivery_results(refs)
+    assert [got[ref].state for ref in refs] == ["delivered", "failed", "failed", "failed"]
+    assert [got[ref].code for ref in refs] == ["1000", "3019", "3020", "3018"]
+    assert [got[ref].fallback_ok for ref in refs] == [False, True, True, True]
+    assert "알림톡 수신 차단" in (got[refs[2]].message or "")
+    assert [number for number, _ in fake.delivered] == [phone(1)]  # only what Kakao delivered
+    assert len(fake.results) == 4  # every recipient was accepted by the send
+
+
+async def test_an_unknown_ref_fails_without_fallback(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    (ref,) = await sent_refs(channel, 1)
+    request_id = ref.split("#")[0]
+    unknown, malformed = f"{request_id}#2", "not-a-ref"
+
+    got = await channel.delivery_results([unknown, malformed, ref])
+    assert got[unknown].state == "failed" and got[unknown].code == "-1016" and not got[unknown].fallback_ok
+    assert got[malformed].state == "failed" and not got[malformed].fallback_ok and got[malformed].code is None
+    assert got[ref].state == "delivered"
+    assert len(fake.queries) == 2  # a malformed ref is not asked about
+
+
+async def test_a_5xx_or_no_answer_on_a_query_is_pending(fake: FakeNhnAlimtalk) -> None:
+    fake.slow_s = 0.6
+    ch = adapter(fake, timeout_s=0.3)
+    try:
+        (ref,) = await sent_refs(ch, 1)
+        fake.script(("5xx", 502))
+        assert await ch.delivery_results([ref]) == {ref: DeliveryOutcome("pending", None, "nhn-alimtalk: HTTP 502")}
+        fake.script("timeout")
+        (late,) = (await ch.delivery_results([ref])).values()
+        assert late.state == "pending" and "no answer within" in (late.message or "")
+        fake.down = True
+        assert (await ch.delivery_results([ref]))[ref].state == "pending"
+        fake.down = False
+        assert (await ch.delivery_results([ref]))[ref].state == "delivered"  # asked again later
+    finally:
+        await ch.close()
+
+
+async def test_a_refusal_that_says_nothing_about_the_message_is_pending(fake: FakeNhnAlimtalk) -> None:
+    sender = adapter(fake)
+    (ref,) = await sent_refs(sender, 1)
+    wrong = adapter(fake, secret_key="wrong")
+    try:
+        (outcome,) = (await wrong.delivery_results([ref])).values()
+        assert outcome.state == "pending" and "-1001" in (outcome.message or "")
+        fake.script(-9999)
+        assert (await sender.delivery_results([ref]))[ref].state == "pending"
+    finally:
+        await sender.close()
+        await wrong.close()
+
+
+async def test_repeated_refs_are_asked_once(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    refs = await sent_refs(channel, 1, 2)
+    got = await channel.delivery_results([refs[0], refs[1], refs[0]])
+    assert list(got) == refs and len(fake.queries) == 2
+
+
+async def test_the_rate_limit_applies_to_queries(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    refs = await sent_refs(channel, *range(10))
+    channel.limit(4)
+    await channel.delivery_results(refs)
+
+    times = [fake.arrival_times[fake.requests.index(q)] for q in fake.queries]
+    assert len(times) == 10
+    for i in range(len(times) - 4):  # never more than 4 queries within one second
+        assert times[i + 4] - times[i] >= 0.95
+    assert channel.limiter.waits >= 1
+
+
+async def test_queries_run_at_most_query_concurrency_at_once() -> None:
+    in_flight = peak = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return httpx.Response(200, json={"header": {"resultCode": 0, "resultMessage": "SUCCESS", "isSuccessful": True},
+                                         "message": {"messageStatus": "COMPLETED", "resultCode": "1000"}})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        ch = NhnAlimtalkChannel(base_url="http://gw", appkey="a", secret_key="s", sender_key="k" * 40, client=client)
+        got = await ch.delivery_results([make_ref("r", n) for n in range(1, 26)])
+    assert len(got) == 25 and all(o.state == "delivered" for o in got.values())
+    assert peak == QUERY_CONCURRENCY
+
+
+def _query_answer(code: int = 0, message: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"header": {"resultCode": code, "resultMessage": "msg", "isSuccessful": code == 0}, "message": message}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (200, _query_answer(0, {"messageStatus": "COMPLETED", "resultCode": None}), ("delivered", None, False)),
+        (200, _query_answer(0, {"messageStatus": "COMPLETED", "resultCode": "3019"}), ("failed", "3019", True)),
+        (200, _query_answer(0, {"messageStatus": "COMPLETED", "resultCode": "3005"}), ("delivered", "3005", False)),
+        (200, _query_answer(0, {"messageStatus": "COMPLETED", "resultCode": "MRC01"}), ("delivered", "MRC01", False)),
+        (200, _query_answer(0, {"messageStatus": "FAILED", "resultCode": "MRC02"}), ("failed", "MRC02", True)),
+        (200, _query_answer(0, {"messageStatus": "FAILED", "resultCode": "-7000"}), ("failed", "-7000", True)),
+        (200, _query_answer(0, {"messageStatus": "CANCEL", "resultCode": None}), ("failed", "CANCEL", False)),
+        (200, _query_answer(0, {"messageStatus": "SENDING", "resultCode": None}), ("pending", None, False)),
+        (200, _query_answer(0, {}), ("pending", None, False)),
+        (200, _query_answer(0, None), ("pending", None, False)),
+        (200, _query_answer(-2028), ("failed", "-2028", False)),
+        (200, _query_answer(-4017), ("failed", "-4017", False)),
+        (404, _query_answer(-1016), ("failed", "-1016", False)),
+        (200, _query_answer(-1000), ("pending", None, False)),
+        (401, {"error": "unauthorized"}, ("pending", None, False)),
+        (404, "<html>not found</html>", ("pending", None, False)),
+        (503, {"error": "unavailable"}, ("pending", None, False)),
+    ],
+)
+async def test_query_answers_the_fake_does_not_give(status: int, body: Any, expected: tuple[Any, ...]) -> None:
+    content = body.encode() if isinstance(body, str) else None
+    answer = (lambda _: httpx.Response(status, content=content)) if content else (
+        lambda _: httpx.Response(status, json=body))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        ch = NhnAlimtalkChannel(base_url="http://gw", appkey="a", secret_key="s", sender_key="k" * 40, client=client)
+        (outcome,) = (await ch.delivery_results(["r#1"])).values()
+    assert (outcome.state, outcome.code, outcome.fallback_ok) == expected
+
+
+async def test_a_429_on_a_query_is_pending_and_holds_the_next_calls() -> None:
+    calls: list[float] = []
+
+    def answer(_: httpx.Request) -> httpx.Response:
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) == 1:
+            return httpx.Response(429, headers={"Retry-After": "0.3"})
+        return httpx.Response(200, json=_query_answer(0, {"messageStatus": "COMPLETED", "resultCode": "1000"}))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        ch = NhnAlimtalkChannel(base_url="http://gw", appkey="a", secret_key="s", sender_key="k" * 40, client=client)
+        (first,) = (await ch.delivery_results(["r#1"])).values()
+        (second,) = (await ch.delivery_results(["r#1"])).values()
+    assert first.state == "pending" and "429" in (first.message or "")
+    assert second.state == "delivered" and calls[1] - calls[0] >= 0.25
+
+
+async def test_send_then_check_end_to_end(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    """What a result checker does: keep the refs of accepted sends, ask until nothing is pending."""
+    fake.result_delay_s = 0.3
+    fake.not_kakao_users.add(phone(2))
+    requests = [request(n) for n in (1, 2, 3)]
+    outcomes = await channel.send_batch(requests)
+    refs = {o.provider_ref: r.delivery_id for r, o in zip(requests, outcomes, strict=True)
+            if isinstance(o, DeliveryResult) and o.provider_ref}
+    final: dict[str, DeliveryOutcome] = {}
+    for _ in range(50):
+        got = await channel.delivery_results([ref for ref in refs if ref not in final])
+        final.update({ref: o for ref, o in got.items() if o.state != "pending"})
+        if len(final) == len(refs):
+            break
+        await asyncio.sleep(0.1)
+    by_delivery = {refs[ref]: o for ref, o in final.items()}
+    assert {d: o.state for d, o in by_delivery.items()} == {"d-1": "delivered", "d-2": "failed", "d-3": "delivered"}
+    assert by_delivery["d-2"].fallback_ok
 
 
 # -- settings

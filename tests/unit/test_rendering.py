@@ -387,11 +387,11 @@ def test_every_real_template_renders_its_sample_within_the_limits(real: Renderer
 
 
 @pytest.mark.parametrize("channel", ["kakao", "sms", "email"])
-def test_a_missing_english_template_falls_back_to_korean(real: Renderer, channel: str) -> None:
+def test_a_locale_without_templates_falls_back_to_korean(real: Renderer, channel: str) -> None:
     event, recipient = sample_event("water.bill.issued.v1")
-    english = recipient.model_copy(update={"locale": "en"})
+    japanese = recipient.model_copy(update={"locale": "ja"})
 
-    assert real.render(event, english, channel) == real.render(event, recipient, channel)  # type: ignore[arg-type]
+    assert real.render(event, japanese, channel) == real.render(event, recipient, channel)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

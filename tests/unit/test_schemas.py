@@ -11,8 +11,9 @@ import pytest
 
 from hub import schemas
 from hub.events import CATALOGUE
+from hub.residents import RESIDENT_EVENT_TYPES
 
-EXPECTED = sorted([*(f"{t}.json" for t in CATALOGUE), "cloudevent.json"])
+EXPECTED = sorted([*(f"{t}.json" for t in (*CATALOGUE, *RESIDENT_EVENT_TYPES)), "cloudevent.json"])
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_export_writes_one_file_per_event_type_and_the_envelope(exported: tuple[
     directory, written = exported
 
     assert sorted(p.name for p in written) == EXPECTED
-    assert len(written) == 16
+    assert len(written) == 21  # 15 catalogue events, 5 resident events, the envelope
     assert schemas.drift(directory) == []
 
 

@@ -1,4 +1,4 @@
-"""The store over a SQLite file: the dedup ledger (register, claim, finish) and the outcome log."""
+"""The store, on SQLite and on PostgreSQL: the dedup ledger (register, claim, finish) and the outcome log."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hub.store import NewDelivery, Store
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = Store(f"sqlite+aiosqlite:///{tmp_path / 'db' / 'hub.db'}")
+async def store(store_url: str) -> AsyncIterator[Store]:
+    s = Store(store_url)
     await s.init()
     try:
         yield s

@@ -1,0 +1,75 @@
+"""The directory consumer: resident events from `<prefix>.residents` (compacted, keyed by resident id) into
+the store. A registration replaces the entry, a preferences change merges into it, an opt-out takes effect
+at once (the senders check it again before every send), a deletion or a tombstone removes it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
+
+from hub.consumers.common import subscribe_batches
+from hub.consumers.dlq import dead_letter
+from hub.errors import EventError, HubError
+from hub.events import parse_kafka_message
+from hub.residents import RESIDENT_EVENT_TYPES, PreferencesChange, Resident
+from hub.settings import Settings
+from hub.store import Store
+from hub.topics import Topics
+
+logger = logging.getLogger(__name__)
+
+
+class DirectoryConsumer:
+    def __init__(self, *, broker: KafkaBroker, store: Store, settings: Settings, topics: Topics,
+                 clock: Callable[[], datetime]) -> None:
+        self.broker, self.store, self.settings, self.topics, self.clock = broker, store, settings, topics, clock
+
+    def register(self) -> None:
+        subscribe_batches(self.broker, [self.topics.residents], self.settings.group_id("directory"), self.settings,
+                          self.handle_batch, title="directory")
+
+    async def handle_batch(self, records: Sequence[Any]) -> None:
+        futures = []
+        for record in records:
+            try:
+                await self.apply(record)
+            except HubError as e:
+                if e.retriable:
+                    raise
+                futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "directory"))
+        await asyncio.gather(*futures)
+
+    async def apply(self, record: Any) -> None:
+        now = self.clock()
+        key = record.key.decode("utf-8", "replace") if record.key else None
+        if record.value is None:  # a tombstone: the resident is gone
+            if key:
+                await self.store.delete_resident(key)
+            return
+        event = parse_kafka_message(record.value, record.headers or ())
+        if event.type not in RESIDENT_EVENT_TYPES:
+            raise EventError(f"{event.type!r} is not a resident event ({', '.join(RESIDENT_EVENT_TYPES)})")
+        data = event.data if isinstance(event.data, dict) else {}
+        resident_id = event.subject or data.get("resident_id") or key
+        if not resident_id:
+            raise EventError("a resident event names its resident in subject, data.resident_id or the key")
+        try:
+            if event.type == "resident.registered.v1":
+                await self.store.upsert_residents([Resident.model_validate({**data, "resident_id": resident_id})], now)
+            elif event.type == "resident.preferences_changed.v1":
+                change = PreferencesChange.model_validate({k: v for k, v in data.items() if k != "resident_id"})
+                if await self.store.change_preferences(resident_id, change, now) is None:
+                    raise EventError(f"preferences for {resident_id!r}, who is not in the directory")
+            elif event.type in ("resident.opted_out.v1", "resident.opted_in.v1"):
+                if not await self.store.set_opt_out(resident_id, event.type == "resident.opted_out.v1", now):
+                    raise EventError(f"opt-out for {resident_id!r}, who is not in the directory")
+            else:
+                await self.store.delete_resident(resident_id)
+        except ValidationError as e:
+            raise EventError(f"{event.type} data invalid: {e.errors(include_url=False)[:5]}") from e

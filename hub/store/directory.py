@@ -1,0 +1,167 @@
+"""Store queries for the resident directory and for held (scheduled) deliveries."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, or_, select, update
+
+from hub.residents import Consents, PreferencesChange, QuietHours, Resident
+from hub.store.models import ResidentRow, ScheduledRow
+
+if TYPE_CHECKING:
+    from hub.delivery import DeliveryRequest
+
+RELEASE_LEASE_S = 60.0
+
+
+def row_values(r: Resident, now: datetime) -> dict[str, Any]:
+    return {
+        "resident_id": r.resident_id, "name": r.name, "phone": r.phone, "email": r.email, "district": r.district,
+        "interests": r.interests, "locale": r.locale, "channels": r.channels,
+        "consent_informational": r.consents.informational, "consent_advertising": r.consents.advertising,
+        "consent_advertising_night": r.consents.advertising_night, "opted_out": r.opted_out,
+        "opted_out_at": now if r.opted_out else None,
+        "quiet_start": r.quiet_hours.start.isoformat() if r.quiet_hours else None,
+        "quiet_end": r.quiet_hours.end.isoformat() if r.quiet_hours else None,
+        "updated_at": now,
+    }
+
+
+def to_resident(row: ResidentRow) -> Resident:
+    quiet = None
+    if row.quiet_start and row.quiet_end:
+        quiet = QuietHours(start=time.fromisoformat(row.quiet_start), end=time.fromisoformat(row.quiet_end))
+    return Resident.model_construct(
+        resident_id=row.resident_id, name=row.name, phone=row.phone, email=row.email, district=row.district,
+        interests=list(row.interests or []), locale=row.locale, channels=row.channels,
+        consents=Consents(informational=row.consent_informational, advertising=row.consent_advertising,
+                          advertising_night=row.consent_advertising_night),
+        opted_out=row.opted_out, quiet_hours=quiet,
+    )
+
+
+class DirectoryQueries:
+    """Mixed into Store: needs `sessions`, `_insert` and `_translate`."""
+
+    sessions: Any
+    _insert: Any
+
+    def _translate(self) -> Any: ...
+
+    # -- residents
+
+    async def upsert_residents(self, residents: Sequence[Resident], now: datetime) -> int:
+        """Insert or replace residents (idempotent: importing the same rows twice changes nothing)."""
+        if not residents:
+            return 0
+        values = [row_values(r, now) for r in {r.resident_id: r for r in residents}.values()]
+        statement = self._insert(ResidentRow).values(values)
+        keep = {c: getattr(statement.excluded, c) for c in values[0] if c != "resident_id"}
+        # an opt-out keeps its original time when the same state is imported again
+        keep["opted_out_at"] = statement.excluded.opted_out_at
+        async with self._translate(), self.sessions.begin() as session:
+            await session.execute(statement.on_conflict_do_update(index_elements=["resident_id"], set_=keep))
+        return len(values)
+
+    async def change_preferences(self, resident_id: str, change: PreferencesChange, now: datetime) -> Resident | None:
+        current = (await self.residents([resident_id])).get(resident_id)
+        if current is None:
+            return None
+        updated = Resident.model_validate({**current.model_dump(), **change.model_dump(exclude_unset=True)})
+        await self.upsert_residents([updated], now)
+        return updated
+
+    async def set_opt_out(self, resident_id: str, opted_out: bool, now: datetime) -> bool:
+        """Opt a resident out (or back in) at once; True when the resident exists."""
+        async with self._translate(), self.sessions.begin() as session:
+            result = await session.execute(
+                update(ResidentRow).where(ResidentRow.resident_id == resident_id)
+                .values(opted_out=opted_out, opted_out_at=now if opted_out else None, updated_at=now)
+            )
+        return bool(result.rowcount)
+
+    async def delete_resident(self, resident_id: str) -> bool:
+        async with self._translate(), self.sessions.begin() as session:
+            result = await session.execute(delete(ResidentRow).where(ResidentRow.resident_id == resident_id))
+        return bool(result.rowcount)
+
+    async def residents(self, ids: Iterable[str]) -> dict[str, Resident]:
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, Resident] = {}
+        async with self._translate(), self.sessions() as session:
+            for start in range(0, len(ids), 500):
+                rows = await session.scalars(select(ResidentRow).where(ResidentRow.resident_id.in_(ids[start:start + 500])))
+                out.update((r.resident_id, to_resident(r)) for r in rows)
+        return out
+
+    async def residents_by_phone(self, phones: Iterable[str]) -> dict[str, Resident]:
+        phones = list(dict.fromkeys(phones))
+        async with self._translate(), self.sessions() as session:
+            rows = await session.scalars(select(ResidentRow).where(ResidentRow.phone.in_(phones)))
+            return {r.phone: to_resident(r) for r in rows if r.phone}
+
+    async def segment(self, *, districts: Sequence[str] = (), interests: Sequence[str] = (), everyone: bool = False,
+                      batch: int = 1000) -> AsyncIterator[list[Resident]]:
+        """Residents of a segment, in batches, by resident id (keyset pages: never the whole table in memory).
+        Districts and interests are each 'any of'; both given means both must match."""
+        wanted = set(interests)
+        last = ""
+        while True:
+            query = select(ResidentRow).where(ResidentRow.resident_id > last).order_by(ResidentRow.resident_id)
+            if not everyone and districts:
+                query = query.where(ResidentRow.district.in_(list(districts)))
+            async with self._translate(), self.sessions() as session:
+                rows = list((await session.scalars(query.limit(batch))).all())
+            if not rows:
+                return
+            last = rows[-1].resident_id
+            chosen = [to_resident(r) for r in rows
+                      if everyone or not wanted or wanted.intersection(r.interests or [])]
+            if chosen:
+                yield chosen
+
+    # -- held deliveries
+
+    async def hold(self, items: Sequence[tuple[DeliveryRequest, datetime, str]], now: datetime) -> None:
+        """Keep deliveries until their time (idempotent per delivery id)."""
+        if not items:
+            return
+        values = [{"delivery_id": r.delivery_id, "event_id": r.event_id, "resident_id": r.resident_id,
+                   "channel": r.channel, "due_at": due, "rule": rule, "request": r.model_dump_json(),
+                   "state": "pending", "created_at": now} for r, due, rule in items]
+        async with self._translate(), self.sessions.begin() as session:
+            await session.execute(self._insert(ScheduledRow).values(values)
+                                  .on_conflict_do_nothing(index_elements=["delivery_id"]))
+
+    async def claim_due(self, now: datetime, owner: str, limit: int = 500) -> list[tuple[int, str]]:
+        """Claim held deliveries that are due (or whose earlier claim was abandoned): (id, request JSON)."""
+        stale = now - timedelta(seconds=RELEASE_LEASE_S)
+        due = or_(ScheduledRow.state == "pending",
+                  (ScheduledRow.state == "releasing") & (ScheduledRow.claimed_at < stale))
+        async with self._translate(), self.sessions.begin() as session:
+            ids = list((await session.scalars(
+                select(ScheduledRow.id).where(due, ScheduledRow.due_at <= now).order_by(ScheduledRow.due_at).limit(limit)
+            )).all())
+            if not ids:
+                return []
+            claimed = await session.execute(
+                update(ScheduledRow).where(ScheduledRow.id.in_(ids), due)
+                .values(state="releasing", claimed_by=owner, claimed_at=now)
+                .returning(ScheduledRow.id, ScheduledRow.request)
+            )
+            return [(row[0], row[1]) for row in claimed.all()]
+
+    async def mark_released(self, ids: Sequence[int]) -> None:
+        if ids:
+            async with self._translate(), self.sessions.begin() as session:
+                await session.execute(update(ScheduledRow).where(ScheduledRow.id.in_(list(ids))).values(state="released"))
+
+    async def held(self, *, event_id: str, resident_id: str | None = None) -> list[ScheduledRow]:
+        query = select(ScheduledRow).where(ScheduledRow.event_id == event_id)
+        if resident_id:
+            query = query.where(ScheduledRow.resident_id == resident_id)
+        async with self._translate(), self.sessions() as session:
+            return list((await session.scalars(query.order_by(ScheduledRow.id))).all())
