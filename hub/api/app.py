@@ -1,0 +1,22 @@
+"""The hub's HTTP application: one FastAPI app per running hub, served by `hub run` (see hub/runtime.py).
+
+Routers are mounted here: the ops endpoints today; the HTTP ingest for department systems joins them here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+
+from hub.api.ops import ops_router
+
+if TYPE_CHECKING:
+    from hub.runtime import Hub
+
+
+def create_app(hub: Hub) -> FastAPI:
+    app = FastAPI(title="notice-hub", summary="County domain events in, Korean notices out.",
+                  docs_url="/docs", redoc_url=None)
+    app.include_router(ops_router(hub))
+    return app

@@ -1,0 +1,327 @@
+"""The HTTP ingest API over real HTTP (uvicorn) against the real broker: what a department system sees."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from hub.api.ingest import InMemoryPreferences, create_ingest_app
+from hub.client import AsyncHubClient, HubClientError
+from hub.events import parse_kafka_message, sample_data
+from hub.settings import Settings
+from hub.store import Store
+from hub.store import ingest as db
+from hub.topics import Topics
+from tests.conftest import read_topic, wait_for
+from tests.http_server import serve_app
+
+pytestmark = pytest.mark.integration
+
+WASTE = "waste.large_item.received.v1"
+WATER = "water.bill.issued.v1"
+
+
+@pytest.fixture
+async def tokens(settings: Settings) -> AsyncIterator[dict[str, str]]:
+    """Keys of two departments, one revoked key, one key with the residents scope only."""
+    store = Store(settings.database_url)
+    await store.init()
+    try:
+        _, sanitation = await db.create_key(store, department="sanitation", type_patterns=["waste.*"],
+                                            scopes=["events"])
+        _, water = await db.create_key(store, department="water", type_patterns=["water.*"], scopes=["events"])
+        revoked_key, revoked = await db.create_key(store, department="sanitation", type_patterns=["waste.*"],
+                                                   scopes=["events"])
+        await db.revoke_key(store, revoked_key.key_id)
+        _, platform = await db.create_key(store, department="platform", type_patterns=[], scopes=["residents"])
+        yield {"sanitation": sanitation, "water": water, "revoked": revoked, "platform": platform}
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+def base_url(settings: Settings, tokens: dict[str, str]) -> Iterator[str]:
+    prefs = InMemoryPreferences({"R-0001": {"channels": ["kakao", "sms"]}})
+    with serve_app(create_ingest_app(settings, preferences=prefs)) as url:
+        yield url
+
+
+@pytest.fixture
+async def http(base_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def waste_topic(settings: Settings) -> str:
+    return Topics.of(settings).events("waste")
+
+
+async def records_in(settings: Settings, topic: str, *, at_most: int, wait_s: float = 3.0) -> list[Any]:
+    """Everything in a topic: ask for one more than allowed and wait, so an extra record would show."""
+    return await read_topic(settings.kafka_bootstrap_servers, topic, expect=at_most + 1, timeout_s=wait_s)
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+async def test_a_valid_event_is_in_kafka_when_202_returns(settings: Settings, http: httpx.AsyncClient,
+                                                          tokens: dict[str, str]) -> None:
+    data = sample_data(WASTE)
+    response = await http.post("/v1/events", json={"type": WASTE, "data": data, "subject": "YP-2026-000123"},
+                               headers=bearer(tokens["sanitation"]))
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+
+    records = await read_topic(settings.kafka_bootstrap_servers, waste_topic(settings), expect=1, timeout_s=5)
+    assert len(records) == 1
+    record = records[0]
+    assert (record.topic, record.partition, record.offset) == (accepted["topic"], accepted["partition"],
+                                                               accepted["offset"])
+    event = parse_kafka_message(record.value, record.headers)
+    assert event.id == accepted["id"] and uuid.UUID(event.id)  # the hub filled a UUID
+    assert event.source == "/departments/sanitation" == accepted["source"]
+    assert event.type == WASTE and event.subject == "YP-2026-000123" and event.time is not None
+    assert event.data == data
+    assert record.key == b"YP-2026-000123"
+    assert response.headers["location"] == f"/v1/events/{event.id}"
+
+
+async def test_a_full_cloudevent_is_accepted_as_sent(settings: Settings, http: httpx.AsyncClient,
+                                                     tokens: dict[str, str]) -> None:
+    event = {"specversion": "1.0", "id": "bill-0312345-2026-10", "source": "/departments/water/billing",
+             "type": WATER, "time": "2026-11-20T09:00:00+09:00", "dedupkey": "bill-0312345-2026-10",
+             "partitionkey": "0312345", "data": sample_data(WATER)}
+    response = await http.post("/v1/events", content=json.dumps(event, ensure_ascii=False).encode(),
+                               headers={**bearer(tokens["water"]), "content-type": "application/cloudevents+json"})
+    assert response.status_code == 202, response.text
+
+    records = await read_topic(settings.kafka_bootstrap_servers, Topics.of(settings).events("water"), expect=1,
+                               timeout_s=5)
+    got = parse_kafka_message(records[0].value, records[0].headers)
+    assert (got.id, got.source, got.type, got.dedupkey) == (event["id"], event["source"], WATER, event["dedupkey"])
+    assert got.extensions == {"partitionkey": "0312345"}
+    assert records[0].key == b"0312345"
+    assert got.data == event["data"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "invalid_token"),
+    [({}, False),
+     ({"Authorization": "Bearer not-a-key"}, True),
+     ({"Authorization": "Bearer nh_live_" + "A" * 43}, True),  # well-formed, unknown
+     ({"X-API-Key": "nh_live_" + "B" * 43}, True),
+     ({"Authorization": "Basic c2FuaXRhdGlvbjpwdw=="}, False)],
+    ids=["missing", "garbage", "unknown", "unknown-x-api-key", "basic-auth"],
+)  # fmt: skip
+async def test_a_missing_or_unknown_key_is_401(settings: Settings, http: httpx.AsyncClient,
+                                               headers: dict[str, str], invalid_token: bool) -> None:
+    response = await http.post("/v1/events", json={"type": WASTE, "data": sample_data(WASTE)}, headers=headers)
+
+    assert response.status_code == 401, response.text
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith("Bearer")
+    assert ('error="invalid_token"' in challenge) is invalid_token
+
+
+async def test_a_revoked_key_is_401_and_publishes_nothing(settings: Settings, http: httpx.AsyncClient,
+                                                          tokens: dict[str, str]) -> None:
+    response = await http.post("/v1/events", json={"type": WASTE, "data": sample_data(WASTE)},
+                               headers=bearer(tokens["revoked"]))
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+    assert await records_in(settings, waste_topic(settings), at_most=0, wait_s=2) == []
+
+
+async def test_the_x_api_key_header_works_too(http: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    response = await http.post("/v1/events", json={"type": WASTE, "data": sample_data(WASTE)},
+                               headers={"X-API-Key": tokens["sanitation"]})
+    assert response.status_code == 202, response.text
+
+
+async def test_another_departments_type_is_403(settings: Settings, http: httpx.AsyncClient,
+                                               tokens: dict[str, str]) -> None:
+    response = await http.post("/v1/events", json={"type": WATER, "data": sample_data(WATER)},
+                               headers=bearer(tokens["sanitation"]))
+    assert response.status_code == 403
+    detail = response.json()["detail"]
+    assert WATER in detail and "waste.*" in detail
+    assert await records_in(settings, Topics.of(settings).events("water"), at_most=0, wait_s=2) == []
+
+
+async def test_a_cloudevent_with_another_departments_source_is_403(http: httpx.AsyncClient,
+                                                                   tokens: dict[str, str]) -> None:
+    event = {"specversion": "1.0", "id": "e-1", "source": "/departments/water", "type": WASTE,
+             "data": sample_data(WASTE)}
+    response = await http.post("/v1/events", json=event, headers=bearer(tokens["sanitation"]))
+    assert response.status_code == 403
+    assert "/departments/sanitation" in response.json()["detail"]
+
+
+def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != key}
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [({"type": WASTE, "data": {**sample_data(WASTE), "fee_won": -1}}, ["body", "data", "fee_won"]),
+     ({"type": WASTE, "data": _without(sample_data(WASTE), "report_no")}, ["body", "data", "report_no"]),
+     ({"type": WASTE, "data": {**sample_data(WASTE), "recipient": {"resident_id": "R-1", "phone": "12"}}},
+      ["body", "data", "recipients", 0, "phone"]),
+     ({"type": WASTE}, ["body", "data"]),
+     ({"type": "waste.unknown.v1", "data": {}}, ["body", "type"]),
+     ({"type": WASTE, "data": sample_data(WASTE), "colour": "red"}, ["body", "colour"]),
+     ({"type": WASTE, "data": sample_data(WASTE), "time": "2026-11-20T09:00:00"}, ["body", "time"]),
+     ({"specversion": "1.0", "source": "/departments/sanitation", "type": WASTE, "data": sample_data(WASTE)},
+      ["body", "id"])],
+    ids=["negative-fee", "missing-field", "bad-phone", "no-data", "unknown-type", "extra-field", "naive-time",
+         "cloudevent-without-id"],
+)  # fmt: skip
+async def test_an_invalid_body_is_422_naming_the_field(http: httpx.AsyncClient, tokens: dict[str, str],
+                                                       body: dict[str, Any], loc: list[Any]) -> None:
+    response = await http.post("/v1/events", json=body, headers=bearer(tokens["sanitation"]))
+
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert loc in [e["loc"] for e in errors], errors
+    assert all({"loc", "msg", "type"} <= set(e) for e in errors)
+    assert "010" not in response.text  # the input (personal data) is not echoed back
+
+
+async def test_not_json_is_422_and_another_content_type_415(http: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    response = await http.post("/v1/events", content=b"{not json",
+                               headers={**bearer(tokens["sanitation"]), "content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body"]
+    response = await http.post("/v1/events", content=b"type=x",
+                               headers={**bearer(tokens["sanitation"]),
+                                        "content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
+
+
+async def test_a_repeated_idempotency_key_produces_one_event(settings: Settings, http: httpx.AsyncClient,
+                                                             tokens: dict[str, str]) -> None:
+    body = {"type": WASTE, "data": sample_data(WASTE)}
+    headers = {**bearer(tokens["sanitation"]), "Idempotency-Key": "report-YP-2026-000123"}
+    answers = [await http.post("/v1/events", json=body, headers=headers) for _ in range(3)]
+    # the same JSON with its keys in another order is the same body
+    reordered = {"data": dict(reversed(list(body["data"].items()))), "type": WASTE}
+    answers.append(await http.post("/v1/events", json=reordered, headers=headers))
+
+    assert [a.status_code for a in answers] == [202] * 4
+    assert len({json.dumps(a.json(), sort_keys=True) for a in answers}) == 1  # the same id, topic, offset
+    assert [a.headers.get("idempotent-replayed") for a in answers] == [None, "true", "true", "true"]
+    records = await records_in(settings, waste_topic(settings), at_most=1)
+    assert len(records) == 1
+    assert parse_kafka_message(records[0].value, records[0].headers).id == answers[0].json()["id"]
+
+    other = await http.post("/v1/events", json={**body, "subject": "something else"}, headers=headers)
+    assert other.status_code == 422
+    assert other.json()["detail"][0]["type"] == "idempotency_key_reused"
+
+    # keys are per department: the water department's same key is its own
+    water = await http.post("/v1/events", json={"type": WATER, "data": sample_data(WATER)},
+                            headers={**bearer(tokens["water"]), "Idempotency-Key": "report-YP-2026-000123"})
+    assert water.status_code == 202 and water.json()["id"] != answers[0].json()["id"]
+
+
+async def test_an_event_id_of_another_department_is_409(http: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    first = await http.post("/v1/events", json={"type": WASTE, "id": "shared-1", "data": sample_data(WASTE)},
+                            headers=bearer(tokens["sanitation"]))
+    second = await http.post("/v1/events", json={"type": WATER, "id": "shared-1", "data": sample_data(WATER)},
+                             headers=bearer(tokens["water"]))
+    assert first.status_code == 202
+    assert second.status_code == 409
+
+
+# --------------------------------------------------------------------------- reading back
+
+
+async def test_get_event_shows_the_deliveries_masked(settings: Settings, hub_factory: Any, http: httpx.AsyncClient,
+                                                     tokens: dict[str, str]) -> None:
+    await hub_factory()
+    response = await http.post("/v1/events", json={"type": WASTE, "data": sample_data(WASTE)},
+                               headers=bearer(tokens["sanitation"]))
+    event_id = response.json()["id"]
+
+    async def sent() -> dict[str, Any] | None:
+        got = (await http.get(f"/v1/events/{event_id}", headers=bearer(tokens["sanitation"]))).json()
+        return got if any(d["state"] == "sent" for d in got["deliveries"]) else None
+
+    got = await wait_for(sent, what="a sent delivery in GET /v1/events/{id}")
+    assert got["id"] == event_id and got["type"] == WASTE and got["offset"] == response.json()["offset"]
+    delivery = next(d for d in got["deliveries"] if d["state"] == "sent")
+    assert delivery["resident_id"] == "R-0001" and delivery["channel"] == "kakao"
+    assert delivery["to"] == "010-****-0001"
+    assert "0000" not in json.dumps(got)  # the full number appears nowhere
+
+
+async def test_get_event_of_another_department_is_404(http: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+    response = await http.post("/v1/events", json={"type": WATER, "data": sample_data(WATER)},
+                               headers=bearer(tokens["water"]))
+    event_id = response.json()["id"]
+
+    assert (await http.get(f"/v1/events/{event_id}", headers=bearer(tokens["water"]))).status_code == 200
+    other = await http.get(f"/v1/events/{event_id}", headers=bearer(tokens["sanitation"]))
+    assert other.status_code == 404
+    assert (await http.get("/v1/events/never-published", headers=bearer(tokens["water"]))).status_code == 404
+
+
+# --------------------------------------------------------------------------- preferences, docs, client
+
+
+async def test_resident_preferences_need_the_residents_scope(http: httpx.AsyncClient,
+                                                             tokens: dict[str, str]) -> None:
+    platform = bearer(tokens["platform"])
+    got = await http.get("/v1/residents/R-0001/preferences", headers=platform)
+    assert got.status_code == 200 and got.json()["channels"] == ["kakao", "sms"]
+
+    new = {"channels": ["sms"], "locale": "vi", "consents": {"advertising": True, "advertising_night": False},
+           "opted_out": False, "quiet_hours": {"start": "22:00", "end": "07:00"}}
+    put = await http.put("/v1/residents/R-0001/preferences", json=new, headers=platform)
+    assert put.status_code == 200, put.text
+    again = (await http.get("/v1/residents/R-0001/preferences", headers=platform)).json()
+    assert again["locale"] == "vi" and again["quiet_hours"] == {"start": "22:00", "end": "07:00"}
+    assert again["consents"] == {"informational": True, "advertising": True, "advertising_night": False}
+
+    assert (await http.get("/v1/residents/R-9999/preferences", headers=platform)).status_code == 404
+    assert (await http.put("/v1/residents/R-9999/preferences", json=new, headers=platform)).status_code == 404
+    bad = await http.put("/v1/residents/R-0001/preferences", json={**new, "channels": ["fax"]}, headers=platform)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"][:2] == ["body", "channels"]
+    # an events key may not touch preferences, and a residents key may not publish
+    assert (await http.get("/v1/residents/R-0001/preferences",
+                           headers=bearer(tokens["sanitation"]))).status_code == 403
+    assert (await http.post("/v1/events", json={"type": WASTE, "data": sample_data(WASTE)},
+                            headers=platform)).status_code == 403
+
+
+async def test_openapi_documents_the_routes_with_catalogue_examples(http: httpx.AsyncClient) -> None:
+    assert (await http.get("/docs")).status_code == 200
+    spec = (await http.get("/openapi.json")).json()
+    assert {"/v1/events", "/v1/events/{event_id}", "/v1/residents/{resident_id}/preferences"} <= set(spec["paths"])
+    post = spec["paths"]["/v1/events"]["post"]
+    examples = post["requestBody"]["content"]["application/json"]["examples"]
+    assert examples[WASTE]["value"]["data"] == sample_data(WASTE)
+    assert {"401", "403", "409", "422", "503"} <= set(post["responses"])
+    assert {"bearer", "apiKey"} <= set(spec["components"]["securitySchemes"])
+
+
+async def test_the_async_client_publishes_into_kafka(settings: Settings, base_url: str,
+                                                     tokens: dict[str, str]) -> None:
+    async with AsyncHubClient(base_url, tokens["sanitation"]) as hub:
+        accepted = await hub.publish(WASTE, sample_data(WASTE), subject="YP-1", idempotency_key="k-1")
+        assert await hub.publish(WASTE, sample_data(WASTE), subject="YP-1", idempotency_key="k-1") == accepted
+        with pytest.raises(HubClientError) as refused:
+            await hub.publish(WATER, sample_data(WATER))
+        assert (await hub.event(accepted["id"]))["id"] == accepted["id"]
+
+    assert refused.value.status == 403
+    records = await records_in(settings, waste_topic(settings), at_most=1)
+    assert [parse_kafka_message(r.value, r.headers).id for r in records] == [accepted["id"]]

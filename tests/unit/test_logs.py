@@ -1,0 +1,65 @@
+"""Structured logs: one JSON object per line, ids kept, phone numbers and e-mail addresses never in full."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+from hub.logs import JsonFormatter
+
+
+def record(msg: str, *args: object, exc: bool = False, **extra: object) -> logging.LogRecord:
+    exc_info = None
+    if exc:
+        try:
+            raise ValueError("bad address hong.gildong@example.org, phone 010-9876-5432")
+        except ValueError:
+            exc_info = sys.exc_info()
+    rec = logging.LogRecord("hub.consumers.sender", logging.WARNING, __file__, 1, msg, args, exc_info)
+    rec.__dict__.update(extra)
+    return rec
+
+
+def test_one_json_object_per_line_with_ids_and_no_personal_data() -> None:
+    line = JsonFormatter().format(record(
+        "send failed to=%s cc=%s reply to %s", "01012345678", "+82 10-1234-5678", "hong.gildong@example.org",
+        event_id="bill-2026-10", delivery_id="3f1c0a", exc=True,
+    ))
+    assert "\n" not in line
+    out = json.loads(line)
+    assert set(out) == {"time", "level", "logger", "message", "event_id", "delivery_id", "exc"}
+    assert out["level"] == "WARNING" and out["logger"] == "hub.consumers.sender"
+    assert (out["event_id"], out["delivery_id"]) == ("bill-2026-10", "3f1c0a")
+    assert out["time"].endswith("+00:00") and "T" in out["time"]
+    for secret in ("01012345678", "1234-5678", "010-9876-5432", "hong.gildong@", "gildong"):
+        assert secret not in line, secret
+    assert "010-****-5678" in out["message"] and "h***@example.org" in out["message"]
+    assert "ValueError" in out["exc"] and "010-****-5432" in out["exc"] and "h***@example.org" in out["exc"]
+
+
+def test_fields_absent_when_the_record_has_no_ids() -> None:
+    out = json.loads(JsonFormatter().format(record("hub started roles=%s", "router")))
+    assert out["message"] == "hub started roles=router"
+    assert "event_id" not in out and "delivery_id" not in out and "exc" not in out
+
+
+def test_a_broken_format_string_still_logs() -> None:
+    out = json.loads(JsonFormatter().format(record("count %d", "not a number 010-1111-2222")))
+    assert out["message"].startswith("'count %d'") and "1111-2222" not in json.dumps(out)
+
+
+def test_hub_run_log_format_json_installs_the_formatter() -> None:
+    from hub.cli import configure_logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = []
+    try:
+        configure_logging("INFO", "json")
+        assert root.handlers and all(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+    finally:
+        for handler in root.handlers:
+            if handler not in saved:
+                handler.close()
+        root.handlers = saved
