@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hub.events import DISTRICTS, Channel, Recipient
 
@@ -43,6 +43,12 @@ class QuietHours(BaseModel):
 
     start: time
     end: time
+
+    @model_validator(mode="after")
+    def _a_window(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("quiet hours: start and end must differ")
+        return self
 
 
 class Resident(BaseModel):

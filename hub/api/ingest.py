@@ -48,6 +48,8 @@ from hub.events import (
     validate_event,
 )
 from hub.masking import redact
+from hub.residents import Consents, Resident
+from hub.residents import QuietHours as StoredQuietHours
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db
@@ -92,14 +94,6 @@ class QuietHours(BaseModel):
         return self
 
 
-class Consents(BaseModel):
-    """수신 동의: informational notices, advertising (광고성), advertising between 21:00 and 08:00 (야간 광고)."""
-
-    model_config = ConfigDict(extra="forbid")
-    informational: bool = True
-    advertising: bool = False
-    advertising_night: bool = False
-
 
 class Preferences(BaseModel):
     """A resident's notification preferences (수신 설정)."""
@@ -134,6 +128,46 @@ class PreferencesBackend(Protocol):
     async def get(self, resident_id: str) -> dict[str, Any] | None: ...
 
     async def put(self, resident_id: str, prefs: Preferences) -> dict[str, Any]: ...
+
+
+class StorePreferences:
+    """Preferences in the resident directory (the hub's store): a change takes effect for the next send, also
+    of notices already queued (the senders read the directory again before each send)."""
+
+    def __init__(self, store: Callable[[], Store | None]) -> None:
+        self._store = store
+
+    def _require(self) -> Store:
+        store = self._store()
+        if store is None:
+            raise StoreError("the store is not open")
+        return store
+
+    @staticmethod
+    def _view(r: Resident) -> dict[str, Any]:
+        quiet = ({"start": f"{r.quiet_hours.start:%H:%M}", "end": f"{r.quiet_hours.end:%H:%M}"}
+                 if r.quiet_hours else None)
+        return Preferences(channels=r.channels or ["kakao", "sms", "email"], locale=r.locale,
+                           consents=r.consents, opted_out=r.opted_out,
+                           quiet_hours=QuietHours(**quiet) if quiet else None).model_dump(mode="json")
+
+    async def get(self, resident_id: str) -> dict[str, Any] | None:
+        found = (await self._require().residents([resident_id])).get(resident_id)
+        return self._view(found) if found else None
+
+    async def put(self, resident_id: str, prefs: Preferences) -> dict[str, Any]:
+        from hub.delivery import utcnow
+
+        store = self._require()
+        current = (await store.residents([resident_id])).get(resident_id)
+        if current is None:
+            raise LookupError(resident_id)
+        quiet = StoredQuietHours(start=prefs.quiet_hours.start, end=prefs.quiet_hours.end) if prefs.quiet_hours else None
+        updated = current.model_copy(update={"channels": prefs.channels, "locale": prefs.locale,
+                                             "consents": prefs.consents, "opted_out": prefs.opted_out,
+                                             "quiet_hours": quiet})
+        await store.upsert_residents([updated], utcnow())
+        return self._view(updated)
 
 
 class InMemoryPreferences:
@@ -581,6 +615,8 @@ def create_ingest_app(settings: Settings, *, ingest_settings: IngestSettings | N
     from hub.topics import ensure_topics
 
     context = IngestContext(settings=settings, ingest=ingest_settings or IngestSettings(), preferences=preferences)
+    if context.preferences is None:  # the resident directory in the store, once the lifespan has opened it
+        context.preferences = StorePreferences(lambda: context.store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -514,9 +514,10 @@ class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient]):
                     response = await self._get(url, headers)
                 return self._list_answer(response)
             except TransientError as e:
-                if e.retry_after_s is None or e.retry_after_s > self.max_inline_retry_after_s or waits == MAX_INLINE_WAITS:
+                wait = e.retry_after_s
+                if wait is None or wait > self.max_inline_retry_after_s or waits == MAX_INLINE_WAITS:
                     raise
-                self.limiter.block_for(e.retry_after_s)
+                self.limiter.block_for(wait)
         raise AssertionError("unreachable")
 
     def _list_answer(self, response: httpx.Response) -> tuple[list[Mapping[str, Any]], int]:

@@ -293,8 +293,8 @@ class FakeNhnAlimtalk(FakeGateway):
             return self._refuse(rec, 4, page)
         page_num, page_size = page
         with self.lock:
-            found = [r for r in sorted(self.results.values(), key=lambda r: (r.accepted_at, r.request_id, r.recipient_seq))
-                     if self._listed(r, params, window)]
+            ordered = sorted(self.results.values(), key=lambda r: (r.accepted_at, r.request_id, r.recipient_seq))
+            found = [r for r in ordered if self._listed(r, params, window)]
         messages = [self._list_message(r) for r in found[(page_num - 1) * page_size : page_num * page_size]]
         return 200, {}, {"header": _header(0),
                          "messageSearchResultResponse": {"messages": messages, "totalCount": len(found)}}
@@ -322,7 +322,8 @@ class FakeNhnAlimtalk(FakeGateway):
             return start, end
         if params.get("requestId"):
             return None
-        return "The 'requestId' or 'startRequestDate'/'endRequestDate' or 'startCreateDate'/'endCreateDate' must not be blank."
+        return ("The 'requestId', or 'startRequestDate' and 'endRequestDate', or 'startCreateDate' and 'endCreateDate' "
+                "must not be blank.")
 
     @staticmethod
     def _list_page(params: dict[str, str]) -> tuple[int, int] | str:

@@ -325,3 +325,30 @@ async def test_the_async_client_publishes_into_kafka(settings: Settings, base_ur
     assert refused.value.status == 403
     records = await records_in(settings, waste_topic(settings), at_most=1)
     assert [parse_kafka_message(r.value, r.headers).id for r in records] == [accepted["id"]]
+
+
+async def test_preferences_live_in_the_resident_directory(settings: Settings, tokens: dict[str, str]) -> None:
+    """Without a backend of its own the API reads and writes the directory: an opt-out made here is what
+    the senders check before every send."""
+    from datetime import UTC, datetime
+
+    from hub.residents import Resident
+
+    store = Store(settings.database_url)
+    await store.init()
+    try:
+        await store.upsert_residents([Resident(resident_id="R-77", phone="010-7700-0077", channels=["sms"])],
+                                     datetime.now(UTC))
+        with serve_app(create_ingest_app(settings)) as url:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+                platform = bearer(tokens["platform"])
+                got = (await http.get("/v1/residents/R-77/preferences", headers=platform)).json()
+                assert got["channels"] == ["sms"] and got["opted_out"] is False
+                put = await http.put("/v1/residents/R-77/preferences", headers=platform, json={
+                    **got, "opted_out": True, "quiet_hours": {"start": "22:00", "end": "07:00"}})
+                assert put.status_code == 200, put.text
+                assert (await http.get("/v1/residents/R-404/preferences", headers=platform)).status_code == 404
+        entry = (await store.residents(["R-77"]))["R-77"]
+        assert entry.opted_out and f"{entry.quiet_hours.start:%H:%M}" == "22:00"  # type: ignore[union-attr]
+    finally:
+        await store.close()

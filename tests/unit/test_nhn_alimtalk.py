@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -15,12 +18,15 @@ from hub.channels import build_adapter
 from hub.channels.base import DeliveryResult
 from hub.channels.nhn_alimtalk import (
     DUPLICATE_DETAIL,
+    KST,
+    LIST_PAGE_SIZE,
     MAX_RECIPIENTS,
     QUERY_CONCURRENCY,
     RESULT_CODES,
     DeliveryOutcome,
     NhnAlimtalkChannel,
     idempotency_key,
+    list_windows,
     make_ref,
     parse_ref,
     recipient_buttons,
@@ -91,13 +97,13 @@ async def test_one_request_is_one_documented_call(fake: FakeNhnAlimtalk, channel
             "recipientNo": "01000000001",
             "templateParameter": KAKAO.parameters,
             "buttons": [{"ordering": 1}],
-            "recipientGroupingKey": "e-1",
+            "recipientGroupingKey": "d-1",  # the delivery id: find_sent looks it up by it
         }],
     }  # fmt: skip
     assert "resendParameter" not in call.body["recipientList"][0]
     assert fake.violations == []
     assert result == DeliveryResult("nhn-alimtalk", f"{call.answer['message']['requestId']}#1", None)
-    assert fake.delivered == [("01000000001", "e-1")]
+    assert fake.delivered == [("01000000001", "d-1")]
 
 
 async def test_a_hyphenated_number_goes_as_digits(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
@@ -182,7 +188,7 @@ async def test_the_same_request_twice_is_sent_once(fake: FakeNhnAlimtalk, channe
     assert first.detail is None
     assert again == DeliveryResult("nhn-alimtalk", None, DUPLICATE_DETAIL)
     assert len(fake.requests) == 2
-    assert fake.delivered == [("01000000001", "e-1")]
+    assert fake.delivered == [("01000000001", "d-1")]
 
 
 async def test_a_timed_out_call_retried_is_not_delivered_twice(fake: FakeNhnAlimtalk) -> None:
@@ -200,7 +206,7 @@ async def test_a_timed_out_call_retried_is_not_delivered_twice(fake: FakeNhnAlim
     finally:
         await ch.close()
     assert result.detail == DUPLICATE_DETAIL
-    assert fake.delivered == [("01000000001", "e-1")]
+    assert fake.delivered == [("01000000001", "d-1")]
 
 
 async def test_a_blocked_sender_profile_is_permanent_and_may_fall_back(fake: FakeNhnAlimtalk,
@@ -274,7 +280,7 @@ async def test_not_a_kakaotalk_user_is_accepted_by_the_send(fake: FakeNhnAlimtal
     assert fake.delivered == []  # Kakao will not deliver it
     (accepted,) = fake.results.values()
     assert (accepted.number, accepted.kakao_code, accepted.template_code) == (phone(1), 3019, "YP_RSV_CONFIRM_01")
-    assert accepted.params == KAKAO.parameters and accepted.grouping_key == "e-1"
+    assert accepted.params == KAKAO.parameters and accepted.grouping_key == "d-1"
 
 
 # -- HTTP failures
@@ -635,6 +641,326 @@ async def test_send_then_check_end_to_end(fake: FakeNhnAlimtalk, channel: NhnAli
     by_delivery = {refs[ref]: o for ref, o in final.items()}
     assert {d: o.state for d, o in by_delivery.items()} == {"d-1": "delivered", "d-2": "failed", "d-3": "delivered"}
     assert by_delivery["d-2"].fallback_ok
+
+
+# -- deliveries the gateway already accepted (메시지 리스트 조회)
+
+
+def since_minutes(minutes: float = 5) -> datetime:
+    return datetime.now(UTC) - timedelta(minutes=minutes)
+
+
+def list_params(rec: Any) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(rec.path).query, keep_blank_values=True).items()}
+
+
+async def wait_until_received(fake: FakeNhnAlimtalk, calls: int) -> None:
+    for _ in range(100):  # the gateway finishes the calls the client gave up on
+        if len(fake.received) >= calls:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the fake accepted {len(fake.received)} calls, not {calls}")
+
+
+async def test_every_recipient_of_a_batch_is_grouped_by_its_delivery_id(fake: FakeNhnAlimtalk,
+                                                                        channel: NhnAlimtalkChannel) -> None:
+    await channel.send_batch([request(n) for n in (1, 2, 3)])
+
+    (call,) = fake.received
+    assert [r["recipientGroupingKey"] for r in call.body["recipientList"]] == ["d-1", "d-2", "d-3"]
+    assert [r["recipientGroupingKey"] for r in call.answer["message"]["sendResults"]] == ["d-1", "d-2", "d-3"]
+    assert sorted(r.grouping_key for r in fake.results.values()) == ["d-1", "d-2", "d-3"]
+    assert fake.delivered == [(phone(n), f"d-{n}") for n in (1, 2, 3)]
+
+
+async def test_a_delivery_id_too_long_for_a_grouping_key_is_refused_unsent(fake: FakeNhnAlimtalk,
+                                                                          channel: NhnAlimtalkChannel) -> None:
+    with pytest.raises(PermanentError, match="longer than 100"):
+        await channel.send(request(1, delivery_id="d" * 101))
+    assert fake.requests == []
+
+
+async def test_find_sent_finds_a_batch_whose_call_timed_out(fake: FakeNhnAlimtalk) -> None:
+    """The in-doubt case: the gateway accepted a batch call whose answer never came; a re-send in a call of
+    another composition has another idempotency key, and the gateway would accept it again."""
+    fake.slow_s = 0.6
+    ch = adapter(fake, timeout_s=0.2)
+    try:
+        fake.script("timeout")
+        lost = await ch.send_batch([request(n) for n in (1, 2, 3)])
+        assert all(isinstance(o, TransientError) for o in lost)  # in doubt
+        await ch.send_batch([request(4)])  # another call, answered
+        await wait_until_received(fake, 2)
+
+        since = since_minutes()
+        assert await ch.find_sent([f"d-{n}" for n in (1, 2, 3, 4, 5)], since=since) == {"d-1", "d-2", "d-3", "d-4"}
+        assert len(fake.list_queries) == 5  # one query per delivery
+        assert fake.violations == []
+
+        # the hub drops the found ones and sends only the rest: each is delivered once
+        (fresh,) = await ch.send_batch([request(5)])
+        assert isinstance(fresh, DeliveryResult) and fresh.detail is None
+        # what find_sent prevents: the same deliveries in another composition are accepted again
+        again = await ch.send_batch([request(1), request(2), request(6)])
+        assert all(isinstance(o, DeliveryResult) and o.detail is None for o in again)
+    finally:
+        await ch.close()
+    assert [key for _, key in fake.delivered].count("d-1") == 2
+
+
+async def test_find_sent_does_not_find_what_the_gateway_refused(fake: FakeNhnAlimtalk,
+                                                                channel: NhnAlimtalkChannel) -> None:
+    fake.recipient_codes[phone(2)] = -4019  # refused in the send answer, that recipient only
+    await channel.send_batch([request(1), request(2), request(3)])
+    fake.script(-1027)  # a call refused as a whole
+    with pytest.raises(PermanentError):
+        await channel.send(request(4))
+    fake.script(("5xx", 503))  # a call that failed before the gateway took it
+    with pytest.raises(TransientError):
+        await channel.send(request(5))
+    fake.not_kakao_users.add(phone(6))  # accepted; Kakao fails it later: sent, the result checker's business
+    await channel.send(request(6))
+
+    found = await channel.find_sent([f"d-{n}" for n in range(1, 7)], since=since_minutes())
+    assert found == {"d-1", "d-3", "d-6"}
+
+
+async def test_find_sent_asks_the_documented_list_query(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    await channel.send(request(1))
+    since = datetime.now(UTC) - timedelta(hours=2)
+    before = datetime.now(KST)
+    assert await channel.find_sent(["d-1", "d-2", "d-1"], since=since) == {"d-1"}
+    after = datetime.now(KST)
+
+    assert len(fake.list_queries) == 2  # one query per distinct delivery id
+    for query, delivery_id in zip(fake.list_queries, ["d-1", "d-2"], strict=True):
+        assert query.method == "GET"
+        assert urlsplit(query.path).path == f"/alimtalk/v2.2/appkeys/{fake.appkey}/messages"
+        assert query.headers["x-secret-key"] == fake.secret_key
+        params = list_params(query)
+        assert set(params) == {"startRequestDate", "endRequestDate", "senderKey", "recipientGroupingKey", "pageNum",
+                               "pageSize"}
+        assert params["recipientGroupingKey"] == delivery_id and params["senderKey"] == fake.sender_key
+        assert (params["pageNum"], params["pageSize"]) == ("1", str(LIST_PAGE_SIZE))
+        assert "%20" in query.path and "+" not in query.path  # "yyyy-MM-dd HH:mm", the space escaped
+        start, end = (datetime.strptime(params[k], "%Y-%m-%d %H:%M").replace(tzinfo=KST)
+                      for k in ("startRequestDate", "endRequestDate"))
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", params["startRequestDate"])
+        # Korean time, from a little before `since` to a little after now, within the 30-day limit
+        assert since - timedelta(minutes=11) <= start <= since
+        assert after <= end <= before + timedelta(minutes=12)
+        assert end - start <= timedelta(days=30)
+    assert fake.violations == []
+
+
+def test_list_windows_are_korean_minutes_of_at_most_30_days() -> None:
+    now = datetime(2024, 1, 1, 0, 5, 30, tzinfo=UTC)  # 09:05:30 in Seoul
+    assert list_windows(datetime(2024, 1, 1, 0, 0, 30, tzinfo=UTC), now) == [("2024-01-01 08:50", "2024-01-01 09:16")]
+    assert list_windows(datetime(2024, 1, 1, 0, 0, 30), now) == list_windows(  # naive is UTC
+        datetime(2024, 1, 1, 0, 0, 30, tzinfo=UTC), now)
+
+    windows = list_windows(now - timedelta(days=45), now)
+    assert windows == [("2023-11-17 08:55", "2023-12-17 08:55"), ("2023-12-17 08:55", "2024-01-01 09:16")]
+    oldest = list_windows(now - timedelta(days=90) + timedelta(minutes=1), now)  # the margin stops at 90 days
+    assert oldest[0][0] == "2023-10-03 09:06" and len(oldest) == 4
+    with pytest.raises(ValueError, match="90 days"):
+        list_windows(now - timedelta(days=91), now)
+
+
+async def test_find_sent_with_nothing_to_find_asks_nothing(fake: FakeNhnAlimtalk,
+                                                           channel: NhnAlimtalkChannel) -> None:
+    assert await channel.find_sent([], since=since_minutes()) == set()
+    assert fake.requests == []
+
+
+async def test_a_list_query_that_fails_makes_find_sent_transient(fake: FakeNhnAlimtalk) -> None:
+    fake.slow_s = 0.6
+    ch = adapter(fake, timeout_s=0.3)
+    try:
+        await ch.send_batch([request(1), request(2)])
+        fake.script(("5xx", 502))
+        with pytest.raises(TransientError, match="HTTP 502"):
+            await ch.find_sent(["d-1"], since=since_minutes())
+        fake.script("timeout")
+        with pytest.raises(TransientError, match="no answer within"):
+            await ch.find_sent(["d-1"], since=since_minutes())
+        fake.down = True
+        with pytest.raises(TransientError, match="could not tell whether 2 of 2"):
+            await ch.find_sent(["d-1", "d-2"], since=since_minutes())
+        fake.down = False
+        fake.script(-9999)
+        with pytest.raises(TransientError, match="-9999"):
+            await ch.find_sent(["d-1"], since=since_minutes())
+        assert await ch.find_sent(["d-1", "d-2"], since=since_minutes()) == {"d-1", "d-2"}  # asked again later
+    finally:
+        await ch.close()
+
+
+async def test_one_unanswered_delivery_makes_the_whole_answer_unknown(fake: FakeNhnAlimtalk,
+                                                                      channel: NhnAlimtalkChannel) -> None:
+    await channel.send_batch([request(n) for n in range(3)])
+    fake.script("ok", ("5xx", 500))  # the second query fails, the others find their delivery
+    with pytest.raises(TransientError, match="of 3 deliveries"):
+        await channel.find_sent(["d-0", "d-1", "d-2"], since=since_minutes())
+
+
+async def test_a_refused_list_query_makes_find_sent_transient(fake: FakeNhnAlimtalk) -> None:
+    sender, wrong = adapter(fake), adapter(fake, secret_key="wrong")
+    try:
+        await sender.send(request(1))
+        with pytest.raises(TransientError, match="-1001"):
+            await wrong.find_sent(["d-1"], since=since_minutes())
+    finally:
+        await sender.close()
+        await wrong.close()
+
+
+async def test_find_sent_stops_asking_after_the_first_failure() -> None:
+    calls = 0
+
+    async def down(_: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return httpx.Response(503)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(down)) as client:
+        ch = NhnAlimtalkChannel(base_url="http://gw", appkey="a", secret_key="s", sender_key="k" * 40, client=client)
+        with pytest.raises(TransientError, match="could not tell whether 100 of 100"):
+            await ch.find_sent([f"d-{n}" for n in range(100)], since=since_minutes())
+    assert calls <= QUERY_CONCURRENCY
+
+
+def _list_answer(rows: list[dict[str, Any]], total: int | None = None, code: int = 0) -> dict[str, Any]:
+    return {"header": {"resultCode": code, "resultMessage": "msg", "isSuccessful": code == 0},
+            "messageSearchResultResponse": {"messages": rows, "totalCount": len(rows) if total is None else total}}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "found"),
+    [
+        (200, _list_answer([{"recipientGroupingKey": "d-1", "messageStatus": "COMPLETED"}]), {"d-1"}),
+        (200, _list_answer([{"recipientGroupingKey": "d-1", "messageStatus": "FAILED"}]), {"d-1"}),
+        (200, _list_answer([{"recipientGroupingKey": "d-1", "messageStatus": "CANCEL"}]), {"d-1"}),
+        (200, _list_answer([{"recipientGroupingKey": "d-1", "messageStatus": None}]), {"d-1"}),
+        (200, _list_answer([{"requestId": "r", "recipientSeq": 1}]), {"d-1"}),  # no field: the filter is trusted
+        (200, _list_answer([{"recipientGroupingKey": "d-10"}]), set()),  # a prefix match is not ours
+        (200, _list_answer([]), set()),
+        (200, {"header": {"resultCode": 0, "resultMessage": "SUCCESS", "isSuccessful": True}}, TransientError),
+        (200, _list_answer([], code=-1000), TransientError),
+        (200, "<html>proxy</html>", TransientError),
+        (404, "not found", TransientError),
+        (429, {"error": "slow down"}, TransientError),
+        (503, {"error": "unavailable"}, TransientError),
+    ],
+)
+async def test_list_answers_the_fake_does_not_give(status: int, body: Any, found: Any) -> None:
+    content = body.encode() if isinstance(body, str) else None
+    answer = (lambda _: httpx.Response(status, content=content)) if content else (
+        lambda _: httpx.Response(status, json=body))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        ch = NhnAlimtalkChannel(base_url="http://gw", appkey="a", secret_key="s", sender_key="k" * 40, client=client)
+        if found is TransientError:
+            with pytest.raises(TransientError):
+                await ch.find_sent(["d-1"], since=since_minutes())
+        else:
+            assert await ch.find_sent(["d-1"], since=since_minutes()) == found
+
+
+async def test_find_sent_reads_further_pages() -> None:
+    """A gateway whose filter lets other keys through (here one row a page) is paged through by pageNum."""
+    pages: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = request.url.params["pageNum"]
+        pages.append(page)
+        key = {"1": "d-10", "2": "d-11", "3": "d-1"}[page]
+        return httpx.Response(200, json=_list_answer([{"recipientGroupingKey": key}], total=5))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        ch = NhnAlimtalkChannel(base_url="http://gw", appkey="a", secret_key="s", sender_key="k" * 40, client=client)
+        assert await ch.find_sent(["d-1"], since=since_minutes()) == {"d-1"}
+    assert pages == ["1", "2", "3"]
+
+
+async def test_a_short_429_on_a_list_query_is_waited_out(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    await channel.send(request(1))
+    fake.script(("429", 0.2))
+    assert await channel.find_sent(["d-1"], since=since_minutes()) == {"d-1"}
+    gets = [i for i, r in enumerate(fake.requests) if r.method == "GET"]  # a 429 never reaches list_queries
+    assert [fake.requests[i].status for i in gets] == [429, 200]
+    assert fake.arrival_times[gets[1]] - fake.arrival_times[gets[0]] >= 0.2
+
+
+async def test_list_queries_run_at_most_query_concurrency_at_once() -> None:
+    in_flight = peak = 0
+
+    async def handler(_: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02)
+        in_flight -= 1
+        return httpx.Response(200, json=_list_answer([]))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        ch = NhnAlimtalkChannel(base_url="http://gw", appkey="a", secret_key="s", sender_key="k" * 40, client=client)
+        assert await ch.find_sent([f"d-{n}" for n in range(25)], since=since_minutes()) == set()
+    assert peak == QUERY_CONCURRENCY
+
+
+async def test_the_rate_limit_applies_to_list_queries(fake: FakeNhnAlimtalk, channel: NhnAlimtalkChannel) -> None:
+    channel.limit(4)
+    await channel.find_sent([f"d-{n}" for n in range(8)], since=since_minutes())
+
+    times = [fake.arrival_times[fake.requests.index(q)] for q in fake.list_queries]
+    assert len(times) == 8
+    for i in range(len(times) - 4):  # never more than 4 queries within one second
+        assert times[i + 4] - times[i] >= 0.95
+
+
+# -- the fake's list query itself
+
+
+async def test_the_fake_lists_pages_and_filters_as_documented(fake: FakeNhnAlimtalk,
+                                                             channel: NhnAlimtalkChannel) -> None:
+    await channel.send_batch([request(n) for n in range(5)])
+    now = datetime.now(KST)
+    window = {"startRequestDate": (now - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M"),
+              "endRequestDate": (now + timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M")}
+    headers = {"X-Secret-Key": fake.secret_key}
+    async with httpx.AsyncClient(base_url=fake.url) as client:
+        async def get(**params: Any) -> dict[str, Any]:
+            response = await client.get(fake.path, params=params, headers=headers)
+            return response.json()
+
+        first = await get(**window, pageSize=2)
+        assert first["header"]["resultCode"] == 0
+        body = first["messageSearchResultResponse"]
+        assert body["totalCount"] == 5 and [m["recipientGroupingKey"] for m in body["messages"]] == ["d-0", "d-1"]
+        last = (await get(**window, pageSize=2, pageNum=3))["messageSearchResultResponse"]
+        assert [m["recipientGroupingKey"] for m in last["messages"]] == ["d-4"]
+        default = (await get(**window))["messageSearchResultResponse"]
+        assert len(default["messages"]) == 5  # pageSize defaults to 15
+        row = default["messages"][0]
+        assert {"requestId", "recipientSeq", "senderKey", "templateCode", "recipientNo", "requestDate", "createDate",
+                "messageStatus", "resultCode", "resultCodeName", "recipientGroupingKey"} <= set(row)
+        assert row["messageStatus"] == "COMPLETED" and row["requestDate"].startswith(now.strftime("%Y-%m-%d"))
+        only = (await get(**window, recipientGroupingKey="d-3"))["messageSearchResultResponse"]
+        assert only["totalCount"] == 1 and only["messages"][0]["recipientNo"] == phone(3)
+        assert (await get(**window, recipientGroupingKey="d-"))["messageSearchResultResponse"]["totalCount"] == 0
+        by_request = await get(requestId=row["requestId"])
+        assert by_request["messageSearchResultResponse"]["totalCount"] == 5
+        earlier = {"startRequestDate": "2020-01-01 00:00", "endRequestDate": "2020-01-02 00:00"}
+        assert (await get(**earlier))["messageSearchResultResponse"]["totalCount"] == 0
+        assert fake.violations == []
+
+        for bad in ({}, {"startRequestDate": window["startRequestDate"]},
+                    {**window, "startRequestDate": "2024-01-01T00:00"},
+                    {"startRequestDate": "2024-01-01 00:00", "endRequestDate": "2024-02-01 00:00"},
+                    {**window, "pageSize": 1001}, {**window, "pageNum": 0}):
+            assert (await get(**bad))["header"]["resultCode"] == 4, bad
+    assert len(fake.violations) == 6
 
 
 # -- settings
