@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.events import Channel, CloudEvent
+from hub.events import Channel
 from hub.masking import mask_address
 from hub.rendering import RenderedMessage, SmsContent
 
@@ -80,14 +80,10 @@ class DeliveryStatus(BaseModel):
     )
 
     def to_cloudevent(self, source: str) -> bytes:
-        ce = CloudEvent(
-            specversion="1.0",
-            id=f"{self.delivery_id or self.event_id}:{self.state}:{self.attempt}",
-            source=source,
-            type=STATUS_EVENT_TYPE,
-            subject=self.event_id,
-            time=self.at,
-            datacontenttype="application/json",
-            data=json.loads(self.model_dump_json()),
-        )
-        return json.dumps(ce.to_structured(), ensure_ascii=False).encode()
+        """A structured-mode CloudEvent, built in one pass (this runs for every outcome)."""
+        data = self.model_dump(mode="json")
+        return json.dumps({
+            "specversion": "1.0", "id": f"{self.delivery_id or self.event_id}:{self.state}:{self.attempt}",
+            "source": source, "type": STATUS_EVENT_TYPE, "subject": self.event_id, "time": data["at"],
+            "datacontenttype": "application/json", "data": data,
+        }, ensure_ascii=False).encode()

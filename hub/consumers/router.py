@@ -35,6 +35,26 @@ Clock = Callable[[], datetime]
 # (recipient, their directory entry if any, named in the event?)
 Target = tuple[Recipient, Resident | None, bool]
 MAX_FUTURES = 5000
+MAX_PENDING = 5000
+
+
+class _Pending:
+    """Deliveries planned in a batch and not yet written: flushed together."""
+
+    def __init__(self) -> None:
+        self.send_now: list[DeliveryRequest] = []
+        self.held: list[tuple[DeliveryRequest, datetime, str]] = []
+        self.outcomes: list[DeliveryStatus] = []
+
+    def add(self, send_now: list[DeliveryRequest], held: list[tuple[DeliveryRequest, datetime, str]],
+            outcomes: list[DeliveryStatus]) -> None:
+        self.send_now += send_now
+        self.held += held
+        self.outcomes += outcomes
+
+    @property
+    def size(self) -> int:
+        return len(self.send_now) + len(self.held) + len(self.outcomes)
 
 
 def _merge(named: Recipient, entry: Resident) -> Recipient:
@@ -63,7 +83,7 @@ class RouterConsumer:
 
     # -- who
 
-    async def targets(self, event: DomainEvent) -> AsyncIterator[list[Target]]:
+    async def targets(self, event: DomainEvent, known: dict[str, Resident] | None = None) -> AsyncIterator[list[Target]]:
         """Named recipients (merged with their directory entries), then directory ids, phone numbers and
         segments, in batches; each resident once."""
         seen: set[str] = set()
@@ -71,7 +91,7 @@ class RouterConsumer:
         for recipient in event.data.recipients:
             first.setdefault(recipient.resident_id, recipient)  # a resident named twice: the first mention
         for chunk in _chunks(list(first.values())):
-            entries = await self.store.residents(r.resident_id for r in chunk)
+            entries = known if known is not None else await self.store.residents(r.resident_id for r in chunk)
             seen.update(r.resident_id for r in chunk)
             yield [(_merge(r, entries[r.resident_id]) if r.resident_id in entries else r,
                     entries.get(r.resident_id), True) for r in chunk]
@@ -175,16 +195,28 @@ class RouterConsumer:
     # -- a batch of events
 
     async def handle_batch(self, records: Sequence[Any]) -> None:
+        """A batch of events costs a fixed number of store round trips (directory, register, hold, log), not
+        a few per event; a county-wide notice is flushed every MAX_PENDING deliveries to keep memory flat."""
         futures: list[asyncio.Future[Any]] = []
         counts = {"events": len(records), "published": 0, "held": 0, "skipped": 0, "dead": 0}
+        events: list[tuple[Any, DomainEvent]] = []
         for record in records:
             try:
-                event = validate_event(parse_kafka_message(record.value, record.headers or ()))
-                async for targets in self.targets(event):
-                    await self._route(event, targets, futures, counts)
-                    if len(futures) > MAX_FUTURES:  # a county-wide notice: keep memory flat
-                        await asyncio.gather(*futures)
-                        futures.clear()
+                events.append((record, validate_event(parse_kafka_message(record.value, record.headers or ()))))
+            except HubError as e:
+                counts["dead"] += 1
+                futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "router"))
+        named = {r.resident_id for _, event in events for r in event.data.recipients}
+        known = await self.store.residents(named) if named else {}
+        pending = _Pending()
+        now = self.clock()
+        for record, event in events:
+            try:
+                async for targets in self.targets(event, known):
+                    pending.add(*self.plan(event, targets, now))
+                    if pending.size > MAX_PENDING:
+                        await self._flush(pending, futures, counts)
+                        pending = _Pending()
             except HubError as e:
                 if e.retriable:
                     raise
@@ -194,16 +226,15 @@ class RouterConsumer:
                 logger.exception("router failed on %s[%s]@%s", record.topic, record.partition, record.offset)
                 counts["dead"] += 1
                 futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "router"))
+        await self._flush(pending, futures, counts)
         await asyncio.gather(*futures)
         logger.info("router: %(events)d events -> %(published)d published, %(held)d held, %(skipped)d without a "
                     "delivery, %(dead)d dead-lettered", counts)
 
-    async def _route(self, event: DomainEvent, targets: Sequence[Target], futures: list[asyncio.Future[Any]],
-                     counts: dict[str, int]) -> None:
-        now = self.clock()
-        send_now, held, outcomes = self.plan(event, targets, now)
+    async def _flush(self, pending: _Pending, futures: list[asyncio.Future[Any]], counts: dict[str, int]) -> None:
+        outcomes = pending.outcomes
         unique: dict[str, DeliveryRequest] = {}
-        for request in [*send_now, *(r for r, _, _ in held)]:
+        for request in [*pending.send_now, *(r for r, _, _ in pending.held)]:
             if request.delivery_id in unique:
                 outcomes.append(_deduplicated(request, "the same notice twice in one batch"))
             else:
@@ -212,7 +243,7 @@ class RouterConsumer:
             NewDelivery(r.delivery_id, r.notice_key, r.event_id, r.event_type, r.resident_id, r.channel, r.masked_to)
             for r in unique.values()
         ])
-        for request in send_now:
+        for request in pending.send_now:
             if request.delivery_id in done:
                 outcomes.append(_deduplicated(request, f"this notice was already handled ({done[request.delivery_id]})"))
             elif unique.get(request.delivery_id) is request:
@@ -221,12 +252,15 @@ class RouterConsumer:
                     headers={"content-type": "application/json"}, no_confirm=True,
                 ))
                 counts["published"] += 1
-        keep = [(r, until, rule) for r, until, rule in held if r.delivery_id not in done]
-        await self.store.hold(keep, now)
+        keep = [(r, until, rule) for r, until, rule in pending.held if r.delivery_id not in done]
+        await self.store.hold(keep, self.clock())
         counts["held"] += len(keep)
         counts["skipped"] += sum(o.state != "deferred" for o in outcomes)
         await self.store.log(outcomes)
         futures.extend(await self.status.publish(outcomes))
+        if len(futures) > MAX_FUTURES:
+            await asyncio.gather(*futures)
+            futures.clear()
 
     @staticmethod
     def _outcome(event: DomainEvent, recipient: Recipient, state: str, rule: str, reason: str,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import event, select, update
+from sqlalchemy import bindparam, event, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -27,6 +27,20 @@ from hub.store.models import Base, DeliveryLogRow, DeliveryRow
 logger = logging.getLogger(__name__)
 
 FINAL_STATES = ("sent", "delivered", "failed", "fallback", "suppressed")
+# outcome -> the delivery row's status it leaves
+CLOSING = {**{s: s for s in FINAL_STATES}, "retried": "retrying", "dead-lettered": "dead-lettered"}
+_CLOSE = (
+    update(DeliveryRow)
+    .where(DeliveryRow.delivery_id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), detail=bindparam("b_detail"), provider_ref=bindparam("b_ref"),
+            updated_at=bindparam("b_at"), sent_at=func.coalesce(bindparam("b_sent"), DeliveryRow.sent_at))
+)
+_LOG_FIELDS = ("delivery_id", "event_id", "event_type", "resident_id", "channel", "state", "to_masked", "reason",
+               "rule", "provider", "provider_ref", "attempt", "at")
+
+
+def _log_values(s: DeliveryStatus) -> dict[str, object]:
+    return {f: getattr(s, f) for f in _LOG_FIELDS}
 CLAIMABLE_STATES = ("queued", "retrying", "dead-lettered")
 
 
@@ -85,13 +99,15 @@ class Store(DirectoryQueries):
                 )
             )).all())
             values = [
-                {**r.__dict__, "status": "queued", "attempts": 0, "created_at": now, "updated_at": now}
+                {**r.__dict__, "status": "queued", "attempts": 0, "claimed_by": None, "detail": None,
+                 "provider_ref": None, "sent_at": None, "created_at": now, "updated_at": now}
                 for r in rows
                 if r.delivery_id not in done
             ]
-            if values:
-                await session.execute(
-                    self._insert(DeliveryRow).values(values).on_conflict_do_nothing(index_elements=["delivery_id"])
+            if values:  # one statement, many parameter sets (executemany): not a statement compiled per batch
+                conn = await session.connection()
+                await conn.execute(
+                    self._insert(DeliveryRow).on_conflict_do_nothing(index_elements=["delivery_id"]), values
                 )
         return done
 
@@ -141,24 +157,23 @@ class Store(DirectoryQueries):
         outcomes = list(outcomes)
         if not outcomes:
             return
+        closing = [
+            {"b_id": o.delivery_id, "b_status": CLOSING[o.state], "b_detail": o.reason,
+             "b_ref": o.provider_ref, "b_at": o.at, "b_sent": o.at if o.state in ("sent", "fallback") else None}
+            for o in outcomes if o.delivery_id and o.state in CLOSING
+        ]
         async with self._translate(), self.sessions.begin() as session:
-            for o in outcomes:
-                if o.delivery_id and o.state in (*FINAL_STATES, "retried", "dead-lettered"):
-                    status = {"retried": "retrying", "dead-lettered": "dead-lettered"}.get(o.state, o.state)
-                    await session.execute(
-                        update(DeliveryRow)
-                        .where(DeliveryRow.delivery_id == o.delivery_id)
-                        .values(status=status, detail=o.reason, provider_ref=o.provider_ref, updated_at=o.at,
-                                sent_at=o.at if o.state in ("sent", "fallback") else None)
-                    )
-            session.add_all(DeliveryLogRow.from_status(o) for o in outcomes)
+            conn = await session.connection()
+            if closing:  # executemany: one statement for the whole batch
+                await conn.execute(_CLOSE, closing)
+            await conn.execute(insert(DeliveryLogRow), [_log_values(o) for o in outcomes])
 
     async def log(self, outcomes: Iterable[DeliveryStatus]) -> None:
-        """Record outcomes that close no delivery (deduplicated, suppressed)."""
-        rows = [DeliveryLogRow.from_status(o) for o in outcomes]
+        """Record outcomes that close no delivery (deduplicated, suppressed, deferred)."""
+        rows = [_log_values(o) for o in outcomes]
         if rows:
             async with self._translate(), self.sessions.begin() as session:
-                session.add_all(rows)
+                await (await session.connection()).execute(insert(DeliveryLogRow), rows)
 
     # -- queries
 

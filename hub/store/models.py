@@ -7,8 +7,6 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from hub.delivery import DeliveryStatus
-
 
 class Base(DeclarativeBase):
     pass
@@ -56,14 +54,6 @@ class DeliveryLogRow(Base):
     provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-    @classmethod
-    def from_status(cls, s: DeliveryStatus) -> DeliveryLogRow:
-        return cls(
-            delivery_id=s.delivery_id, event_id=s.event_id, event_type=s.event_type, resident_id=s.resident_id,
-            channel=s.channel, state=s.state, to_masked=s.to_masked, reason=s.reason, rule=s.rule, provider=s.provider,
-            provider_ref=s.provider_ref, attempt=s.attempt, at=s.at,
-        )
 
 
 class ResidentRow(Base):
