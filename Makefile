@@ -2,7 +2,7 @@
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 HUB := $(UV) run --frozen hub
 
-.PHONY: run test install kafka-up kafka-down lint schemas templates-check clean
+.PHONY: run test install kafka-up kafka-down lint schemas templates-check bench clean
 
 install:  ## Python deps, pinned by uv.lock (uv itself from PyPI when missing)
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
@@ -30,6 +30,9 @@ schemas: install
 
 templates-check: install
 	$(HUB) templates check
+
+bench: install  ## the benchmark (about 10 minutes): raw aiokafka vs the hub, fan-out, memory -> docs/BENCHMARKS.md
+	$(UV) run --frozen python -m bench.run
 
 clean:
 	rm -rf var .kafka .kafka-test

@@ -216,8 +216,9 @@ class LagReader:
 
     async def _describe(self, groups: Sequence[str]) -> list[Any]:
         by_node: dict[int, list[str]] = {}
-        for group in groups:
-            by_node.setdefault(await self._admin.find_coordinator(group), []).append(group)
+        coordinators = await asyncio.gather(*(self._admin.find_coordinator(g) for g in groups))
+        for group, node in zip(groups, coordinators, strict=True):
+            by_node.setdefault(node, []).append(group)
         return list(await asyncio.gather(*(
             self._admin._client.send(node, _DescribeGroups(names)) for node, names in by_node.items()
         )))
@@ -238,11 +239,11 @@ class LagReader:
             logger.warning("describing consumer groups failed: %s", _error(e))
         committed: dict[str, dict[tuple[str, int], int | None]] = {}
         errors: dict[str, str] = {}
-        for group in groups:
-            try:
-                offsets = await self._admin.list_consumer_group_offsets(group)
-            except Exception as e:
-                errors[group] = _error(e)
+        fetched = await asyncio.gather(*(self._admin.list_consumer_group_offsets(g) for g in groups),
+                                       return_exceptions=True)
+        for group, offsets in zip(groups, fetched, strict=True):
+            if isinstance(offsets, BaseException):
+                errors[group] = _error(offsets)
                 continue
             parts: dict[tuple[str, int], int | None] = {
                 (tp.topic, tp.partition): (meta.offset if meta.offset >= 0 else None) for tp, meta in offsets.items()

@@ -84,23 +84,32 @@ class HubMetrics:
         self._lock = threading.Lock()
 
     def observe(self, statuses: Sequence[DeliveryStatus]) -> None:
-        """Count outcomes as they are published (at least once: a batch that is processed again counts again)."""
+        """Count outcomes as they are published (at least once: a batch that is processed again counts again).
+        Counted per (channel, state) first: one labelled increment per kind of outcome in the batch."""
         now = time.time()
+        counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        latencies: dict[str, list[float]] = {}
         for s in statuses:
             channel = s.channel or NO_CHANNEL
-            self.notifications.labels(channel, s.state).inc()
-            with self._lock:
-                self.totals[(channel, s.state)] += 1
-            if s.state == "retried":
-                self.retries.labels(channel).inc()
-            elif s.state == "dead-lettered":
-                self.dead_letters.labels(channel).inc()
+            counts[(channel, s.state)] += 1
             if s.latency_s is not None and s.state in ("sent", "fallback"):
-                self.latency.labels(channel).observe(max(s.latency_s, 0.0))
-            if s.state in SENT_STATES:
-                self.throughput.add(channel, at=now)
-            elif s.state in FAILURE_STATES:
-                self.throughput.add("failures", at=now)
+                latencies.setdefault(channel, []).append(max(s.latency_s, 0.0))
+        with self._lock:
+            self.totals.update(counts)
+        for (channel, state), n in counts.items():
+            self.notifications.labels(channel, state).inc(n)
+            if state == "retried":
+                self.retries.labels(channel).inc(n)
+            elif state == "dead-lettered":
+                self.dead_letters.labels(channel).inc(n)
+            if state in SENT_STATES:
+                self.throughput.add(channel, n, at=now)
+            elif state in FAILURE_STATES:
+                self.throughput.add("failures", n, at=now)
+        for channel, values in latencies.items():
+            histogram = self.latency.labels(channel)
+            for value in values:
+                histogram.observe(value)
 
     def totals_by_status(self) -> dict[str, int]:
         with self._lock:

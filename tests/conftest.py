@@ -118,6 +118,7 @@ def settings(kafka_broker: BrokerInfo, tmp_path: Path) -> Settings:
         outbox_dir=tmp_path / "outbox",
         batch_timeout_ms=50,
         infra_retry_backoff_s=0.2,
+        ops_port=0,  # no ops server unless a test asks for one (tests run many hubs at once)
     )
 
 
