@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_use_tls: bool = False
     smtp_timeout_s: float = 10.0
+    smtp_ca_file: Path | None = Field(default=None, description="CA bundle that signs the SMTP server's certificate")
     email_from: str = "양평군 <noreply@yp.example.kr>"
 
     # HTTP gateways: NHN Cloud AlimTalk (HUB_KAKAO_ADAPTER=nhn), NAVER Cloud SENS (HUB_SMS_ADAPTER=sens)

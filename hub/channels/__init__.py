@@ -28,6 +28,7 @@ def build_adapter(channel: str, settings: Settings) -> ChannelAdapter:
             username=settings.smtp_username, password=settings.smtp_password,
             start_tls=settings.smtp_starttls, use_tls=settings.smtp_use_tls, timeout_s=settings.smtp_timeout_s,
             unsubscribe_url=settings.advertising_optout_url, unsubscribe_mailto=settings.email_unsubscribe_mailto,
+            ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
         )
     if channel == "kakao" and choice == "nhn":
         appkey, secret_key, sender_key = _required(

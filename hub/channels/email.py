@@ -5,6 +5,7 @@ repeat, but a send whose outcome is in doubt is sent again (at-least-once; see d
 
 from __future__ import annotations
 
+import ssl
 from email.header import Header
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -34,10 +35,12 @@ class SmtpEmailChannel(ChannelAdapter):
     def __init__(self, *, host: str, port: int, sender: str, username: str | None = None,
                  password: str | None = None, start_tls: bool = False, use_tls: bool = False,
                  timeout_s: float = 10.0, message_id_domain: str = "notice-hub",
-                 unsubscribe_url: str | None = None, unsubscribe_mailto: str | None = None) -> None:
+                 unsubscribe_url: str | None = None, unsubscribe_mailto: str | None = None,
+                 ca_file: str | None = None) -> None:
         self.host, self.port, self.sender = host, port, sender
         self.username, self.password = username, password
         self.start_tls, self.use_tls, self.timeout_s = start_tls, use_tls, timeout_s
+        self.tls_context = ssl.create_default_context(cafile=ca_file) if ca_file else None
         self.message_id_domain = message_id_domain
         self.unsubscribe = ", ".join(f"<{u}>" for u in (unsubscribe_url, unsubscribe_mailto and
                                                          f"mailto:{unsubscribe_mailto}") if u)
@@ -72,7 +75,7 @@ class SmtpEmailChannel(ChannelAdapter):
         try:
             _, response = await aiosmtplib.send(
                 message, sender=parseaddr(self.sender)[1], recipients=[request.to], hostname=self.host, port=self.port, username=self.username, password=self.password,
-                start_tls=self.start_tls, use_tls=self.use_tls, timeout=self.timeout_s,
+                start_tls=self.start_tls, use_tls=self.use_tls, timeout=self.timeout_s, tls_context=self.tls_context,
             )
         except aiosmtplib.SMTPRecipientsRefused as e:
             codes = [r.code for r in e.recipients]
