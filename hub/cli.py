@@ -53,7 +53,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
 
 @app.command()
 def run(
-    role: Annotated[list[str] | None, typer.Option("--role", help="router, sender:kakao, sender:sms, sender:email or all (repeatable)")] = None,
+    role: Annotated[list[str] | None, typer.Option("--role", help="router, directory, sender:kakao, sender:sms, sender:email or all (repeatable)")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
     log_format: Annotated[str | None, typer.Option("--log-format", help="text or json (default: HUB_LOG_FORMAT, else text)")] = None,
 ) -> None:

@@ -83,7 +83,8 @@ class DeliveryStatus(BaseModel):
         """A structured-mode CloudEvent, built in one pass (this runs for every outcome)."""
         data = self.model_dump(mode="json")
         return json.dumps({
-            "specversion": "1.0", "id": f"{self.delivery_id or self.event_id}:{self.state}:{self.attempt}",
+            "specversion": "1.0",
+            "id": f"{self.delivery_id or f'{self.event_id}:{self.resident_id}'}:{self.state}:{self.attempt}",
             "source": source, "type": STATUS_EVENT_TYPE, "subject": self.event_id, "time": data["at"],
             "datacontenttype": "application/json", "data": data,
         }, ensure_ascii=False).encode()

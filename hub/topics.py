@@ -16,8 +16,9 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Topics:
-    """`<prefix>.events.<domain>` in, `<prefix>.deliveries.<channel>` between router and senders,
-    `<prefix>.delivery-status` out, `<prefix>.dlq` for what could not be processed."""
+    """`<prefix>.events.<domain>` in, `<prefix>.deliveries.<channel>` between router and senders (with its
+    `.retry-<n>` tiers and, for AlimTalk, `.results`), `<prefix>.delivery-status` out, `<prefix>.residents`
+    for the directory, `<prefix>.dlq` for what could not be processed. See docs/ARCHITECTURE.md."""
 
     prefix: str
     retry_tiers: int = 3

@@ -1,6 +1,7 @@
 """The hub's HTTP application: one FastAPI app per running hub, served by `hub run` (see hub/runtime.py).
 
-Routers are mounted here: the ops endpoints today; the HTTP ingest for department systems joins them here.
+Routers are mounted here: the ops endpoints. The HTTP ingest for department systems is its own app (`hub api`,
+hub/api/ingest.py), so it can be exposed to departments while the ops port stays internal.
 """
 
 from __future__ import annotations

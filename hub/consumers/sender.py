@@ -280,6 +280,7 @@ class SenderConsumer:
         if (wait_s := due_ms / 1000 - time.time()) > 0:
             await asyncio.sleep(wait_s)
         verdicts = await self.adapter.delivery_results([ref for _, _, ref, _, _ in items])  # type: ignore[attr-defined]
+        directory = await self.store.residents(request.resident_id for _, request, _, _, _ in items)
         futures: list[asyncio.Future[Any]] = []
         outcomes: list[DeliveryStatus] = []
         for record, request, ref, check, attempt in items:
@@ -294,7 +295,15 @@ class SenderConsumer:
             elif verdict.state == "delivered":
                 outcomes.append(self._status(work, "delivered", provider_ref=ref, reason="Kakao delivered it"))
             elif verdict.fallback_ok:
-                outcomes.extend(await self._fall_back(work, PermanentError(f"{verdict.code} {verdict.message}"), futures))
+                wanted = still_wanted(advertising=request.advertising, urgent=request.urgent,
+                                      resident=directory.get(request.resident_id))
+                if wanted.action == "suppress":  # opted out since the AlimTalk went: no SMS either
+                    outcomes.append(self._status(work, "failed", provider_ref=ref, rule=wanted.rule,
+                                                 reason=f"Kakao did not deliver it ({verdict.code}); no SMS: "
+                                                        f"{wanted.reason}"))
+                else:
+                    outcomes.extend(await self._fall_back(work, PermanentError(f"{verdict.code} {verdict.message}"),
+                                                          futures))
             else:
                 outcomes.append(self._status(work, "failed", provider_ref=ref,
                                              reason=f"Kakao did not deliver it: {verdict.code} {verdict.message}"))
