@@ -15,7 +15,7 @@ from abc import abstractmethod
 from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 
@@ -47,6 +47,24 @@ def retry_after_s(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object, or {} when the body is not one."""
+    try:
+        answer = response.json()
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def raise_if_busy(provider: str, response: httpx.Response) -> None:
+    """429 and 5xx are the gateway's passing troubles: a TransientError (with Retry-After for 429)."""
+    if response.status_code == 429:
+        raise TransientError(f"{provider}: HTTP 429 too many requests",
+                             retry_after_s=retry_after_s(response.headers.get("Retry-After")))
+    if response.status_code >= 500:
+        raise TransientError(f"{provider}: HTTP {response.status_code}")
 
 
 def phone_digits(to: str) -> str:

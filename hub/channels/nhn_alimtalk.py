@@ -83,7 +83,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from hub.channels._http import HttpGatewayChannel, Outcome, phone_digits, retry_after_s
+from hub.channels._http import HttpGatewayChannel, Outcome, json_object, phone_digits, raise_if_busy, retry_after_s
 from hub.channels.base import MAX_INLINE_WAITS, DeliveryResult
 from hub.delivery import DeliveryRequest
 from hub.errors import ChannelError, PermanentError, TransientError
@@ -305,12 +305,8 @@ class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient]):
 
     def _outcomes(self, response: httpx.Response, count: int) -> list[Outcome]:
         status = response.status_code
-        if status == 429:
-            raise TransientError(f"{self.provider}: HTTP 429 too many requests",
-                                 retry_after_s=retry_after_s(response.headers.get("Retry-After")))
-        if status >= 500:
-            raise TransientError(f"{self.provider}: HTTP {status}")
-        answer = _json_object(response)
+        raise_if_busy(self.provider, response)
+        answer = json_object(response)
         header = _mapping(answer.get("header"))
         if not 200 <= status < 300:
             raise self._error("permanent", None, header.get("resultMessage") or f"HTTP {status}")
@@ -410,7 +406,7 @@ class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient]):
             return DeliveryOutcome("pending", None, f"{self.provider}: HTTP 429 too many requests")
         if status >= 500:
             return DeliveryOutcome("pending", None, f"{self.provider}: HTTP {status}")
-        answer = _json_object(response)
+        answer = json_object(response)
         header = _mapping(answer.get("header"))
         try:
             code, successful = int(header["resultCode"]), bool(header["isSuccessful"])
@@ -522,12 +518,8 @@ class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient]):
 
     def _list_answer(self, response: httpx.Response) -> tuple[list[Mapping[str, Any]], int]:
         status = response.status_code
-        if status == 429:
-            raise TransientError(f"{self.provider}: HTTP 429 too many requests",
-                                 retry_after_s=retry_after_s(response.headers.get("Retry-After")))
-        if status >= 500:
-            raise TransientError(f"{self.provider}: HTTP {status}")
-        answer = _json_object(response)
+        raise_if_busy(self.provider, response)
+        answer = json_object(response)
         header = _mapping(answer.get("header"))
         try:
             code, successful = int(header["resultCode"]), bool(header["isSuccessful"])
@@ -547,11 +539,3 @@ class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient]):
 
 def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        answer = response.json()
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}

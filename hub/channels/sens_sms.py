@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from hub.channels._http import HttpGatewayChannel, Outcome, phone_digits, retry_after_s
+from hub.channels._http import HttpGatewayChannel, Outcome, json_object, phone_digits, retry_after_s
 from hub.channels.base import DeliveryResult
 from hub.delivery import DeliveryRequest
 from hub.errors import PermanentError, RenderError, TransientError
@@ -151,7 +151,7 @@ class SensSmsChannel(HttpGatewayChannel[_Message]):
 
     def _request_id(self, response: httpx.Response) -> str | None:
         status = response.status_code
-        answer = _json_object(response)
+        answer = json_object(response)
         kind = status_kind(status)
         if kind == "ok":
             if answer.get("statusName", "success") != "success":
@@ -164,14 +164,6 @@ class SensSmsChannel(HttpGatewayChannel[_Message]):
         if kind == "transient":
             raise TransientError(reason)
         raise PermanentError(reason)
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    try:
-        answer = response.json()
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
 
 
 def _error_message(answer: Mapping[str, Any]) -> str | None:
