@@ -159,12 +159,7 @@ def won(value: int | float) -> str:
     return f"{int(value):,}원"
 
 
-def mask_middle(value: str) -> str:
-    """'01012345678' -> '010****5678'."""
-    return value[:3] + "*" * max(len(value) - 7, 0) + value[-4:] if len(value) > 7 else "*" * len(value)
-
-
-FILTERS = {"date_ko": date_ko, "time_ko": time_ko, "datetime_ko": datetime_ko, "won": won, "mask": mask_middle}
+FILTERS = {"date_ko": date_ko, "time_ko": time_ko, "datetime_ko": datetime_ko, "won": won}
 
 
 # --------------------------------------------------------------------------- templates

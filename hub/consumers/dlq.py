@@ -22,13 +22,14 @@ logger = logging.getLogger(__name__)
 DLQ_HEADER_PREFIX = "dlq_"
 
 
+def header_map(record: Any) -> dict[str, str]:
+    """A Kafka record's headers as text (bytes that are not UTF-8 are replaced, not fatal)."""
+    return {key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers or ())}
+
+
 def dlq_headers(record: Any, error: BaseException, stage: str) -> dict[str, str]:
     """Headers of a dead-lettered copy: the original ones plus dlq_* naming topic, partition, offset, error."""
-    headers = {
-        key: (value or b"").decode("utf-8", errors="replace")
-        for key, value in (record.headers or ())
-        if not key.startswith(DLQ_HEADER_PREFIX)
-    }
+    headers = {key: value for key, value in header_map(record).items() if not key.startswith(DLQ_HEADER_PREFIX)}
     headers.update(
         dlq_original_topic=record.topic,
         dlq_original_partition=str(record.partition),
@@ -130,9 +131,8 @@ async def read_dead_letters(settings: Settings) -> list[DeadLetter]:
         out: list[DeadLetter] = []
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
-                out.extend(DeadLetter(r.partition, r.offset, r.key, r.value, {
-                    k: (v or b"").decode("utf-8", "replace") for k, v in (r.headers or ())
-                }) for r in records if r.offset < ends[TopicPartition(topic, r.partition)])
+                out.extend(DeadLetter(r.partition, r.offset, r.key, r.value, header_map(r))
+                           for r in records if r.offset < ends[TopicPartition(topic, r.partition)])
         return sorted(out, key=lambda d: (d.partition, d.offset))
     finally:
         await consumer.stop()

@@ -30,7 +30,7 @@ from hub.audience import still_wanted
 from hub.channels.base import ChannelAdapter, DeliveryResult
 from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.common import StatusPublisher, subscribe_batches
-from hub.consumers.dlq import dead_letter
+from hub.consumers.dlq import dead_letter, header_map
 from hub.dedup import Claim, delivery_id
 from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
 from hub.errors import EventError, PermanentError, TransientError
@@ -56,10 +56,6 @@ class Work:
     request: DeliveryRequest
     attempt: int
     original_topic: str
-
-
-def _headers(record: Any) -> dict[str, str]:
-    return {k: (v or b"").decode("utf-8", "replace") for k, v in (record.headers or ())}
 
 
 def fallback_request(request: DeliveryRequest) -> DeliveryRequest | None:
@@ -134,7 +130,7 @@ class SenderConsumer:
                 error = e if isinstance(e, EventError) else EventError(f"not a delivery request: {e}")
                 futures.append(await dead_letter(self.broker, self.topics.dlq, record, error, self.stage))
                 continue
-            headers = _headers(record)
+            headers = header_map(record)
             work = Work(record, request, int(headers.get(ATTEMPT_HEADER, "0") or 0) + 1,
                         headers.get(ORIGINAL_TOPIC_HEADER) or record.topic)
             not_before_ms = max(not_before_ms, int(headers.get(NOT_BEFORE_HEADER, "0") or 0))
@@ -267,16 +263,17 @@ class SenderConsumer:
     async def check_results(self, records: Sequence[Any]) -> None:
         """Ask the gateway what Kakao made of earlier sends; fall back to SMS for those it could not deliver."""
         items = []
+        due_ms = 0
         for record in records:
-            headers = _headers(record)
+            headers = header_map(record)
             try:
                 items.append((record, DeliveryRequest.from_kafka(record.value), headers[REF_HEADER],
                               int(headers.get(CHECK_HEADER, "1")), int(headers.get(ATTEMPT_HEADER, "1"))))
+                due_ms = max(due_ms, int(headers.get(NOT_BEFORE_HEADER, "0") or 0))
             except (ValidationError, KeyError, ValueError) as e:
                 logger.error("%s: unreadable result check at %s@%s: %s", self.stage, record.topic, record.offset, e)
         if not items:
             return
-        due_ms = max(int(_headers(r).get(NOT_BEFORE_HEADER, "0") or 0) for r, *_ in items)
         if (wait_s := due_ms / 1000 - time.time()) > 0:
             await asyncio.sleep(wait_s)
         verdicts = await self.adapter.delivery_results([ref for _, _, ref, _, _ in items])  # type: ignore[attr-defined]
