@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field
@@ -170,6 +171,26 @@ def _is_html(name: str | None) -> bool:
     return name is not None and ".html" in name
 
 
+# Jinja's sandbox keeps templates away from Python internals and caps range() at 100,000 items; these caps
+# keep one template expression from taking the process's CPU or memory (`9**9**9`, `'x' * 10**9`).
+MAX_EXPONENT = 64
+MAX_REPEAT_ITEMS = 100_000
+
+
+class _Sandbox(SandboxedEnvironment):
+    intercepted_binops = frozenset({"**", "*"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"the exponent {right} is unsafe (at most {MAX_EXPONENT})")
+        if operator == "*":
+            sized, times = (left, right) if isinstance(right, int) else (right, left)
+            if (isinstance(sized, str | list | tuple) and isinstance(times, int)
+                    and len(sized) * times > MAX_REPEAT_ITEMS):
+                raise SecurityError(f"repeating a sequence to {len(sized) * times} items is unsafe")
+        return super().call_binop(context, operator, left, right)
+
+
 @dataclass(frozen=True)
 class KakaoTemplate:
     template_code: str
@@ -219,7 +240,7 @@ class Renderer:
     identity: Identity = field(default_factory=Identity)
 
     def __post_init__(self) -> None:
-        self.env = SandboxedEnvironment(
+        self.env = _Sandbox(
             loader=FileSystemLoader(str(self.templates_dir)),
             undefined=StrictUndefined,
             autoescape=_is_html,
@@ -375,7 +396,8 @@ class Renderer:
             return self._render_email(tset, ctx)
         except RenderError as e:
             raise RenderError(f"{event_type}/{channel}: {e}") from e
-        except (TemplateError, ValueError, TypeError, AttributeError, KeyError) as e:
+        except (TemplateError, ValueError, TypeError, AttributeError, LookupError, ArithmeticError) as e:
+            # ArithmeticError: the sandbox's range() cap is an OverflowError; a template may divide by zero
             raise RenderError(f"{event_type}/{channel}: {type(e).__name__}: {e}") from e
 
     def _render_kakao(self, tpl: KakaoTemplate, ctx: Mapping[str, Any]) -> KakaoContent:
