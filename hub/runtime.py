@@ -31,6 +31,7 @@ from hub.events import CHANNELS
 from hub.lag import LagMonitor
 from hub.metrics import HubMetrics, OpsCollector
 from hub.rendering import Identity, Renderer
+from hub.retention import RetentionTask
 from hub.settings import Settings
 from hub.store import Store
 from hub.topics import Topics, ensure_topics, kafka_client_options
@@ -117,11 +118,14 @@ class Hub:
         ))
         self.adapters: dict[str, ChannelAdapter] = {}
         self.scheduler: Scheduler | None = None
+        self.retention: RetentionTask | None = None
         if "router" in self.roles:
             RouterConsumer(broker=self.broker, store=self.store, renderer=self.renderer, settings=settings,
                            topics=self.topics, clock=clock).register()
             self.scheduler = Scheduler(broker=self.broker, store=self.store, topics=self.topics, owner=self.owner,
                                        clock=clock, interval_s=settings.scheduler_interval_s)
+            if settings.retention_days:
+                self.retention = RetentionTask(store=self.store, settings=settings, clock=clock)
         if "directory" in self.roles:
             DirectoryConsumer(broker=self.broker, store=self.store, settings=settings, topics=self.topics,
                               clock=clock).register()
@@ -161,12 +165,16 @@ class Hub:
             self.ops = await OpsServer.start(self)
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.retention is not None:
+            self.retention.start()
         logger.info("hub started roles=%s bootstrap=%s prefix=%s", ",".join(self.roles),
                     self.settings.kafka_bootstrap_servers, self.settings.topic_prefix)
 
     async def stop(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.retention is not None:
+            await self.retention.stop()
         self.stopping = True  # /readyz answers 503 from now on
         await self.broker.stop()  # waits for in-flight batches (graceful_timeout), which commit
         if self.ops is not None:

@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     email_unsubscribe_mailto: str | None = Field(default=None, description="mailto: address for List-Unsubscribe")
     scheduler_interval_s: float = Field(default=1.0, gt=0, description="How often held deliveries are checked")
 
+    # retention (docs/OPERATIONS.md): finished deliveries and their outcome log, purged by a running hub and `hub purge`
+    retention_days: int = Field(default=180, ge=0, description="Purge finished deliveries older than this; 0 keeps all.")
+    retention_interval_s: float = Field(default=3600.0, gt=0, description="How often a running hub purges.")
+
     # operations: the ops HTTP server (/healthz, /readyz, /metrics, the dashboard), lag sampling, logs
     ops_host: str = Field(default="127.0.0.1", description="Address of the ops HTTP server; 0.0.0.0 in a container.")
     ops_port: int = Field(default=8080, ge=0, le=65535, description="Port of the ops HTTP server; 0 turns it off.")

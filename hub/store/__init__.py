@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam, event, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -22,7 +22,7 @@ from hub.dedup import Claim
 from hub.delivery import DeliveryStatus
 from hub.errors import StoreError
 from hub.store.directory import DirectoryQueries
-from hub.store.models import Base, DeliveryLogRow, DeliveryRow
+from hub.store.models import Base, DeliveryLogRow, DeliveryRow, ScheduledRow
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +42,29 @@ _LOG_FIELDS = ("delivery_id", "event_id", "event_type", "resident_id", "channel"
 def _log_values(s: DeliveryStatus) -> dict[str, object]:
     return {f: getattr(s, f) for f in _LOG_FIELDS}
 CLAIMABLE_STATES = ("queued", "retrying", "dead-lettered")
+# a delivery in one of these states is done with (a dead letter until someone replays it): the retention purge
+# may remove it; queued, sending and retrying deliveries are never purged, whatever their age
+PURGEABLE_STATES = (*FINAL_STATES, "dead-lettered")
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PurgeCounts:
+    """Rows a retention purge removed (or, in a dry run, would remove), per table."""
+
+    deliveries: int = 0
+    delivery_log: int = 0
+    scheduled: int = 0
+    ingest_events: int = 0
+    ingest_idempotency: int = 0
+
+    @property
+    def total(self) -> int:
+        return (self.deliveries + self.delivery_log + self.scheduled + self.ingest_events
+                + self.ingest_idempotency)
 
 
 @dataclass(frozen=True)
@@ -197,6 +216,36 @@ class Store(DirectoryQueries):
         async with self._translate(), self.sessions() as session:
             return list((await session.scalars(query)).all())
 
+    # -- retention
+
+    async def purge(self, older_than: datetime, *, dry_run: bool = False) -> PurgeCounts:
+        """Remove what is older than `older_than` and finished: deliveries in a final state (or dead-lettered)
+        last changed before it, outcome-log rows written before it (except those of a delivery still queued,
+        sending or retrying), released held deliveries, and the ingest API's event ids and Idempotency-Keys.
+        A dry run only counts. Residents and API keys are not touched (they are not delivery records)."""
+        from hub.store.ingest import IdempotencyRow, IngestEventRow
+
+        active = exists().where(DeliveryRow.delivery_id == DeliveryLogRow.delivery_id,
+                                DeliveryRow.status.not_in(PURGEABLE_STATES))
+        plan: list[tuple[str, type[Base], ColumnElement[bool]]] = [  # the log first: it asks the deliveries
+            ("delivery_log", DeliveryLogRow, (DeliveryLogRow.at < older_than) & ~active),
+            ("deliveries", DeliveryRow,
+             (DeliveryRow.updated_at < older_than) & DeliveryRow.status.in_(PURGEABLE_STATES)),
+            ("scheduled", ScheduledRow, (ScheduledRow.created_at < older_than) & (ScheduledRow.state == "released")),
+            ("ingest_events", IngestEventRow, IngestEventRow.created_at < older_than),
+            ("ingest_idempotency", IdempotencyRow, IdempotencyRow.created_at < older_than),
+        ]
+        counts: dict[str, int] = {}
+        async with self._translate(), self.sessions.begin() as session:
+            for name, table, where in plan:
+                if dry_run:
+                    counts[name] = int(await session.scalar(select(func.count()).select_from(table).where(where)) or 0)
+                else:
+                    result = await session.execute(delete(table).where(where), execution_options={
+                        "synchronize_session": False})
+                    counts[name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return PurgeCounts(**counts)
+
     def _translate(self) -> _Translate:
         return _Translate()
 
@@ -227,4 +276,4 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-__all__ = ["Claim", "NewDelivery", "Store", "StoreError"]
+__all__ = ["Claim", "NewDelivery", "PurgeCounts", "Store", "StoreError"]

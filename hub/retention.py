@@ -1,0 +1,67 @@
+"""Retention: finished delivery records older than `HUB_RETENTION_DAYS` are purged from the store.
+
+A running hub purges every `HUB_RETENTION_INTERVAL_S` (the processes with the router role, like the scheduler;
+several processes purging at once only find less to delete), and `hub purge [--dry-run]` does it on demand.
+What counts as finished, and what is kept, is `Store.purge`'s to say. `HUB_RETENTION_DAYS=0` keeps everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from hub.errors import StoreError
+from hub.settings import Settings
+from hub.store import PurgeCounts, Store
+
+logger = logging.getLogger(__name__)
+
+
+def cutoff(settings: Settings, now: datetime) -> datetime | None:
+    """Records older than this are purged; None when retention is off (0 days)."""
+    return now - timedelta(days=settings.retention_days) if settings.retention_days else None
+
+
+async def purge_expired(store: Store, settings: Settings, now: datetime, *, dry_run: bool = False) -> PurgeCounts | None:
+    """Purge (or count, in a dry run) what the retention no longer keeps; None when retention is off."""
+    older_than = cutoff(settings, now)
+    if older_than is None:
+        return None
+    counts = await store.purge(older_than, dry_run=dry_run)
+    if counts.total and not dry_run:
+        logger.info("retention: purged %d deliveries, %d log rows, %d released held deliveries, %d ingest event ids "
+                    "and %d Idempotency-Keys older than %s", counts.deliveries, counts.delivery_log, counts.scheduled,
+                    counts.ingest_events, counts.ingest_idempotency, older_than.isoformat(timespec="seconds"))
+    return counts
+
+
+class RetentionTask:
+    """Purges at start and then every `interval_s`, in the hub's event loop."""
+
+    def __init__(self, *, store: Store, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.store, self.settings, self.clock = store, settings, clock
+        self.runs = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="hub-retention")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await purge_expired(self.store, self.settings, self.clock())
+            except StoreError as e:
+                logger.error("retention: %s; trying again in %.0f s", e, self.settings.retention_interval_s)
+            except Exception:
+                logger.exception("retention purge failed; trying again")
+            self.runs += 1
+            await asyncio.sleep(self.settings.retention_interval_s)
