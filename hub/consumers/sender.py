@@ -33,7 +33,7 @@ from hub.consumers.common import StatusPublisher, subscribe_batches
 from hub.consumers.dlq import dead_letter, header_map
 from hub.dedup import Claim, delivery_id
 from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
-from hub.errors import EventError, PermanentError, TransientError
+from hub.errors import EventError, PermanentError, StoreError, TransientError
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
 from hub.topics import Topics
@@ -178,13 +178,27 @@ class SenderConsumer:
                     outcomes.extend(await self._deliver(work, futures))
 
             await asyncio.gather(*(send_in_order(items) for items in by_resident.values()))
-        await self.store.finish(outcomes)
+        await self._record(outcomes)
         futures.extend(await self.status.publish(outcomes))
         await asyncio.gather(*futures)
         if outcomes:
             counts = collections.Counter(o.state for o in outcomes)
             logger.info("%s%s: %s", self.stage, f":retry-{tier}" if tier else "",
                         ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+
+    async def _record(self, outcomes: Sequence[DeliveryStatus]) -> None:
+        """Record the outcomes of gateway calls already made, however long the store takes to come back. A
+        store failure here must not fail the batch: it would come again and its calls, their claims left
+        `sending`, would be made again (SMS and email cannot tell a repeat). A process that dies meanwhile
+        leaves them in doubt, as documented in docs/RELIABILITY.md."""
+        while True:
+            try:
+                await self.store.finish(outcomes)
+                return
+            except StoreError as e:
+                logger.error("%s: %d outcomes of calls already made are not recorded yet; trying again: %s",
+                             self.stage, len(outcomes), e)
+                await asyncio.sleep(max(self.settings.infra_retry_backoff_s, 0.1))
 
     # -- one delivery
 
@@ -304,7 +318,7 @@ class SenderConsumer:
             else:
                 outcomes.append(self._status(work, "failed", provider_ref=ref,
                                              reason=f"Kakao did not deliver it: {verdict.code} {verdict.message}"))
-        await self.store.finish(outcomes)
+        await self._record(outcomes)
         futures.extend(await self.status.publish(outcomes))
         await asyncio.gather(*futures)
 
@@ -347,7 +361,12 @@ class SenderConsumer:
         if self.fallback is None:
             return [kakao_status.model_copy(update={"reason": f"{why}: queued for the SMS sender"}),
                     await self._retry_later(sms_work, error, futures, channel="sms")]
-        claim = (await self.store.claim([_row(sms)], self.owner))[sms.delivery_id]
+        try:
+            claim = (await self.store.claim([_row(sms)], self.owner))[sms.delivery_id]
+        except StoreError as e:  # not a reason to fail the batch, whose other calls were made: the SMS sender's
+            # first retry tier claims and sends it once the store is back
+            return [kakao_status.model_copy(update={"reason": f"{why}: queued for the SMS sender ({e})"}),
+                    await self._retry_later(sms_work, e, futures, channel="sms")]
         if claim is Claim.DONE:
             return [kakao_status.model_copy(update={"reason": f"AlimTalk failed ({error}); the SMS was already sent"})]
         try:
