@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ChannelName = Literal["kakao", "sms", "email"]
@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
-    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle that signs the brokers' certificates.")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate (mutual TLS), PEM.")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Private key of the client certificate, PEM.")
     topic_prefix: str = "hub"
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
@@ -118,6 +120,21 @@ class Settings(BaseSettings):
     local_kafka_port: int = 9092
     local_kafka_controller_port: int = 9093
     local_kafka_heap_mb: int = 512
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> Self:
+        """A half-configured SASL setup would connect some clients one way and some another (or in the clear):
+        refuse it at start-up instead."""
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not (self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"kafka_security_protocol {self.kafka_security_protocol} needs HUB_KAFKA_SASL_MECHANISM, "
+                             "HUB_KAFKA_SASL_USERNAME and HUB_KAFKA_SASL_PASSWORD")
+        if not sasl and self.kafka_sasl_mechanism:
+            raise ValueError(f"HUB_KAFKA_SASL_MECHANISM is set but kafka_security_protocol is "
+                             f"{self.kafka_security_protocol}: use SASL_SSL (or SASL_PLAINTEXT on a trusted network)")
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("HUB_KAFKA_SSL_KEYFILE needs HUB_KAFKA_SSL_CERTFILE")
+        return self
 
     def group_id(self, role: str) -> str:
         return f"{self.consumer_group_prefix or self.topic_prefix}.{role}"

@@ -72,7 +72,8 @@ class Topics:
 
 
 def kafka_client_options(settings: Settings) -> dict[str, object]:
-    """Security options shared by every aiokafka client the hub creates."""
+    """Security options shared by every Kafka client the hub creates: the aiokafka admin clients and consumers
+    (topics, lag, dead letters) use them as they are, the FastStream broker through `hub.runtime.broker_security`."""
     options: dict[str, object] = {"security_protocol": settings.kafka_security_protocol}
     if settings.kafka_sasl_mechanism:
         options.update(
@@ -83,8 +84,12 @@ def kafka_client_options(settings: Settings) -> dict[str, object]:
     if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
         from aiokafka.helpers import create_ssl_context
 
+        def path(value: object) -> str | None:
+            return str(value) if value else None
+
         options["ssl_context"] = create_ssl_context(
-            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+            cafile=path(settings.kafka_ssl_cafile), certfile=path(settings.kafka_ssl_certfile),
+            keyfile=path(settings.kafka_ssl_keyfile),
         )
     return options
 

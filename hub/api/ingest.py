@@ -627,9 +627,13 @@ def create_ingest_app(settings: Settings, *, ingest_settings: IngestSettings | N
             logger.info("forgot %d expired Idempotency-Keys", purged)
         broker = None
         if publisher is None:
-            await ensure_topics(settings)
-            broker = new_broker(settings)
-            await broker.connect()
+            try:
+                await ensure_topics(settings)
+                broker = new_broker(settings)
+                await broker.connect()
+            except BaseException:  # Kafka unreachable at start: leave nothing open behind the error
+                await store.close()
+                raise
 
             async def publish(event: CloudEvent) -> tuple[str, int, int]:
                 return await publish_event(settings, event, broker=broker)
