@@ -52,8 +52,10 @@ class OpsServer:
             logger.warning("ops server not started: cannot listen on %s:%s (%s); choose another HUB_OPS_PORT",
                            host, port, e)
             return None
+        # log_config=None: uvicorn's records go through the hub's root handlers (format, redaction of personal
+        # data), not through handlers of uvicorn's own that would bypass them
         config = uvicorn.Config(create_app(hub), log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=3)
+                                timeout_graceful_shutdown=3, log_config=None)
         server = _Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]), name="hub-ops-server")
         while not server.started and not task.done():  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
