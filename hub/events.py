@@ -7,14 +7,23 @@ binary (attributes in `ce_*` headers, the data as the message value). `parse_kaf
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hub.errors import EventError, UnknownEventTypeError
 
@@ -33,6 +42,19 @@ _EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
 _ATTR_NAME_RE = re.compile(r"^[a-z0-9]{1,20}$")
 
 
+_EARLIEST, _LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)
+
+
+def _in_calendar(value: datetime) -> datetime:
+    """A time the hub can take to UTC and KST (a day off either end of the calendar cannot be converted)."""
+    if not _EARLIEST <= value.replace(tzinfo=None) <= _LATEST:
+        raise ValueError(f"{value.isoformat()} is out of range: use a time between the years 1 and 9999")
+    return value
+
+
+Timestamp = Annotated[datetime, AfterValidator(_in_calendar)]
+
+
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope. Extension attributes are kept in `extensions`; `dedupkey` is the hub's own."""
 
@@ -42,7 +64,7 @@ class CloudEvent(BaseModel):
     id: str = Field(min_length=1, max_length=200, description="Unique per source; the hub's dedup scope.")
     source: str = Field(min_length=1, max_length=500, description="URI-reference of the publishing system.")
     type: str = Field(min_length=1, max_length=200, description="Event type from the catalogue, e.g. waste.large_item.received.v1")
-    time: datetime | None = None
+    time: Timestamp | None = None
     subject: str | None = Field(default=None, max_length=500)
     datacontenttype: str | None = None
     dataschema: str | None = None
@@ -122,7 +144,7 @@ class DirectNotice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     recipients: list[Recipient] = Field(default_factory=list, max_length=1000)
-    send_at: datetime | None = Field(
+    send_at: Timestamp | None = Field(
         default=None, description="Hold the notice until this time (RFC 3339 with offset); default: at once."
     )
 
@@ -194,7 +216,7 @@ class LargeItemPickupCompletedV1(Addressed):
 
     model_config = _example({"report_no": "YP-2026-000123", "completed_at": "2026-11-27T10:42:00+09:00"})
     report_no: str = Field(min_length=1, max_length=30)
-    completed_at: datetime
+    completed_at: Timestamp
 
 
 class GarbageBagOrderShippedV1(Addressed):
@@ -215,8 +237,8 @@ class GarbageBagOrderShippedV1(Addressed):
 class _Booking(Addressed):
     reservation_no: str = Field(min_length=1, max_length=30)
     facility: str = Field(min_length=1, max_length=60)
-    starts_at: datetime
-    ends_at: datetime | None = None
+    starts_at: Timestamp
+    ends_at: Timestamp | None = None
 
 
 _BOOKING = {"reservation_no": "RSV-2026-7781", "facility": "양평 파크골프장 A코스",
@@ -254,7 +276,7 @@ class WaterLeakSuspectedV1(Addressed):
                              "detected_at": "2026-11-24T03:10:00+09:00", "flow_lph": 38.5})
     meter_no: str = Field(min_length=1, max_length=30)
     address: str = Field(min_length=1, max_length=200)
-    detected_at: datetime
+    detected_at: Timestamp
     flow_lph: float = Field(ge=0, description="Continuous flow seen, litres per hour.")
 
 
@@ -462,7 +484,7 @@ def sample_data(event_type: str) -> dict[str, Any]:
     """The catalogue's example data for an event type (also in its JSON Schema)."""
     schema_extra = CATALOGUE[event_type].model.model_config.get("json_schema_extra")
     assert isinstance(schema_extra, dict)
-    return dict(schema_extra["examples"][0])  # type: ignore[index,arg-type]
+    return copy.deepcopy(schema_extra["examples"][0])  # type: ignore[index,no-any-return]  # callers may edit it
 
 
 def validate_event(envelope: CloudEvent) -> DomainEvent:
@@ -476,6 +498,11 @@ def validate_event(envelope: CloudEvent) -> DomainEvent:
     return DomainEvent(envelope=envelope, spec=spec, data=data)
 
 
+def read_event(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> DomainEvent:
+    """A Kafka record of an event topic -> an accepted event; EventError (with the reason) for anything else."""
+    return validate_event(parse_kafka_message(value, headers))
+
+
 def _describe(error: ValidationError) -> str:
     parts = []
     for item in error.errors(include_url=False)[:10]:
@@ -487,17 +514,26 @@ def _describe(error: ValidationError) -> str:
 # --------------------------------------------------------------------------- Kafka binding
 
 
-def _header_map(headers: Sequence[tuple[str, bytes]]) -> dict[str, str]:
+def _header_map(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
+    """The headers the binding reads (content-type, ce_*), by lower-case name. Other headers are not the hub's
+    business, whatever their bytes; one of these that is not UTF-8, or comes twice with different values, makes
+    the event ambiguous."""
     out: dict[str, str] = {}
     for key, value in headers:
+        name = key.lower()
+        if name != "content-type" and not name.startswith(CE_HEADER_PREFIX):
+            continue
         try:
-            out[key.lower()] = value.decode("utf-8") if value is not None else ""
+            text = value.decode("utf-8") if value is not None else ""
         except UnicodeDecodeError as e:
             raise EventError(f"header {key!r} is not UTF-8") from e
+        if out.get(name, text) != text:
+            raise EventError(f"header {key!r} is given twice with different values")
+        out[name] = text
     return out
 
 
-def parse_kafka_message(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> CloudEvent:
+def parse_kafka_message(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> CloudEvent:
     """Read a CloudEvent from a Kafka record in structured or binary mode (CloudEvents Kafka binding 1.0)."""
     hmap = _header_map(headers)
     content_type = hmap.get("content-type", "")
@@ -506,6 +542,8 @@ def parse_kafka_message(value: bytes | None, headers: Sequence[tuple[str, bytes]
             return _structured(value)
         if f"{CE_HEADER_PREFIX}specversion" in hmap:
             return _binary(value, hmap, content_type)
+        if ce_headers := sorted(k for k in hmap if k.startswith(CE_HEADER_PREFIX)):
+            raise EventError(f"binary-mode CloudEvent without a ce_specversion header (it has {', '.join(ce_headers)})")
         if content_type.startswith("application/json") or not content_type:
             return _structured(value)  # a JSON CloudEvent without the content-type header
     except ValidationError as e:
@@ -513,13 +551,19 @@ def parse_kafka_message(value: bytes | None, headers: Sequence[tuple[str, bytes]
     raise EventError(f"not a CloudEvent: content-type {content_type!r} and no ce_specversion header")
 
 
+def _json(value: bytes, what: str) -> Any:
+    """Decode JSON; whatever the bytes, an EventError (json.loads also raises ValueError for an integer of more
+    than 4,300 digits and RecursionError for arrays nested a few thousand deep)."""
+    try:
+        return json.loads(value)
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise EventError(f"{what} is not valid JSON: {str(e)[:200]}") from e
+
+
 def _structured(value: bytes | None) -> CloudEvent:
     if not value:
         raise EventError("empty message: expected a CloudEvent")
-    try:
-        raw = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EventError(f"message is not valid JSON: {e}") from e
+    raw = _json(value, "message")
     if not isinstance(raw, dict):
         raise EventError("a structured CloudEvent must be a JSON object")
     if "data_base64" in raw:
@@ -528,20 +572,18 @@ def _structured(value: bytes | None) -> CloudEvent:
 
 
 def _binary(value: bytes | None, hmap: Mapping[str, str], content_type: str) -> CloudEvent:
-    attrs: dict[str, Any] = {
-        key[len(CE_HEADER_PREFIX):]: val
-        for key, val in hmap.items()
-        if key.startswith(CE_HEADER_PREFIX)
-    }
+    attrs: dict[str, Any] = {}
+    for key, val in hmap.items():
+        if key.startswith(CE_HEADER_PREFIX):
+            if not _ATTR_NAME_RE.match(name := key[len(CE_HEADER_PREFIX):]):
+                raise EventError(f"header {key!r}: attribute name {name!r} breaks CloudEvents naming (a-z, 0-9, at most 20)")
+            attrs[name] = val
     if content_type:
         attrs["datacontenttype"] = content_type
     if value:
         if content_type and "json" not in content_type.lower():
-            raise EventError(f"event data must be JSON, not {content_type!r}")
-        try:
-            attrs["data"] = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise EventError(f"event data is not valid JSON: {e}") from e
+            raise EventError(f"event data must be JSON, not content-type (datacontenttype) {content_type!r}")
+        attrs["data"] = _json(value, "event data")
     return _from_attributes(attrs)
 
 

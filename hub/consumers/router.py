@@ -22,7 +22,7 @@ from hub.consumers.dlq import dead_letter
 from hub.dedup import delivery_id
 from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
 from hub.errors import HubError, RenderError
-from hub.events import Channel, DomainEvent, Recipient, parse_kafka_message, validate_event
+from hub.events import Channel, DomainEvent, Recipient, read_event
 from hub.rendering import Renderer, SmsContent
 from hub.residents import Resident
 from hub.settings import Settings
@@ -202,7 +202,7 @@ class RouterConsumer:
         events: list[tuple[Any, DomainEvent]] = []
         for record in records:
             try:
-                events.append((record, validate_event(parse_kafka_message(record.value, record.headers or ()))))
+                events.append((record, read_event(record.value, record.headers or ())))
             except HubError as e:
                 counts["dead"] += 1
                 futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "router"))

@@ -17,7 +17,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -56,6 +56,18 @@ class Work:
     request: DeliveryRequest
     attempt: int
     original_topic: str
+
+
+def retry_state(headers: Mapping[str, str], topic: str, *, now_ms: int, max_wait_ms: int) -> tuple[int, str, int]:
+    """(attempt, original topic, not before, epoch ms) from a delivery's hub_* headers. A header that is not
+    a number is read as absent, and no record makes its tier wait longer than the tier's delay: a header
+    the hub cannot read must not stall the partition (the batch would fail, or sleep, for ever)."""
+    def number(name: str) -> int:
+        value = headers.get(name, "").strip()
+        return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else 0
+
+    attempt = number(ATTEMPT_HEADER) + 1
+    return attempt, headers.get(ORIGINAL_TOPIC_HEADER) or topic, min(number(NOT_BEFORE_HEADER), now_ms + max_wait_ms)
 
 
 def fallback_request(request: DeliveryRequest) -> DeliveryRequest | None:
@@ -130,10 +142,11 @@ class SenderConsumer:
                 error = e if isinstance(e, EventError) else EventError(f"not a delivery request: {e}")
                 futures.append(await dead_letter(self.broker, self.topics.dlq, record, error, self.stage))
                 continue
-            headers = header_map(record)
-            work = Work(record, request, int(headers.get(ATTEMPT_HEADER, "0") or 0) + 1,
-                        headers.get(ORIGINAL_TOPIC_HEADER) or record.topic)
-            not_before_ms = max(not_before_ms, int(headers.get(NOT_BEFORE_HEADER, "0") or 0))
+            attempt, original_topic, due_ms = retry_state(
+                header_map(record), record.topic, now_ms=int(time.time() * 1000),
+                max_wait_ms=int(self.settings.retry_tiers_s[tier - 1] * 1000) if tier else 0)
+            work = Work(record, request, attempt, original_topic)
+            not_before_ms = max(not_before_ms, due_ms)
             if request.delivery_id in batch:
                 outcomes.append(self._status(work, "deduplicated", reason="the same delivery twice in one batch"))
             else:
