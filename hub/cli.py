@@ -299,17 +299,17 @@ def residents_import(
     """Import residents from CSV. Good rows are imported (again: nothing changes), bad rows are reported with
     their line number and reason; the exit code is 2 when any row was refused."""
     from hub.delivery import utcnow
-    from hub.residents import read_csv
+    from hub.residents import read_csv_bytes
     from hub.store import Store
 
-    text = file.read_text(encoding="utf-8-sig")
+    data = file.read_bytes()
 
     async def run() -> tuple[int, list[tuple[int, str]]]:
         store = Store(Settings().database_url)
         await store.init()
         imported, bad, pending = 0, [], []
         try:
-            for line, resident, reason in read_csv(text):
+            for line, resident, reason in read_csv_bytes(data):
                 if resident is None:
                     bad.append((line, reason or ""))
                     continue

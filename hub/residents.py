@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import time
 from typing import Any
 
@@ -136,7 +136,7 @@ def resident_from_row(row: dict[str, str | None]) -> Resident:
     """One CSV row -> Resident; ValueError / ValidationError say what is wrong."""
     unknown = set(row) - set(CSV_COLUMNS) - {None}
     if unknown:
-        raise ValueError(f"unknown column(s): {', '.join(sorted(str(u) for u in unknown))}")
+        raise ValueError(f"unknown column(s): {', '.join(sorted(repr(u) for u in unknown))}")
     quiet = None
     if (row.get("quiet_start") or "").strip() or (row.get("quiet_end") or "").strip():
         quiet = {"start": (row.get("quiet_start") or "").strip(), "end": (row.get("quiet_end") or "").strip()}
@@ -159,17 +159,52 @@ def resident_from_row(row: dict[str, str | None]) -> Resident:
     })
 
 
+NOT_UTF8 = "not UTF-8 text (from Excel, save as 'CSV UTF-8')"
+
+
+def read_csv_bytes(data: bytes) -> Iterator[tuple[int, Resident | None, str | None]]:
+    """`read_csv` of a file's bytes: UTF-8, with or without a BOM. A row with bytes that are not UTF-8 (Excel's
+    plain 'CSV' is CP949) is refused with its line number, like any other bad row."""
+    return read_csv(data.decode("utf-8", "surrogateescape"))
+
+
+def _not_utf8(values: Iterable[str | None]) -> bool:
+    """Whether `surrogateescape` had to stand in for bytes that are not UTF-8."""
+    return any(v is not None and any("\udc80" <= c <= "\udcff" for c in v) for v in values)
+
+
 def read_csv(text: str) -> Iterator[tuple[int, Resident | None, str | None]]:
     """(line number, resident, None) for a good row, (line number, None, reason) for a bad one."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = {"resident_id"} - set(reader.fieldnames or ())
+    try:
+        columns = list(reader.fieldnames or ())
+    except csv.Error as e:
+        yield 1, None, f"the header is not a CSV row: {e}"
+        return
+    if _not_utf8(columns):
+        yield 1, None, f"the header is {NOT_UTF8}"
+        return
+    missing = {"resident_id"} - set(columns)
     if missing:
         yield 1, None, "the header must name at least resident_id (columns: " + ", ".join(CSV_COLUMNS) + ")"
         return
-    for row in reader:
+    if twice := sorted({repr(c) for c in columns if columns.count(c) > 1}):
+        yield 1, None, f"the header names column(s) {', '.join(twice)} more than once"
+        return
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:  # e.g. a field over csv.field_size_limit(): where this row ends is unknown
+            yield reader.reader.line_num, None, f"not a CSV row ({e}); the rest of the file was not read"
+            return
         line = reader.line_num
         if None in row:
             yield line, None, f"{len(row[None])} more field(s) than the header has"  # type: ignore[index]
+            continue
+        if _not_utf8([*row.values()]):
+            yield line, None, NOT_UTF8
             continue
         try:
             yield line, resident_from_row(row), None
