@@ -15,7 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from hub.dedup import Claim
@@ -257,7 +258,10 @@ class _Translate:
         return None
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
-        if exc is not None and isinstance(exc, OperationalError | DBAPIError | OSError):
+        # a pool that has no connection to give (PoolTimeoutError) is the store being unavailable too: retry,
+        # never dead-letter the event that happened to meet it
+        if exc is not None and isinstance(exc, OperationalError | DBAPIError | DisconnectionError | PoolTimeoutError
+                                          | OSError):
             raise StoreError(f"store unavailable: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from exc
         return False
 

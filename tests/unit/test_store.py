@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import exc as sa_exc
 
 from hub.dedup import Claim, delivery_id
 from hub.delivery import DeliveryStatus
@@ -237,3 +238,20 @@ async def test_the_ledger_survives_a_restart(tmp_path: Path) -> None:
         assert await second.claim([row], owner="sender-2") == {row.delivery_id: Claim.DONE}
     finally:
         await second.close()
+
+
+@pytest.mark.parametrize("error", [
+    sa_exc.TimeoutError("QueuePool limit of size 5 overflow 10 reached"),
+    sa_exc.DisconnectionError("connection invalidated"),
+    ConnectionResetError("reset by peer"),
+])
+async def test_an_unavailable_store_is_a_retriable_store_error(error: Exception) -> None:
+    """The consumers retry a StoreError and dead-letter anything else: a pool with no connection to give must be
+    the former, or an event that happened to meet it would be dead-lettered instead of retried."""
+    from hub.errors import StoreError
+
+    store = Store("sqlite+aiosqlite:///:memory:")
+    with pytest.raises(StoreError) as caught:
+        async with store._translate():
+            raise error
+    assert caught.value.retriable and type(error).__name__ in str(caught.value)
