@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from hub.kafka_local import LocalKafka, LocalKafkaError
 from hub.settings import Settings
+from hub.topics import Topics
 from tests.conftest import _free_ports, wait_for
 from tests.faults.conftest import (
     ANSWER_DELAY_S,
@@ -57,6 +58,17 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]
         yield local
     finally:
         local.stop()
+
+
+async def records_in(bootstrap: str, topic: str, partitions: int) -> int:
+    """How many records a topic holds (end offsets: nothing is deleted in a test)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+    finally:
+        await consumer.stop()
+    return sum(ends.values())
 
 
 def sigkill(local: LocalKafka) -> int:
@@ -102,6 +114,7 @@ async def test_broker_killed_and_restarted_mid_stream_delivers_each_alimtalk_onc
                        what="every delivery after the broker came back")
         assert hub.running(), "the hub rode out the outage in the same process"
         exit_code = hub.stop()  # SIGTERM: in-flight work finishes; nothing can arrive after it exits
+        in_topic = await records_in(own_broker.bootstrap, Topics.of(gw).events("goods"), gw.topic_partitions)
     finally:
         if publisher is not None:
             publisher.cancel()
@@ -114,8 +127,9 @@ async def test_broker_killed_and_restarted_mid_stream_delivers_each_alimtalk_onc
     tally = Tally.count("broker SIGKILLed and restarted (hub run, NHN AlimTalk)", expected, grouping_keys(nhn),
                         outage_s=OUTAGE_S, broker_restart_s=restart_s, delivered_at_stop=at_stop, published_at_stop=sent_at_stop,
                         failed_publish_attempts=stream.failed_attempts,
-                         chunks_acked_after_restart=acked_after)
+                         chunks_acked_after_restart=acked_after, events_in_topic=in_topic)
     tally.report()
+    assert in_topic >= total, f"the restarted broker kept the log written before it died ({in_topic} records)"
     assert 0 < at_stop < total, f"the broker died mid-stream: {at_stop} of {total} delivered"
     assert sent_at_stop < total and acked_after > 0, "the stream went on after the broker came back"
     assert acked_while_down == 0, "no event was acknowledged while the broker was down"

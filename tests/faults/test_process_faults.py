@@ -43,12 +43,12 @@ async def test_sigkill_five_times_during_a_stream_delivers_each_alimtalk_once(
     nhn.answer_delay_s = ANSWER_DELAY_S
     gw = nhn_settings(settings, nhn)
     events, expected, numbers = stream_of(total, "k")
-    # each run is killed a random moment after it began delivering: the stream (3,000 at 40/s, about 75 s)
+    # each run is killed a random moment after it began delivering: the stream (3,000 at 35/s, about 86 s)
     # outlasts five runs (each ~10 s before the group gives the dead member's partitions away, then a few s)
     moments = [round(rng.uniform(0.3, 3.0), 2) for _ in range(kills)]
 
     hub = HubProcess(gw, tmp_path / "hub.log").start()
-    publisher = asyncio.create_task(stream_events(producer, gw, events, rate_per_s=40))
+    publisher = asyncio.create_task(stream_events(producer, gw, events, rate_per_s=35))
     at_kill: list[int] = []
     try:
         for moment in moments:
@@ -82,15 +82,19 @@ async def test_sigkill_five_times_during_a_stream_delivers_each_alimtalk_once(
 async def test_two_hubs_in_one_group_one_killed_the_other_takes_over(
         settings: Any, producer: Any, nhn: SlowAnswerNhn, tmp_path: Path) -> None:
     """Two `hub run` processes with the same settings share the consumer groups and the SQLite store (WAL,
-    busy timeout: one host). One is killed mid-stream; the other must take all its partitions and finish."""
+    busy timeout: one host). One is killed mid-stream; the other must take all its partitions and finish.
+    Both run the roles this stream needs, router and sender:kakao: a process joining a group waits for the
+    members already in it to rejoin (up to a heartbeat interval, 3 s), one group after another, so every
+    extra role's five groups would add ~15 s to the second process's start."""
     total = 2000
     nhn.answer_delay_s = ANSWER_DELAY_S
     gw = nhn_settings(settings, nhn)
     events, expected, numbers = stream_of(total, "two")
     group, topic = gw.group_id("sender.kakao"), Topics.of(gw).deliveries("kakao")
     router_group, events_topic = gw.group_id("router"), Topics.of(gw).events("goods")
-    first = HubProcess(gw, tmp_path / "first.log")
-    second = HubProcess(gw, tmp_path / "second.log")
+    roles = ("router", "sender:kakao")
+    first = HubProcess(gw, tmp_path / "first.log", *roles)
+    second = HubProcess(gw, tmp_path / "second.log", *roles)
     publisher: asyncio.Task[Any] | None = None
     try:
         first.start()
