@@ -94,6 +94,8 @@ class Store(DirectoryQueries):
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
     async def init(self) -> None:
+        import hub.store.ingest  # noqa: F401  its tables hang off Base too (imported here: it imports Store)
+
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 

@@ -125,6 +125,11 @@ def nhn() -> Iterator[SlowAnswerNhn]:
         yield fake
 
 
+def hub_errors(log: str) -> list[str]:
+    """The ERROR lines the hub's own loggers wrote (not aiokafka's, which reports every reconnect attempt)."""
+    return [line for line in log.splitlines() if " ERROR hub." in line]
+
+
 def in_doubt(log: str) -> tuple[int, int]:
     """From a hub log, (deliveries found in doubt after a restart, those of them the gateway had accepted)."""
     found = re.findall(r"(\d+) deliveries were claimed but never finished; (\d+) had reached", log)

@@ -26,6 +26,7 @@ from tests.faults.conftest import (
     delivered_numbers,
     group_assignment,
     grouping_keys,
+    hub_errors,
     in_doubt,
     nhn_settings,
     stream_events,
@@ -74,6 +75,7 @@ async def test_sigkill_five_times_during_a_stream_delivers_each_alimtalk_once(
     tally.report()
     assert all(0 < n < total for n in at_kill), f"every kill landed mid-stream: {at_kill}"
     assert exit_code == 0
+    assert hub_errors(hub.log_text()) == [], "a kill is no error: the hub reports none of its own"
     assert tally.exactly_once, tally.line
     assert sorted(delivered_numbers(nhn)) == sorted(numbers), "each resident got their own notice, once"
     assert nhn.violations == []
