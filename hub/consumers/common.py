@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,27 @@ def observe_statuses(broker: KafkaBroker, observer: StatusObserver) -> None:
     _observers.setdefault(broker, []).append(observer)
 
 
+def _text_headers(record: Any) -> Any:
+    """The record with headers FastStream can decode: UTF-8 text, never None (bad bytes are replaced)."""
+    headers = [(k, (v or b"").decode("utf-8", "replace").encode()) for k, v in record.headers or ()]
+    return dataclasses.replace(record, headers=headers) if headers != list(record.headers or ()) else record
+
+
+async def _parse_tolerantly(records: tuple[Any, ...], original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's batch parser decodes every header of every record as UTF-8 before the handler runs, so
+    one header with other bytes (or a null value) failed the batch for ever and stalled the partition. It
+    gets text; the handler still gets the records as they came (`raw_message`), to judge and dead-letter."""
+    message = await original(tuple(_text_headers(r) for r in records))
+    message.raw_message = records
+    return message
+
+
+async def _raw_bodies(message: Any) -> list[bytes]:
+    """The 'decoded' batch: handlers read the records themselves. FastStream's own decoder parses each record
+    again, headers (as UTF-8) and body (as JSON) included, for nothing."""
+    return [record.value or b"" for record in message.raw_message]
+
+
 def subscribe_batches(broker: KafkaBroker, topics: Sequence[str], group_id: str, settings: Settings,
                       handler: BatchHandler, *, title: str, **options: Any) -> None:
     """Subscribe `handler` to batches of raw records. Offsets are committed only after the handler returns
@@ -50,6 +72,8 @@ def subscribe_batches(broker: KafkaBroker, topics: Sequence[str], group_id: str,
         batch_timeout_ms=settings.batch_timeout_ms,
         auto_offset_reset=settings.auto_offset_reset,
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=_parse_tolerantly,
+        decoder=_raw_bodies,
         title=title,
         **options,
     )(consume)
