@@ -4,7 +4,9 @@ A delivery's id is derived, never random: the same notice (the event's dedup key
 the same resident and the same channel always give the same id, however many times the event is published,
 redelivered or replayed. The store keeps one row per id; a sender claims the row before calling a gateway
 and finishes it after, so a redelivered request finds the row finished (DONE) and sends nothing, or finds it
-claimed by a sender that died mid-call (IN_DOUBT) and lets the adapter decide (see docs/ARCHITECTURE.md).
+claimed by a sender that died mid-call (IN_DOUBT) and lets the adapter decide (see docs/ARCHITECTURE.md), or
+finds it claimed by a sender that is still alive (BUSY: another consumer is making that call right now) and
+comes back later rather than making the call a second time.
 """
 
 from __future__ import annotations
@@ -22,3 +24,4 @@ class Claim(enum.Enum):
     NEW = "new"  # nobody has tried it: send
     DONE = "done"  # already finished (sent or failed for good): send nothing
     IN_DOUBT = "in_doubt"  # claimed before, never finished: a sender died between claim and finish
+    BUSY = "busy"  # claimed by a sender that is alive (seen within HUB_SENDER_LIVENESS_S): not now

@@ -6,6 +6,7 @@ SIGTERM or SIGINT stops consuming, lets in-flight batches finish and commit, the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
 from hub.consumers.sender import SenderConsumer
 from hub.delivery import utcnow
+from hub.errors import StoreError
 from hub.events import CHANNELS
 from hub.lag import LagMonitor
 from hub.metrics import HubMetrics, OpsCollector
@@ -108,6 +110,7 @@ class Hub:
         self.ops: OpsServer | None = None
         self.started_at: float | None = None
         self.stopping = False
+        self._heartbeat: asyncio.Task[None] | None = None
         if self.metrics is not None:
             observe_statuses(self.broker, self.metrics.observe)
             self.metrics.registry.register(OpsCollector(self.lag, lambda: self.adapters, self.breakers))
@@ -157,6 +160,9 @@ class Hub:
         await ensure_topics(self.settings, self.topics)
         for adapter in self.adapters.values():
             await adapter.start()
+        if self.senders:  # before the first claim: this process's claims are busy, not in doubt, while it lives
+            await self._say_alive()
+            self._heartbeat = asyncio.create_task(self._beat(), name="hub-sender-heartbeat")
         await self.broker.start()
         self.started_at = time.time()
         if self.settings.ops_port:
@@ -177,6 +183,13 @@ class Hub:
             await self.retention.stop()
         self.stopping = True  # /readyz answers 503 from now on
         await self.broker.stop()  # waits for in-flight batches (graceful_timeout), which commit
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+            with contextlib.suppress(StoreError):
+                await self.store.forget(self.owner)
         if self.ops is not None:
             await self.ops.stop()
             self.ops = None
@@ -185,6 +198,17 @@ class Hub:
             await adapter.close()
         await self.store.close()
         logger.info("hub stopped")
+
+    async def _say_alive(self) -> None:
+        try:
+            await self.store.heartbeat(self.owner)
+        except StoreError as e:  # the claims themselves will fail and be retried; this only logs
+            logger.warning("sender heartbeat not recorded: %s", e)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.sender_liveness_s / 3)
+            await self._say_alive()
 
     async def run_until_signalled(self) -> None:
         stop = asyncio.Event()

@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_concurrent_sends: int = Field(default=64, ge=1)
     infra_retry_backoff_s: float = Field(default=1.0, ge=0)
+    sender_liveness_s: float = Field(
+        default=15.0, gt=0,
+        description="A sender process not seen for this long is dead: its unfinished claims are in doubt (it "
+                    "says it is alive every third of this). One seen recently is sending them: others wait.",
+    )
+    sending_lease_s: float = Field(
+        default=300.0, gt=0,
+        description="A claim older than this is in doubt even if its sender is alive (the longest a batch's calls "
+                    "may take, rate limits included).",
+    )
 
     # delivery retries, rate limits, circuit breaker
     retry_tiers_s: list[float] = Field(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import logging
 import time
@@ -154,7 +155,25 @@ class SenderConsumer:
 
         if tier and (wait_s := not_before_ms / 1000 - time.time()) > 0:
             await asyncio.sleep(wait_s)  # the tier's delay: these failed recently
-        claims = await self.store.claim([_row(w.request) for w in batch.values()], self.owner)
+        claims = await self._claim([_row(w.request) for w in batch.values()])
+        try:
+            await self._process(batch, claims, outcomes, futures)
+        except BaseException:  # the batch comes again: its claims must read as in doubt, not as busy
+            with contextlib.suppress(Exception):
+                await self.store.abandon([i for i, c in claims.items() if c in (Claim.NEW, Claim.IN_DOUBT)],
+                                         self.owner)
+            raise
+        if outcomes:
+            counts = collections.Counter(o.state for o in outcomes)
+            logger.info("%s%s: %s", self.stage, f":retry-{tier}" if tier else "",
+                        ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
+
+    async def _claim(self, rows: list[NewDelivery]) -> dict[str, Claim]:
+        return await self.store.claim(rows, self.owner, alive_within_s=self.settings.sender_liveness_s,
+                                      lease_s=self.settings.sending_lease_s)
+
+    async def _process(self, batch: dict[str, Work], claims: dict[str, Claim], outcomes: list[DeliveryStatus],
+                       futures: list[asyncio.Future[Any]]) -> None:
         directory = await self.store.residents(w.request.resident_id for w in batch.values())
         by_resident: dict[str, list[Work]] = defaultdict(list)
         in_doubt: list[Work] = []
@@ -163,6 +182,9 @@ class SenderConsumer:
             if claim is Claim.DONE:
                 outcomes.append(self._status(work, "deduplicated", reason="this delivery was already handled",
                                              rule="deduplicated"))
+                continue
+            if claim is Claim.BUSY:  # another consumer is making this call now: look again after a while
+                futures.append(await self._defer(work))
                 continue
             verdict = still_wanted(advertising=work.request.advertising, urgent=work.request.urgent,
                                    resident=directory.get(work.request.resident_id))
@@ -194,10 +216,6 @@ class SenderConsumer:
         await self._record(outcomes)
         futures.extend(await self.status.publish(outcomes))
         await asyncio.gather(*futures)
-        if outcomes:
-            counts = collections.Counter(o.state for o in outcomes)
-            logger.info("%s%s: %s", self.stage, f":retry-{tier}" if tier else "",
-                        ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
 
     async def _record(self, outcomes: Sequence[DeliveryStatus]) -> None:
         """Record the outcomes of gateway calls already made, however long the store takes to come back. A
@@ -364,6 +382,21 @@ class SenderConsumer:
         return self._status(work, "retried", reason=f"attempt {work.attempt} failed, next in {delay:g} s: {reason}",
                             provider=self.fallback.provider if channel != self.channel and self.fallback else None)
 
+    async def _defer(self, work: Work) -> asyncio.Future[Any]:
+        """A delivery another live sender is sending: to the first retry tier, its attempt count unchanged. If
+        that sender finishes, the claim then finds it DONE; if it dies, IN_DOUBT (and the usual checks)."""
+        delay = min(self.settings.retry_tiers_s[:1] or [self.settings.sender_liveness_s])
+        logger.info("%s: delivery %s is being sent by another sender; looking again in %g s", self.stage,
+                    work.request.delivery_id, delay)
+        return await self.broker.publish(
+            work.request.to_kafka(), self.topics.retry(self.channel, 1), key=work.request.resident_id.encode(),
+            headers={"content-type": "application/json", ATTEMPT_HEADER: str(work.attempt - 1),
+                     ORIGINAL_TOPIC_HEADER: work.original_topic,
+                     NOT_BEFORE_HEADER: str(int((time.time() + delay) * 1000)),
+                     LAST_ERROR_HEADER: "busy: another sender is sending it"},
+            no_confirm=True,
+        )
+
     async def _fall_back(self, work: Work, error: PermanentError, futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:
         """대체발송: AlimTalk cannot reach this resident, so the hub sends the SMS/LMS rendition itself."""
         sms = fallback_request(work.request)
@@ -375,13 +408,15 @@ class SenderConsumer:
             return [kakao_status.model_copy(update={"reason": f"{why}: queued for the SMS sender"}),
                     await self._retry_later(sms_work, error, futures, channel="sms")]
         try:
-            claim = (await self.store.claim([_row(sms)], self.owner))[sms.delivery_id]
+            claim = (await self._claim([_row(sms)]))[sms.delivery_id]
         except StoreError as e:  # not a reason to fail the batch, whose other calls were made: the SMS sender's
             # first retry tier claims and sends it once the store is back
             return [kakao_status.model_copy(update={"reason": f"{why}: queued for the SMS sender ({e})"}),
                     await self._retry_later(sms_work, e, futures, channel="sms")]
         if claim is Claim.DONE:
             return [kakao_status.model_copy(update={"reason": f"AlimTalk failed ({error}); the SMS was already sent"})]
+        if claim is Claim.BUSY:  # the SMS sender is sending this very SMS now (its own record covers it)
+            return [kakao_status.model_copy(update={"reason": f"AlimTalk failed ({error}); the SMS is being sent"})]
         try:
             result = await self.fallback.send(sms)
         except PermanentError as e:

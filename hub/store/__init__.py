@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -23,7 +24,7 @@ from hub.dedup import Claim
 from hub.delivery import DeliveryStatus
 from hub.errors import StoreError
 from hub.store.directory import DirectoryQueries
-from hub.store.models import Base, DeliveryLogRow, DeliveryRow, ScheduledRow
+from hub.store.models import Base, DeliveryLogRow, DeliveryRow, ScheduledRow, SenderRow
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ PURGEABLE_STATES = (*FINAL_STATES, "dead-lettered")
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite gives back naive datetimes (stored in UTC)."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -135,8 +141,13 @@ class Store(DirectoryQueries):
 
     # -- sender side
 
-    async def claim(self, rows: Sequence[NewDelivery], owner: str) -> dict[str, Claim]:
-        """Claim deliveries before sending them. Unknown ids (e.g. replayed after a purge) are inserted."""
+    async def claim(self, rows: Sequence[NewDelivery], owner: str, *, alive_within_s: float = 0,
+                    lease_s: float = 300) -> dict[str, Claim]:
+        """Claim deliveries before sending them. Unknown ids (e.g. replayed after a purge) are inserted.
+
+        A delivery already `sending` is BUSY when it was claimed less than `lease_s` ago by this owner or by a
+        sender seen (`heartbeat`) within `alive_within_s`: that process is making the call now. Otherwise its
+        claimant died mid-call (or gave the claim up, `abandon`) and it is IN_DOUBT."""
         ids = list(dict.fromkeys(r.delivery_id for r in rows))
         if not ids:
             return {}
@@ -152,12 +163,18 @@ class Store(DirectoryQueries):
             out.update(dict.fromkeys(claimed, Claim.NEW))
             rest = [i for i in ids if i not in out]
             if rest:
-                found = dict((await session.execute(
-                    select(DeliveryRow.delivery_id, DeliveryRow.status).where(DeliveryRow.delivery_id.in_(rest))
-                )).all())
+                found = {i: (status, by, at) for i, status, by, at in (await session.execute(
+                    select(DeliveryRow.delivery_id, DeliveryRow.status, DeliveryRow.claimed_by, DeliveryRow.updated_at)
+                    .where(DeliveryRow.delivery_id.in_(rest))
+                )).all()}
+                alive = await self._alive(session, {by for status, by, _ in found.values() if status == "sending"},
+                                          owner, now - timedelta(seconds=alive_within_s) if alive_within_s else None)
+                lease_start = now - timedelta(seconds=lease_s)
                 for i in rest:
                     if i in found:
-                        out[i] = Claim.IN_DOUBT if found[i] == "sending" else Claim.DONE
+                        status, by, at = found[i]
+                        busy = by in alive and _aware(at) >= lease_start
+                        out[i] = Claim.DONE if status != "sending" else Claim.BUSY if busy else Claim.IN_DOUBT
                 missing = [r for r in rows if r.delivery_id in set(rest) - found.keys()]
                 if missing:
                     values = [
@@ -170,9 +187,38 @@ class Store(DirectoryQueries):
                         .on_conflict_do_nothing(index_elements=["delivery_id"])
                         .returning(DeliveryRow.delivery_id)
                     )).all()
-                    for r in missing:
-                        out[r.delivery_id] = Claim.NEW if r.delivery_id in inserted else Claim.IN_DOUBT
+                    for r in missing:  # not inserted: another sender inserted it a moment ago and is sending it
+                        out[r.delivery_id] = Claim.NEW if r.delivery_id in inserted else Claim.BUSY
         return out
+
+    async def _alive(self, session: Any, owners: set[str | None], me: str, since: datetime | None) -> set[str | None]:
+        """Which of these claimants are alive: this owner, and senders seen since `since`."""
+        if since is None or not owners - {me}:
+            return {me}
+        seen = (await session.scalars(
+            select(SenderRow.owner).where(SenderRow.owner.in_(owners - {me, None}), SenderRow.seen_at >= since)
+        )).all()
+        return {me, *seen}
+
+    async def abandon(self, ids: Iterable[str], owner: str) -> None:
+        """This owner gives up its unfinished claims on these ids (its batch failed): the next claim finds them
+        IN_DOUBT at once, rather than BUSY until the lease ends."""
+        async with self._translate(), self.sessions.begin() as session:
+            await session.execute(update(DeliveryRow).where(
+                DeliveryRow.delivery_id.in_(list(ids)), DeliveryRow.status == "sending", DeliveryRow.claimed_by == owner,
+            ).values(claimed_by=None))
+
+    async def heartbeat(self, owner: str) -> None:
+        """This sender process is alive (see `claim`)."""
+        async with self._translate(), self.sessions.begin() as session:
+            stmt = self._insert(SenderRow).values(owner=owner, seen_at=_now())
+            await session.execute(stmt.on_conflict_do_update(index_elements=["owner"],
+                                                             set_={"seen_at": stmt.excluded.seen_at}))
+
+    async def forget(self, owner: str) -> None:
+        """This sender process stops: a claim it left (none, after a clean stop) is in doubt at once."""
+        async with self._translate(), self.sessions.begin() as session:
+            await session.execute(delete(SenderRow).where(SenderRow.owner == owner))
 
     async def finish(self, outcomes: Iterable[DeliveryStatus]) -> None:
         """Record outcomes: final ones close their delivery row; every one goes to the log."""

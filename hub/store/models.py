@@ -34,6 +34,16 @@ class DeliveryRow(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class SenderRow(Base):
+    """A sender process that is alive: it touches `seen_at` every few seconds while it runs. A delivery left
+    `sending` by a process seen recently is being sent right now; one left by a silent process is in doubt."""
+
+    __tablename__ = "senders"
+
+    owner: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class DeliveryLogRow(Base):
     """Every outcome, in order: what `hub deliveries` and, later, `hub why` read."""
 

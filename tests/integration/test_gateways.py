@@ -167,6 +167,34 @@ async def test_gateway_down_past_every_tier_then_replay_delivers_once(gw: Settin
     assert '"state": "dead-lettered"' in shown.stdout and "010-****-0002" in shown.stdout and "01022220002" not in shown.stdout
 
 
+async def test_a_copy_met_while_another_consumer_is_mid_call_is_not_sent_again(gw: Settings, hub_factory: Any,
+                                                                                producer: Any, sens: FakeSens) -> None:
+    """The same delivery on the main topic and on a retry tier at once (a republished event meeting a retry, a
+    batch redelivered to another hub after a rebalance): the second consumer finds the claim held by a sender
+    that is alive and mid-call. SENS cannot tell a repeat, so it must wait for that call, not make it again."""
+    from hub.consumers.sender import ATTEMPT_HEADER, NOT_BEFORE_HEADER, ORIGINAL_TOPIC_HEADER
+    from hub.topics import Topics
+    from tests.conftest import read_topic
+
+    sens.slow_s = 3.0
+    sens.script("timeout")  # the first call takes 3 s to answer (the client waits up to 5 s): in flight a while
+    hub = await start(hub_factory, gw, gateway_timeout_s=5.0)
+    await send_event(producer, gw, event_for("civil.application.received.v1", "busy-1", [SMS]))
+    await wait_for(lambda: sens.requests, timeout_s=30, what="the first SENS call to arrive")
+    topics = Topics.of(gw)
+    (record,) = await read_topic(gw.kafka_bootstrap_servers, topics.deliveries("sms"), expect=1)
+    await producer.send_and_wait(topics.retry("sms", 1), record.value, key=record.key, headers=[
+        (ATTEMPT_HEADER, b"1"), (ORIGINAL_TOPIC_HEADER, topics.deliveries("sms").encode()),
+        (NOT_BEFORE_HEADER, b"0")])  # due at once: it meets the claim while the first call is in flight
+
+    await wait_for(lambda: _count(hub, "busy-1", "deduplicated", 1), timeout_s=30,
+                   what="the second copy to find the delivery finished")
+    await asyncio.sleep(1)
+    print(f"\nbusy claim: SENS calls={len(sens.requests)} delivered={len(sens.delivered)}")
+    assert [to for to, _ in sens.delivered] == ["01022220002"] and len(sens.requests) == 1
+    assert [s for _, _, s, _ in await states(hub, "busy-1")] == ["sent", "deduplicated"]
+
+
 async def _count(hub: Any, event_id: str, state: str, n: int) -> bool:
     return sum(r.state == state for r in await hub.store.history(event_id=event_id)) >= n
 
