@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 
-from hub.channels.base import MAX_INLINE_WAITS, ChannelAdapter, DeliveryResult
+from hub.channels.base import ChannelAdapter, DeliveryResult
 from hub.delivery import DeliveryRequest
 from hub.errors import ChannelError, PermanentError, TransientError
 
@@ -175,17 +175,7 @@ class HttpGatewayChannel(ChannelAdapter, Generic[Prepared]):
 
     async def _call_limited(self, items: list[tuple[DeliveryRequest, Prepared]]) -> list[Outcome]:
         """One call under the provider's rate limit; a short 429 is waited out in place, as `send` does."""
-        for waits in range(MAX_INLINE_WAITS + 1):
-            try:
-                async with self.limiter.slot(len(items)):
-                    return await self._call(items)
-            except TransientError as e:
-                if e.retry_after_s is None or e.retry_after_s > self.max_inline_retry_after_s or waits == MAX_INLINE_WAITS:
-                    raise
-                logger.info("%s asked us to wait %.1f s (429); a call of %d waits", self.provider, e.retry_after_s,
-                            len(items))
-                self.limiter.block_for(e.retry_after_s)
-        raise AssertionError("unreachable")
+        return await self._limited(len(items), lambda: self._call(items), f"a call of {len(items)}")
 
     @abstractmethod
     def _prepare(self, request: DeliveryRequest) -> Prepared:

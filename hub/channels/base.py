@@ -8,15 +8,19 @@ provider, write one module with a subclass and register it in `hub.channels.buil
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from hub.channels.ratelimit import RateLimiter
 from hub.delivery import DeliveryRequest
 from hub.errors import ChannelError, PermanentError, TransientError
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -64,24 +68,28 @@ class ChannelAdapter(ABC):
         if request.channel != self.channel:
             raise PermanentError(f"{self.provider} sends {self.channel}, not {request.channel}")
         started = time.perf_counter()
-        for waits in range(MAX_INLINE_WAITS + 1):
-            try:
-                async with self.limiter.slot(1):
-                    result = await self._send(request)
-                break
-            except TransientError as e:
-                if e.retry_after_s is None or e.retry_after_s > self.max_inline_retry_after_s or waits == MAX_INLINE_WAITS:
-                    self._log_failure(request, e)
-                    raise
-                logger.info("%s asked us to wait %.1f s (429); delivery %s waits", self.provider, e.retry_after_s,
-                            request.delivery_id)
-                self.limiter.block_for(e.retry_after_s)
-            except ChannelError as e:
-                self._log_failure(request, e)
-                raise
+        try:
+            result = await self._limited(1, lambda: self._send(request), f"delivery {request.delivery_id}")
+        except ChannelError as e:
+            self._log_failure(request, e)
+            raise
         logger.debug("sent provider=%s delivery=%s to=%s in %.1f ms", self.provider, request.delivery_id,
                      request.masked_to, (time.perf_counter() - started) * 1000)
         return result
+
+    async def _limited(self, messages: int, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """`call` under the provider's rate limit (`messages` slots); a 429 whose Retry-After is short is waited
+        out in place (the limiter holds every send of this provider meanwhile), at most MAX_INLINE_WAITS times."""
+        for waits in itertools.count():
+            try:
+                async with self.limiter.slot(messages):
+                    return await call()
+            except TransientError as e:
+                if e.retry_after_s is None or e.retry_after_s > self.max_inline_retry_after_s or waits == MAX_INLINE_WAITS:
+                    raise
+                logger.info("%s asked us to wait %.1f s (429); %s waits", self.provider, e.retry_after_s, what)
+                self.limiter.block_for(e.retry_after_s)
+        raise AssertionError("unreachable")
 
     def _log_failure(self, request: DeliveryRequest, e: ChannelError) -> None:
         logger.warning("send failed provider=%s delivery=%s to=%s retriable=%s reason=%s",
