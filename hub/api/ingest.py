@@ -589,7 +589,8 @@ def ingest_router(context: IngestContext) -> APIRouter:
         summary="수신 설정 변경 (replace a resident's preferences)",
         description="Replaces the preferences as a whole. An opt-out (`opted_out: true`) takes effect at once, "
                     "also for notices already queued. 수신 거부는 즉시 적용됩니다.",
-        responses={**_AUTH_RESPONSES, 404: {"model": Problem, "description": "Unknown resident"}},
+        responses={**_AUTH_RESPONSES, 404: {"model": Problem, "description": "Unknown resident"},
+                   400: {"model": Problem, "description": "The body cannot be read (e.g. bytes that are not UTF-8)"}},
     )
     async def put_preferences(resident_id: ResidentId, prefs: Preferences, key: ResidentsKey) -> Any:
         try:

@@ -69,7 +69,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     terminalreporter.section("property tests: examples per test")
     terminalreporter.write_line(f"hypothesis seed {session_seed(config)}")
     for test_id, counts in sorted(tally.COUNTS.items()):
-        examples = counts.get(tally.EXAMPLES, 0)
         outcomes = ", ".join(f"{label} {n}" for label, n in sorted(counts.items()) if label != tally.EXAMPLES)
-        head = f"{examples} examples" if examples else "not a hypothesis loop"
-        terminalreporter.write_line(f"{test_id}: {head}" + (f" ({outcomes})" if outcomes else ""))
+        if examples := counts.get(tally.EXAMPLES, 0):
+            outcomes = f"{examples} examples" + (f" ({outcomes})" if outcomes else "")
+        terminalreporter.write_line(f"{test_id}: {outcomes}")
