@@ -36,6 +36,11 @@ PIECES = (
 )
 
 
+def _short(value: Any, limit: int = 300) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def hostile_text(max_size: int = 60, *, min_size: int = 0) -> st.SearchStrategy[str]:
     pieces = st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=12)), max_size=8).map("".join)
     return pieces.map(lambda s: s[:max_size]).filter(lambda s: len(s) >= min_size)
@@ -173,6 +178,9 @@ class Record:
     how: str
     mutation: Mutation | None = None
 
+    def __repr__(self) -> str:  # what a failure report shows: short enough to read
+        return f"Record({self.how!r}, value={_short(self.value)}, headers={_short(self.headers)}, {self.mutation})"
+
 
 @st.composite
 def near_valid_record(draw: st.DrawFn) -> Record:
@@ -301,6 +309,9 @@ class CsvFile:
     columns: list[str]
     rows: list[list[str]]
     encoding: str
+
+    def __repr__(self) -> str:
+        return f"CsvFile({self.encoding}, {len(self.rows)} rows, data={_short(self.data)})"
 
 
 @st.composite
