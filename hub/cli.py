@@ -32,6 +32,7 @@ err = Console(stderr=True)
 
 
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+    from hub.logs import install_repeat_limit
     from hub.masking import install_redaction
 
     logging.basicConfig(
@@ -46,6 +47,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     for noisy in ("aiokafka", "hub.kafka"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     install_redaction()
+    install_repeat_limit()
 
 
 # --------------------------------------------------------------------------- run

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,3 +46,45 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             line["stack"] = redact(self.formatStack(record.stack_info))
         return json.dumps(line, ensure_ascii=False, default=str)
+
+
+class RepeatFilter(logging.Filter):
+    """Keeps a storm of one library message from burying the log: while a broker is down, aiokafka logs every
+    reconnect attempt of every client (about a thousand lines a second). Per kind of record (logger, level and
+    message template), the first in `window_s` passes; the rest are counted, and the first after the window says
+    how many were held back. Only loggers under `prefixes`: the hub's own records always pass."""
+
+    def __init__(self, window_s: float = 10.0, prefixes: tuple[str, ...] = ("aiokafka",),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.window_s, self.prefixes, self.clock = window_s, prefixes, clock
+        self._kinds: dict[tuple[str, int, str], list[float]] = {}  # kind -> [window start, held back]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        verdict = getattr(record, "_hub_repeat", None)
+        if verdict is None:  # one verdict per record, however many handlers carry this filter
+            verdict = self._judge(record)
+            record._hub_repeat = verdict
+        return bool(verdict)
+
+    def _judge(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        kind = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        seen = self._kinds.get(kind)
+        if seen is not None and now - seen[0] < self.window_s:
+            seen[1] += 1
+            return False
+        if seen is not None and seen[1]:
+            record.msg = f"{record.msg} [and {int(seen[1])} more like this in the {self.window_s:g} s before]"
+        self._kinds[kind] = [now, 0]
+        return True
+
+
+def install_repeat_limit(window_s: float = 10.0) -> None:
+    """Attach one RepeatFilter to every handler of the root logger (call after logging is configured)."""
+    shared = RepeatFilter(window_s)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(shared)

@@ -63,3 +63,37 @@ def test_hub_run_log_format_json_installs_the_formatter() -> None:
             if handler not in saved:
                 handler.close()
         root.handlers = saved
+
+
+def test_a_storm_of_one_library_message_is_held_back_and_counted() -> None:
+    """While a broker is down aiokafka logs each reconnect attempt (~1,000 lines a second in the fault suite);
+    per kind of record one line passes per window, and the next one says how many were held back."""
+    from hub.logs import RepeatFilter
+
+    now = [0.0]
+    limit = RepeatFilter(10.0, clock=lambda: now[0])
+
+    def emit(name: str, msg: str, *args: object) -> logging.LogRecord | None:
+        rec = logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+        return rec if limit.filter(rec) else None
+
+    passed = [emit("aiokafka", "Unable connect to node with id %s: %s", 1, f"attempt {i}") for i in range(1000)]
+    other = emit("aiokafka.consumer.fetcher", "Failed fetch messages from %s: %s", 1, "NodeNotReadyError")
+    own = [emit("hub.consumers.sender", "send failed %s", i) for i in range(50)]
+    now[0] = 10.5
+    after = emit("aiokafka", "Unable connect to node with id %s: %s", 1, "attempt 1000")
+
+    assert sum(p is not None for p in passed) == 1 and passed[0] is not None
+    assert passed[0].getMessage() == "Unable connect to node with id 1: attempt 0"
+    assert other is not None  # another kind of record has its own window
+    assert all(r is not None for r in own)  # the hub's own records are never held back
+    assert after is not None
+    assert after.getMessage() == "Unable connect to node with id 1: attempt 1000 [and 999 more like this in the 10 s before]"
+
+
+def test_one_verdict_per_record_whatever_the_number_of_handlers() -> None:
+    from hub.logs import RepeatFilter
+
+    limit = RepeatFilter(10.0)
+    rec = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "down", (), None)
+    assert limit.filter(rec) and limit.filter(rec)  # a second handler with the same filter: the same answer
