@@ -7,13 +7,11 @@ What counts as finished, and what is kept, is `Store.purge`'s to say. `HUB_RETEN
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from hub.errors import StoreError
+from hub.periodic import Periodic
 from hub.settings import Settings
 from hub.store import PurgeCounts, Store
 
@@ -38,30 +36,14 @@ async def purge_expired(store: Store, settings: Settings, now: datetime, *, dry_
     return counts
 
 
-class RetentionTask:
-    """Purges at start and then every `interval_s`, in the hub's event loop."""
+class RetentionTask(Periodic):
+    """Purges at start and then every `HUB_RETENTION_INTERVAL_S`, in the hub's event loop."""
+
+    name = "retention"
 
     def __init__(self, *, store: Store, settings: Settings, clock: Callable[[], datetime]) -> None:
+        super().__init__(settings.retention_interval_s)
         self.store, self.settings, self.clock = store, settings, clock
-        self.runs = 0
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hub-retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await purge_expired(self.store, self.settings, self.clock())
-            except StoreError as e:
-                logger.error("retention: %s; trying again in %.0f s", e, self.settings.retention_interval_s)
-            except Exception:
-                logger.exception("retention purge failed; trying again")
-            self.runs += 1
-            await asyncio.sleep(self.settings.retention_interval_s)
+    async def step(self) -> PurgeCounts | None:
+        return await purge_expired(self.store, self.settings, self.clock())

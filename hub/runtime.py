@@ -32,6 +32,7 @@ from hub.errors import StoreError
 from hub.events import CHANNELS
 from hub.lag import LagMonitor
 from hub.metrics import HubMetrics, OpsCollector
+from hub.periodic import Periodic
 from hub.rendering import Identity, Renderer
 from hub.retention import RetentionTask
 from hub.settings import Settings
@@ -94,6 +95,19 @@ def new_broker(settings: Settings, *, registry: CollectorRegistry | None = None)
     )
 
 
+class Heartbeat(Periodic):
+    """This process's senders are alive: their claims are busy, not in doubt (Store.claim)."""
+
+    name = "sender heartbeat"
+
+    def __init__(self, store: Store, owner: str, interval_s: float) -> None:
+        super().__init__(interval_s)
+        self.store, self.owner = store, owner
+
+    async def step(self) -> None:
+        await self.store.heartbeat(self.owner)
+
+
 class Hub:
     """The running hub: broker, store, renderer and adapters, with the consumers of the chosen roles."""
 
@@ -110,7 +124,7 @@ class Hub:
         self.ops: OpsServer | None = None
         self.started_at: float | None = None
         self.stopping = False
-        self._heartbeat: asyncio.Task[None] | None = None
+        self.heartbeat: Heartbeat | None = None
         if self.metrics is not None:
             observe_statuses(self.broker, self.metrics.observe)
             self.metrics.registry.register(OpsCollector(self.lag, lambda: self.adapters, self.breakers))
@@ -161,8 +175,10 @@ class Hub:
         for adapter in self.adapters.values():
             await adapter.start()
         if self.senders:  # before the first claim: this process's claims are busy, not in doubt, while it lives
-            await self._say_alive()
-            self._heartbeat = asyncio.create_task(self._beat(), name="hub-sender-heartbeat")
+            self.heartbeat = Heartbeat(self.store, self.owner, self.settings.sender_liveness_s / 3)
+            with contextlib.suppress(StoreError):  # a store away now fails the claims too, which are retried
+                await self.heartbeat.step()
+            self.heartbeat.start()
         await self.broker.start()
         self.started_at = time.time()
         if self.settings.ops_port:
@@ -183,11 +199,9 @@ class Hub:
             await self.retention.stop()
         self.stopping = True  # /readyz answers 503 from now on
         await self.broker.stop()  # waits for in-flight batches (graceful_timeout), which commit
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
-            self._heartbeat = None
+        if self.heartbeat is not None:
+            await self.heartbeat.stop()
+            self.heartbeat = None
             with contextlib.suppress(StoreError):
                 await self.store.forget(self.owner)
         if self.ops is not None:
@@ -198,17 +212,6 @@ class Hub:
             await adapter.close()
         await self.store.close()
         logger.info("hub stopped")
-
-    async def _say_alive(self) -> None:
-        try:
-            await self.store.heartbeat(self.owner)
-        except StoreError as e:  # the claims themselves will fail and be retried; this only logs
-            logger.warning("sender heartbeat not recorded: %s", e)
-
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.sender_liveness_s / 3)
-            await self._say_alive()
 
     async def run_until_signalled(self) -> None:
         stop = asyncio.Event()

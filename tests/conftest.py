@@ -229,6 +229,57 @@ def smtp_server() -> Iterator[SmtpCapture]:
         controller.stop()
 
 
+# --------------------------------------------------------------------------- fake gateways and a store
+
+
+@pytest.fixture
+def nhn() -> Iterator[Any]:
+    """The fake NHN Cloud AlimTalk gateway over real HTTP (tests/fakes)."""
+    from tests.fakes.nhn_alimtalk import FakeNhnAlimtalk
+
+    with FakeNhnAlimtalk(slow_s=1.5) as fake:
+        yield fake
+
+
+@pytest.fixture
+def sens() -> Iterator[Any]:
+    """The fake NAVER Cloud SENS gateway over real HTTP (tests/fakes)."""
+    from tests.fakes.sens import FakeSens
+
+    with FakeSens(slow_s=1.5) as fake:
+        yield fake
+
+
+@pytest.fixture
+def gw(settings: Settings, nhn: Any, sens: Any, smtp_server: SmtpCapture) -> Settings:
+    """Settings that send through the fake gateways and the real SMTP server, with short retry tiers."""
+    from tests.fakes.nhn_alimtalk import SENDER_KEY
+    from tests.fakes.sens import SENDER_NO, SERVICE_ID
+
+    return settings.model_copy(update={
+        "kakao_adapter": "nhn", "nhn_alimtalk_base_url": nhn.url, "nhn_alimtalk_appkey": nhn.appkey,
+        "nhn_alimtalk_secret_key": nhn.secret_key, "nhn_alimtalk_sender_key": SENDER_KEY,
+        "sms_adapter": "sens", "sens_base_url": sens.url, "sens_service_id": SERVICE_ID,
+        "sens_access_key": sens.access_key, "sens_secret_key": sens.secret_key, "sms_sender_no": SENDER_NO,
+        "email_adapter": "smtp", "smtp_host": smtp_server.host, "smtp_port": smtp_server.port,
+        "retry_tiers_s": [0.5, 1.0], "gateway_timeout_s": 1.0, "breaker_threshold": 50,
+        "result_checks_s": [0.3, 0.6, 1.0],
+    })
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Any]:
+    """An initialised store, once on SQLite and once on PostgreSQL (see `store_url`)."""
+    from hub.store import Store
+
+    s = Store(store_url)
+    await s.init()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes `hub` (a subprocess) use these settings."""
     import json

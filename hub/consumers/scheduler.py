@@ -8,7 +8,6 @@ between leaves a claim that expires and is released again, and the delivery id m
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -16,19 +15,23 @@ from datetime import datetime
 from faststream.kafka import KafkaBroker
 
 from hub.delivery import DeliveryRequest
-from hub.errors import StoreError
+from hub.periodic import Periodic
 from hub.store import Store
 from hub.topics import Topics
 
 logger = logging.getLogger(__name__)
 
 
-class Scheduler:
+class Scheduler(Periodic):
+    name = "scheduler"
+
     def __init__(self, *, broker: KafkaBroker, store: Store, topics: Topics, owner: str,
                  clock: Callable[[], datetime], interval_s: float = 1.0) -> None:
-        self.broker, self.store, self.topics, self.owner = broker, store, topics, owner
-        self.clock, self.interval_s = clock, interval_s
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(interval_s)
+        self.broker, self.store, self.topics, self.owner, self.clock = broker, store, topics, owner, clock
+
+    async def step(self) -> int:
+        return await self.release_due()
 
     async def release_due(self) -> int:
         """Publish every held delivery that is due now; return how many."""
@@ -47,22 +50,3 @@ class Scheduler:
         if released:
             logger.info("scheduler: released %d held deliveries", released)
         return released
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hub-scheduler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.release_due()
-            except (StoreError, OSError) as e:
-                logger.error("scheduler: %s; trying again", e)
-            except Exception:
-                logger.exception("scheduler failed; trying again")
-            await asyncio.sleep(self.interval_s)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from email import message_from_bytes, policy
 from typing import Any
 
@@ -211,12 +211,6 @@ def sender_groups(settings: Settings, channels: Iterable[str], *, retries: bool 
 # --------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture
-def sens() -> Iterator[FakeSens]:
-    with FakeSens(slow_s=1.5) as fake:
-        yield fake
-
-
 def gateway_settings(settings: Settings, nhn: FakeNhnAlimtalk, sens: FakeSens, **overrides: Any) -> Settings:
     """AlimTalk through the NHN fake and SMS through the SENS fake, with short retry tiers; no circuit breaker
     in the way (a run of failures would hold the channel instead of spending its tiers) and no Kakao verdict
@@ -354,4 +348,3 @@ async def test_smtp_refusing_connections_for_a_while_then_each_email_once(
         assert letters == [], "the tiers outlasted the outage: nothing was dead-lettered"
     finally:
         smtp.stop()
-

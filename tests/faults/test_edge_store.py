@@ -236,12 +236,6 @@ class PgServerDown:
 
 
 @pytest.fixture
-def sens() -> Iterator[FakeSens]:
-    with FakeSens(slow_s=1.5) as fake:
-        yield fake
-
-
-@pytest.fixture
 async def smtp() -> AsyncIterator[SmtpServer]:
     server = SmtpServer().start()
     try:
@@ -426,4 +420,3 @@ async def test_postgres_down_between_fallback_sms_sends_each_once(settings: Sett
     assert 0 < at_outage < total, "the outage came between the fallbacks"
     assert nhn_arrivals(nhn) == [], "Kakao delivered none of them"
     assert tally.exactly_once, tally.line
-

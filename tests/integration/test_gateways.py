@@ -8,7 +8,6 @@ import asyncio
 import collections
 import itertools
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from hub.rendering import Renderer
 from hub.settings import Settings
 from tests.conftest import run_cli, wait_for
 from tests.fakes.nhn_alimtalk import SENDER_KEY, FakeNhnAlimtalk
-from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens
+from tests.fakes.sens import SENDER_NO, FakeSens
 from tests.integration.test_crash_recovery import start_hub
 from tests.integration.test_pipeline import event_for, send_event
 
@@ -29,32 +28,6 @@ pytestmark = pytest.mark.integration
 KAKAO = {"resident_id": "R-kakao", "name": "김카톡", "phone": "010-1111-0001", "channels": ["kakao", "sms"]}
 SMS = {"resident_id": "R-sms", "name": "이문자", "phone": "010-2222-0002", "channels": ["sms"]}
 EMAIL = {"resident_id": "R-email", "name": "박메일", "email": "mail@example.org", "channels": ["email"]}
-
-
-@pytest.fixture
-def nhn() -> Iterator[FakeNhnAlimtalk]:
-    with FakeNhnAlimtalk(slow_s=1.5) as fake:
-        yield fake
-
-
-@pytest.fixture
-def sens() -> Iterator[FakeSens]:
-    with FakeSens(slow_s=1.5) as fake:
-        yield fake
-
-
-@pytest.fixture
-def gw(settings: Settings, nhn: FakeNhnAlimtalk, sens: FakeSens, smtp_server: Any) -> Settings:
-    """Settings that send through the fake gateways and the SMTP server, with short retry tiers."""
-    return settings.model_copy(update={
-        "kakao_adapter": "nhn", "nhn_alimtalk_base_url": nhn.url, "nhn_alimtalk_appkey": nhn.appkey,
-        "nhn_alimtalk_secret_key": nhn.secret_key, "nhn_alimtalk_sender_key": SENDER_KEY,
-        "sms_adapter": "sens", "sens_base_url": sens.url, "sens_service_id": SERVICE_ID,
-        "sens_access_key": sens.access_key, "sens_secret_key": sens.secret_key, "sms_sender_no": SENDER_NO,
-        "email_adapter": "smtp", "smtp_host": smtp_server.host, "smtp_port": smtp_server.port,
-        "retry_tiers_s": [0.5, 1.0], "gateway_timeout_s": 1.0, "breaker_threshold": 50,
-        "result_checks_s": [0.3, 0.6, 1.0],
-    })
 
 
 async def start(hub_factory: Any, gw: Settings, **overrides: Any) -> Any:

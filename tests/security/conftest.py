@@ -3,10 +3,9 @@ kind a route must refuse or accept."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,8 +17,6 @@ from hub.events import CloudEvent
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db
-from tests.fakes.nhn_alimtalk import SENDER_KEY, FakeNhnAlimtalk
-from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens
 
 
 @dataclass
@@ -79,32 +76,3 @@ async def ingest(tmp_path: Path) -> AsyncIterator[Ingest]:
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://hub") as http:
         yield Ingest(app, http, keys, published, settings)
-
-
-# --------------------------------------------------------------------------- the gateways (integration tests)
-
-
-@pytest.fixture
-def nhn() -> Iterator[FakeNhnAlimtalk]:
-    with FakeNhnAlimtalk(slow_s=1.5) as fake:
-        yield fake
-
-
-@pytest.fixture
-def sens() -> Iterator[FakeSens]:
-    with FakeSens(slow_s=1.5) as fake:
-        yield fake
-
-
-@pytest.fixture
-def gw(settings: Settings, nhn: FakeNhnAlimtalk, sens: FakeSens, smtp_server: Any) -> Settings:
-    """Settings that send through the fake gateways and the real SMTP server, with short retry tiers."""
-    return settings.model_copy(update={
-        "kakao_adapter": "nhn", "nhn_alimtalk_base_url": nhn.url, "nhn_alimtalk_appkey": nhn.appkey,
-        "nhn_alimtalk_secret_key": nhn.secret_key, "nhn_alimtalk_sender_key": SENDER_KEY,
-        "sms_adapter": "sens", "sens_base_url": sens.url, "sens_service_id": SERVICE_ID,
-        "sens_access_key": sens.access_key, "sens_secret_key": sens.secret_key, "sms_sender_no": SENDER_NO,
-        "email_adapter": "smtp", "smtp_host": smtp_server.host, "smtp_port": smtp_server.port,
-        "retry_tiers_s": [0.5, 1.0], "gateway_timeout_s": 1.0, "breaker_threshold": 50,
-        "result_checks_s": [0.3, 0.6, 1.0],
-    })

@@ -8,7 +8,6 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -85,16 +84,6 @@ async def left(store: Store) -> dict[str, object]:
         api_keys = await session.scalar(select(func.count()).select_from(db.ApiKeyRow))
     return {"deliveries": deliveries, "log": log, "held": held, "events": events, "idempotency": keys,
             "residents": residents, "api_keys": api_keys}
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = Store(store_url)
-    await s.init()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def test_purge_removes_what_is_old_and_finished_and_nothing_else(store: Store) -> None:

@@ -60,16 +60,6 @@ def leak_event(recipients: list[dict[str, Any]]) -> DomainEvent:
                                     source="/yp/water", id="e-1"))  # fmt: skip
 
 
-@pytest.fixture
-async def store(store_url: str) -> Any:
-    from hub.store import Store
-
-    store = Store(store_url)
-    await store.init()
-    yield store
-    await store.close()
-
-
 async def batches(event: DomainEvent, store: Any) -> list[list[Recipient]]:
     """What the router resolves an event's audience to, batch by batch."""
     from hub.consumers.router import RouterConsumer

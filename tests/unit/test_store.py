@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,16 +11,6 @@ from sqlalchemy import exc as sa_exc
 from hub.dedup import Claim, delivery_id
 from hub.delivery import DeliveryStatus
 from hub.store import NewDelivery, Store
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    s = Store(store_url)
-    await s.init()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def new(resident_id: str = "R-1", *, event_id: str = "e-1", channel: str = "sms") -> NewDelivery:
