@@ -88,8 +88,12 @@ def _row(r: DeliveryRequest) -> NewDelivery:
 class SenderConsumer:
     def __init__(self, *, channel: str, adapter: ChannelAdapter, broker: KafkaBroker, store: Store,
                  settings: Settings, topics: Topics, owner: str, fallback: ChannelAdapter | None = None,
-                 breaker: CircuitBreaker | None = None, clock: Callable[[], datetime] = utcnow) -> None:
+                 breaker: CircuitBreaker | None = None, clock: Callable[[], datetime] = utcnow,
+                 in_flight: set[str] | None = None) -> None:
         self.channel, self.adapter, self.fallback = channel, adapter, fallback
+        # ids whose gateway call this process is making now: shared by the process's senders (a fallback SMS is
+        # claimed by the kakao sender), so a second copy met meanwhile waits instead of calling again
+        self.in_flight = in_flight if in_flight is not None else set()
         self.broker, self.store, self.settings, self.topics, self.owner = broker, store, settings, topics, owner
         self.clock = clock
         self.stage = f"sender:{channel}"
@@ -156,13 +160,16 @@ class SenderConsumer:
         if tier and (wait_s := not_before_ms / 1000 - time.time()) > 0:
             await asyncio.sleep(wait_s)  # the tier's delay: these failed recently
         claims = await self._claim([_row(w.request) for w in batch.values()])
+        mine = [i for i, c in claims.items() if c in (Claim.NEW, Claim.IN_DOUBT)]
+        self.in_flight.update(mine)
         try:
             await self._process(batch, claims, outcomes, futures)
-        except BaseException:  # the batch comes again: its claims must read as in doubt, not as busy
+        except BaseException:  # the batch comes again: to other senders too, its claims must read as in doubt
             with contextlib.suppress(Exception):
-                await self.store.abandon([i for i, c in claims.items() if c in (Claim.NEW, Claim.IN_DOUBT)],
-                                         self.owner)
+                await self.store.abandon(mine, self.owner)
             raise
+        finally:
+            self.in_flight.difference_update(mine)
         if outcomes:
             counts = collections.Counter(o.state for o in outcomes)
             logger.info("%s%s: %s", self.stage, f":retry-{tier}" if tier else "",
@@ -170,7 +177,7 @@ class SenderConsumer:
 
     async def _claim(self, rows: list[NewDelivery]) -> dict[str, Claim]:
         return await self.store.claim(rows, self.owner, alive_within_s=self.settings.sender_liveness_s,
-                                      lease_s=self.settings.sending_lease_s)
+                                      lease_s=self.settings.sending_lease_s, mine_in_flight=self.in_flight)
 
     async def _process(self, batch: dict[str, Work], claims: dict[str, Claim], outcomes: list[DeliveryStatus],
                        futures: list[asyncio.Future[Any]]) -> None:
@@ -192,15 +199,17 @@ class SenderConsumer:
                 outcomes.append(self._status(work, "suppressed", reason=f"at send time: {verdict.reason}",
                                              rule=verdict.rule))
                 continue
-            if claim is Claim.IN_DOUBT:
+            if claim is Claim.IN_DOUBT or (work.attempt > 1 and self._can_look_up):
+                # in doubt too: an earlier attempt that failed may have reached the gateway (a timeout after
+                # it accepted); a retried batch call carries another idempotency key than the failed one
                 in_doubt.append(work)
             by_resident[work.request.resident_id].append(work)
-        if in_doubt:  # claimed before, never finished: a sender died around the gateway call
+        if in_doubt:  # a sender died around the gateway call, or an earlier attempt failed in doubt
             accepted = await self._already_accepted(in_doubt)
             for work in in_doubt:
                 if work.request.delivery_id in accepted:
                     by_resident[work.request.resident_id].remove(work)
-                    outcomes.append(self._status(work, "sent", reason="the gateway had accepted it before a restart"))
+                    outcomes.append(self._status(work, "sent", reason="the gateway had accepted an earlier attempt"))
             by_resident = defaultdict(list, {k: v for k, v in by_resident.items() if v})
 
         if hasattr(self.adapter, "send_batch"):
@@ -233,6 +242,10 @@ class SenderConsumer:
 
     # -- one delivery
 
+    @property
+    def _can_look_up(self) -> bool:
+        return hasattr(self.adapter, "find_sent")
+
     async def _already_accepted(self, works: list[Work]) -> set[str]:
         """Of deliveries whose earlier attempt ended in doubt, those the gateway says it accepted (where it can
         say: AlimTalk, by delivery id); the others are sent again (see docs/RELIABILITY.md)."""
@@ -243,8 +256,8 @@ class SenderConsumer:
                            self.adapter.provider, "deduplicates by id" if self.adapter.idempotent else "may repeat them")
             return set()
         found = set(await finder(ids, since=self.clock() - timedelta(days=1)))  # TransientError: the batch waits
-        logger.warning("%d deliveries were claimed but never finished; %d had reached %s, the rest are sent again",
-                       len(ids), len(found), self.adapter.provider)
+        logger.warning("%d deliveries were claimed but never finished or are retried; %d had reached %s, the rest "
+                       "are sent again", len(ids), len(found), self.adapter.provider)
         return found
 
     async def _deliver(self, work: Work, futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:

@@ -8,7 +8,7 @@ not one per message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,12 +142,13 @@ class Store(DirectoryQueries):
     # -- sender side
 
     async def claim(self, rows: Sequence[NewDelivery], owner: str, *, alive_within_s: float = 0,
-                    lease_s: float = 300) -> dict[str, Claim]:
+                    lease_s: float = 300, mine_in_flight: Container[str] = ()) -> dict[str, Claim]:
         """Claim deliveries before sending them. Unknown ids (e.g. replayed after a purge) are inserted.
 
-        A delivery already `sending` is BUSY when it was claimed less than `lease_s` ago by this owner or by a
-        sender seen (`heartbeat`) within `alive_within_s`: that process is making the call now. Otherwise its
-        claimant died mid-call (or gave the claim up, `abandon`) and it is IN_DOUBT."""
+        A delivery already `sending` is BUSY when that call is being made now: claimed by this owner and in
+        `mine_in_flight` (this process knows its own calls), or claimed less than `lease_s` ago by another
+        sender seen (`heartbeat`) within `alive_within_s`. Otherwise its claimant died mid-call (or its batch
+        failed: `abandon`) and it is IN_DOUBT."""
         ids = list(dict.fromkeys(r.delivery_id for r in rows))
         if not ids:
             return {}
@@ -173,7 +174,7 @@ class Store(DirectoryQueries):
                 for i in rest:
                     if i in found:
                         status, by, at = found[i]
-                        busy = by in alive and _aware(at) >= lease_start
+                        busy = i in mine_in_flight if by == owner else by in alive and _aware(at) >= lease_start
                         out[i] = Claim.DONE if status != "sending" else Claim.BUSY if busy else Claim.IN_DOUBT
                 missing = [r for r in rows if r.delivery_id in set(rest) - found.keys()]
                 if missing:
@@ -192,13 +193,13 @@ class Store(DirectoryQueries):
         return out
 
     async def _alive(self, session: Any, owners: set[str | None], me: str, since: datetime | None) -> set[str | None]:
-        """Which of these claimants are alive: this owner, and senders seen since `since`."""
-        if since is None or not owners - {me}:
-            return {me}
-        seen = (await session.scalars(
-            select(SenderRow.owner).where(SenderRow.owner.in_(owners - {me, None}), SenderRow.seen_at >= since)
-        )).all()
-        return {me, *seen}
+        """Which of these other claimants are alive: senders seen since `since`."""
+        others = owners - {me, None}
+        if since is None or not others:
+            return set()
+        return set((await session.scalars(
+            select(SenderRow.owner).where(SenderRow.owner.in_(others), SenderRow.seen_at >= since)
+        )).all())
 
     async def abandon(self, ids: Iterable[str], owner: str) -> None:
         """This owner gives up its unfinished claims on these ids (its batch failed): the next claim finds them

@@ -132,7 +132,7 @@ def hub_errors(log: str) -> list[str]:
 
 def in_doubt(log: str) -> tuple[int, int]:
     """From a hub log, (deliveries found in doubt after a restart, those of them the gateway had accepted)."""
-    found = re.findall(r"(\d+) deliveries were claimed but never finished; (\d+) had reached", log)
+    found = re.findall(r"(\d+) deliveries were claimed but never finished or are retried; (\d+) had reached", log)
     return sum(int(a) for a, _ in found), sum(int(b) for _, b in found)
 
 

@@ -102,13 +102,17 @@ async def _has(hub: Any, event_id: str, state: str) -> bool:
 
 async def test_two_5xx_then_success_is_delivered_once_after_retries(gw: Settings, hub_factory: Any, producer: Any,
                                                                     nhn: FakeNhnAlimtalk) -> None:
-    nhn.script("5xx", ("5xx", 503))
+    # in arrival order: the send fails; the retry first asks NHN's list whether that send got through (no),
+    # then sends and fails again; the second retry asks again and sends
+    nhn.script("5xx", "ok", ("5xx", 503))
     hub = await start(hub_factory, gw)
     await send_event(producer, gw, event_for("water.leak.suspected.v1", "leak-1", [KAKAO]))
     await wait_for(lambda: nhn.delivered, timeout_s=30, what="delivery after two retries")
     await wait_for(lambda: _has(hub, "leak-1", "sent"), what="the ledger to say sent")
     await asyncio.sleep(1)
     assert len(nhn.delivered) == 1 and len([r for r in nhn.requests if r.method == "POST"]) == 3
+    lookups = [r for r in nhn.requests if r.method == "GET" and r.path.split("?")[0].endswith("/messages")]
+    assert len(lookups) == 2, "each retry asked whether the failed attempt had reached NHN"
     await wait_for(lambda: _has(hub, "leak-1", "delivered"), what="Kakao's verdict")
     assert await states(hub, "leak-1") == [("R-kakao", "kakao", "retried", 1), ("R-kakao", "kakao", "retried", 2),
                                            ("R-kakao", "kakao", "sent", 3), ("R-kakao", "kakao", "delivered", 3)]

@@ -127,14 +127,17 @@ async def test_claim_answers_for_every_row_of_a_mixed_batch(store: Store) -> Non
 
 async def test_a_claim_held_by_a_live_sender_is_busy_and_by_a_silent_one_in_doubt(store: Store) -> None:
     """Another sender's `sending` claim: BUSY while that sender says it is alive (it is making the call now),
-    IN_DOUBT once it falls silent (it died mid-call). The claimant itself always finds its own claim BUSY."""
+    IN_DOUBT once it falls silent (it died mid-call). The claimant knows its own calls in flight."""
     row = new()
     await store.register([row])
     await store.heartbeat("sender-1")
     assert await store.claim([row], owner="sender-1", alive_within_s=15) == {row.delivery_id: Claim.NEW}
 
     assert await store.claim([row], owner="sender-2", alive_within_s=15) == {row.delivery_id: Claim.BUSY}
-    assert await store.claim([row], owner="sender-1", alive_within_s=15) == {row.delivery_id: Claim.BUSY}
+    # its own claim: busy while this process is making the call, in doubt once it is not (its batch failed)
+    assert await store.claim([row], owner="sender-1", alive_within_s=15, mine_in_flight={row.delivery_id}) == {
+        row.delivery_id: Claim.BUSY}
+    assert await store.claim([row], owner="sender-1", alive_within_s=15) == {row.delivery_id: Claim.IN_DOUBT}
     await asyncio.sleep(0.1)  # sender-1 was last seen 0.1 s ago: silent, for a liveness of 0.05 s
     assert await store.claim([row], owner="sender-2", alive_within_s=0.05) == {row.delivery_id: Claim.IN_DOUBT}
     await store.forget("sender-1")  # a clean stop
@@ -154,7 +157,7 @@ async def test_a_claim_older_than_the_lease_or_abandoned_is_in_doubt_even_if_its
     assert await store.claim([first], owner="sender-2", alive_within_s=15, lease_s=0.05) == {
         first.delivery_id: Claim.IN_DOUBT}
     await store.abandon([second.delivery_id], "sender-1")  # its batch failed: the claim is given up
-    assert await store.claim([second], owner="sender-1", alive_within_s=15) == {second.delivery_id: Claim.IN_DOUBT}
+    assert await store.claim([second], owner="sender-2", alive_within_s=15) == {second.delivery_id: Claim.IN_DOUBT}
     await store.abandon([first.delivery_id], "sender-2")  # not sender-2's claim: nothing happens
     assert await store.claim([first], owner="sender-2", alive_within_s=15) == {first.delivery_id: Claim.BUSY}
 
