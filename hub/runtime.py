@@ -135,6 +135,7 @@ class Hub:
         self.broker = new_broker(settings, registry=self.metrics.registry if self.metrics else None)
         self.lag = LagMonitor(settings)  # sampled for the ops server, once asked
         self.senders: dict[str, SenderConsumer] = {}
+        self.in_flight: set[str] = set()  # delivery ids whose gateway call this process is making now
         self.ops: OpsServer | None = None
         self.started_at: float | None = None
         self.stopping = False
@@ -166,7 +167,7 @@ class Hub:
                 fallback = self.adapter("sms") if channel == "kakao" else None  # 대체발송 needs the SMS gateway
                 sender = SenderConsumer(channel=channel, adapter=self.adapter(channel), fallback=fallback,
                                         broker=self.broker, store=self.store, settings=settings, topics=self.topics,
-                                        owner=self.owner, clock=clock)
+                                        owner=self.owner, clock=clock, in_flight=self.in_flight)
                 sender.register()
                 self.senders[channel] = sender
 
