@@ -22,6 +22,7 @@ def delivery_id(notice_key: str, resident_id: str, channel: str) -> str:
 
 class Claim(enum.Enum):
     NEW = "new"  # nobody has tried it: send
+    AGAIN = "again"  # tried before and failed (a retry, a replay): send, unless the gateway says it got it
     DONE = "done"  # already finished (sent or failed for good): send nothing
     IN_DOUBT = "in_doubt"  # claimed before, never finished: a sender died between claim and finish
     BUSY = "busy"  # claimed by a sender that is alive (seen within HUB_SENDER_LIVENESS_S): not now

@@ -160,7 +160,7 @@ class SenderConsumer:
         if tier and (wait_s := not_before_ms / 1000 - time.time()) > 0:
             await asyncio.sleep(wait_s)  # the tier's delay: these failed recently
         claims = await self._claim([_row(w.request) for w in batch.values()])
-        mine = [i for i, c in claims.items() if c in (Claim.NEW, Claim.IN_DOUBT)]
+        mine = [i for i, c in claims.items() if c in (Claim.NEW, Claim.AGAIN, Claim.IN_DOUBT)]
         self.in_flight.update(mine)
         try:
             await self._process(batch, claims, outcomes, futures)
@@ -199,13 +199,19 @@ class SenderConsumer:
                 outcomes.append(self._status(work, "suppressed", reason=f"at send time: {verdict.reason}",
                                              rule=verdict.rule))
                 continue
-            if claim is Claim.IN_DOUBT or (work.attempt > 1 and self._can_look_up):
-                # in doubt too: an earlier attempt that failed may have reached the gateway (a timeout after
-                # it accepted); a retried batch call carries another idempotency key than the failed one
+            if claim is Claim.IN_DOUBT or (claim is Claim.AGAIN and self._can_look_up):
+                # AGAIN is in doubt too where the gateway can say: a failed attempt (a timeout after it accepted)
+                # may have got through, and a retried or replayed batch call carries another idempotency key
                 in_doubt.append(work)
             by_resident[work.request.resident_id].append(work)
         if in_doubt:  # a sender died around the gateway call, or an earlier attempt failed in doubt
-            accepted = await self._already_accepted(in_doubt)
+            try:
+                accepted = await self._already_accepted(in_doubt)
+            except TransientError as e:  # the gateway cannot say now: not a call to risk; the next tier asks again
+                accepted = set()
+                for work in in_doubt:
+                    by_resident[work.request.resident_id].remove(work)
+                    outcomes.append(await self._retry_later(work, e, futures))
             for work in in_doubt:
                 if work.request.delivery_id in accepted:
                     by_resident[work.request.resident_id].remove(work)

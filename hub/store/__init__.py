@@ -155,13 +155,13 @@ class Store(DirectoryQueries):
         now = _now()
         out: dict[str, Claim] = {}
         async with self._translate(), self.sessions.begin() as session:
-            claimed = (await session.scalars(
+            claimed = (await session.execute(
                 update(DeliveryRow)
                 .where(DeliveryRow.delivery_id.in_(ids), DeliveryRow.status.in_(CLAIMABLE_STATES))
                 .values(status="sending", attempts=DeliveryRow.attempts + 1, claimed_by=owner, updated_at=now)
-                .returning(DeliveryRow.delivery_id)
+                .returning(DeliveryRow.delivery_id, DeliveryRow.attempts)
             )).all()
-            out.update(dict.fromkeys(claimed, Claim.NEW))
+            out.update({i: Claim.AGAIN if attempts > 1 else Claim.NEW for i, attempts in claimed})
             rest = [i for i in ids if i not in out]
             if rest:
                 found = {i: (status, by, at) for i, status, by, at in (await session.execute(
