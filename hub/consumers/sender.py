@@ -373,7 +373,7 @@ class SenderConsumer:
         await asyncio.gather(*futures)
 
     async def _retry_later(self, work: Work, error: BaseException, futures: list[asyncio.Future[Any]],
-                           *, channel: str | None = None, record: Any = None) -> DeliveryStatus:
+                           *, channel: str | None = None) -> DeliveryStatus:
         """The next retry tier for this attempt, or the dead-letter topic after the last one."""
         channel = channel or self.channel
         reason = f"{type(error).__name__}: {error}"
@@ -387,32 +387,30 @@ class SenderConsumer:
             futures.append(await dead_letter(self.broker, self.topics.dlq, record, error, self.stage))
             return self._status(work, "dead-lettered", reason=f"after {work.attempt} attempts: {reason}")
         delay = tiers[work.attempt - 1]
-        headers = {
-            "content-type": "application/json",
-            ATTEMPT_HEADER: str(work.attempt),
-            ORIGINAL_TOPIC_HEADER: self.topics.deliveries(channel) if channel != self.channel else work.original_topic,
-            NOT_BEFORE_HEADER: str(int((time.time() + delay) * 1000)),
-            LAST_ERROR_HEADER: reason[:500],
-        }
-        futures.append(await self.broker.publish(
-            work.request.to_kafka(), self.topics.retry(channel, work.attempt),
-            key=work.request.resident_id.encode(), headers=headers, no_confirm=True,
-        ))
+        original = self.topics.deliveries(channel) if channel != self.channel else work.original_topic
+        futures.append(await self._to_tier(work.request, channel, work.attempt, attempt=work.attempt,
+                                           original_topic=original, delay_s=delay, why=reason))
         return self._status(work, "retried", reason=f"attempt {work.attempt} failed, next in {delay:g} s: {reason}",
                             provider=self.fallback.provider if channel != self.channel and self.fallback else None)
 
     async def _defer(self, work: Work) -> asyncio.Future[Any]:
         """A delivery another live sender is sending: to the first retry tier, its attempt count unchanged. If
         that sender finishes, the claim then finds it DONE; if it dies, IN_DOUBT (and the usual checks)."""
-        delay = min(self.settings.retry_tiers_s[:1] or [self.settings.sender_liveness_s])
+        delay = self.settings.retry_tiers_s[0] if self.settings.retry_tiers_s else self.settings.sender_liveness_s
         logger.info("%s: delivery %s is being sent by another sender; looking again in %g s", self.stage,
                     work.request.delivery_id, delay)
+        return await self._to_tier(work.request, self.channel, 1, attempt=work.attempt - 1,
+                                   original_topic=work.original_topic, delay_s=delay,
+                                   why="busy: another sender is sending it")
+
+    async def _to_tier(self, request: DeliveryRequest, channel: str, tier: int, *, attempt: int, original_topic: str,
+                       delay_s: float, why: str) -> asyncio.Future[Any]:
+        """Publish a delivery to a retry tier, due in `delay_s`, read back as attempt `attempt` + 1."""
         return await self.broker.publish(
-            work.request.to_kafka(), self.topics.retry(self.channel, 1), key=work.request.resident_id.encode(),
-            headers={"content-type": "application/json", ATTEMPT_HEADER: str(work.attempt - 1),
-                     ORIGINAL_TOPIC_HEADER: work.original_topic,
-                     NOT_BEFORE_HEADER: str(int((time.time() + delay) * 1000)),
-                     LAST_ERROR_HEADER: "busy: another sender is sending it"},
+            request.to_kafka(), self.topics.retry(channel, tier), key=request.resident_id.encode(),
+            headers={"content-type": "application/json", ATTEMPT_HEADER: str(attempt),
+                     ORIGINAL_TOPIC_HEADER: original_topic, NOT_BEFORE_HEADER: str(int((time.time() + delay_s) * 1000)),
+                     LAST_ERROR_HEADER: why[:500]},
             no_confirm=True,
         )
 
