@@ -14,8 +14,8 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from hub.consumers.common import subscribe_batches
-from hub.consumers.dlq import dead_letter
-from hub.errors import EventError, HubError
+from hub.consumers.dlq import DeadLetters
+from hub.errors import EventError
 from hub.events import parse_kafka_message
 from hub.residents import RESIDENT_EVENT_TYPES, PreferencesChange, Resident
 from hub.settings import Settings
@@ -29,20 +29,17 @@ class DirectoryConsumer:
     def __init__(self, *, broker: KafkaBroker, store: Store, settings: Settings, topics: Topics,
                  clock: Callable[[], datetime]) -> None:
         self.broker, self.store, self.settings, self.topics, self.clock = broker, store, settings, topics, clock
+        self.letters = DeadLetters(broker, topics.dlq, "directory")
 
     def register(self) -> None:
         subscribe_batches(self.broker, [self.topics.residents], self.settings.group_id("directory"), self.settings,
                           self.handle_batch, title="directory")
 
     async def handle_batch(self, records: Sequence[Any]) -> None:
-        futures = []
+        futures: list[asyncio.Future[Any]] = []
         for record in records:
-            try:
+            async with self.letters.each(record, futures):
                 await self.apply(record)
-            except HubError as e:
-                if e.retriable:
-                    raise
-                futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "directory"))
         await asyncio.gather(*futures)
 
     async def apply(self, record: Any) -> None:
@@ -57,8 +54,8 @@ class DirectoryConsumer:
             raise EventError(f"{event.type!r} is not a resident event ({', '.join(RESIDENT_EVENT_TYPES)})")
         data = event.data if isinstance(event.data, dict) else {}
         resident_id = event.subject or data.get("resident_id") or key
-        if not resident_id:
-            raise EventError("a resident event names its resident in subject, data.resident_id or the key")
+        if not resident_id or not isinstance(resident_id, str):  # the store takes text ids (PostgreSQL insists)
+            raise EventError("a resident event names its resident (a string) in subject, data.resident_id or the key")
         try:
             if event.type == "resident.registered.v1":
                 await self.store.upsert_residents([Resident.model_validate({**data, "resident_id": resident_id})], now)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 
 from hub.delivery import utcnow
+from hub.errors import HubError
 from hub.settings import Settings
 from hub.topics import Topics, kafka_client_options
 
@@ -22,34 +26,106 @@ logger = logging.getLogger(__name__)
 DLQ_HEADER_PREFIX = "dlq_"
 
 
+def _text(value: str) -> str:
+    """Text Kafka can carry: lone surrogates (JSON lets "\\ud800" through) would fail the UTF-8 encoding."""
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
 def header_map(record: Any) -> dict[str, str]:
-    """A Kafka record's headers as text (bytes that are not UTF-8 are replaced, not fatal)."""
-    return {key: (value or b"").decode("utf-8", "replace") for key, value in (record.headers or ())}
+    """A Kafka record's headers as text (bytes that are not UTF-8 are replaced, not fatal; a name given twice:
+    the last value)."""
+    return {_text(str(key)): (value or b"").decode("utf-8", "replace") for key, value in (record.headers or ())}
 
 
 def dlq_headers(record: Any, error: BaseException, stage: str) -> dict[str, str]:
     """Headers of a dead-lettered copy: the original ones plus dlq_* naming topic, partition, offset, error."""
     headers = {key: value for key, value in header_map(record).items() if not key.startswith(DLQ_HEADER_PREFIX)}
-    headers.update(
-        dlq_original_topic=record.topic,
-        dlq_original_partition=str(record.partition),
-        dlq_original_offset=str(record.offset),
-        dlq_error_class=type(error).__name__,
-        dlq_error_message=str(error)[:2000],
-        dlq_stage=stage,
-        dlq_failed_at=utcnow().isoformat(),
-    )
+    headers.update(_origin(record, error, stage))
     return headers
 
 
+def _origin(record: Any, error: BaseException, stage: str) -> dict[str, str]:
+    return {
+        "dlq_original_topic": _text(str(record.topic)),
+        "dlq_original_partition": str(record.partition),
+        "dlq_original_offset": str(record.offset),
+        "dlq_error_class": type(error).__name__,
+        "dlq_error_message": _text(str(error)[:2000]),
+        "dlq_stage": stage,
+        "dlq_failed_at": utcnow().isoformat(),
+    }
+
+
 async def dead_letter(broker: KafkaBroker, topic: str, record: Any, error: BaseException, stage: str) -> asyncio.Future[Any]:
+    """Publish a copy of `record` to the dead-letter topic (the future resolves when the broker has it). A
+    record that fills the broker's size limit has no room for the dlq_* headers: its own headers are dropped
+    from the copy then (the value and key are what a replay needs)."""
     logger.warning(
         "dead-lettered %s[%s]@%s stage=%s error=%s: %s",
         record.topic, record.partition, record.offset, stage, type(error).__name__, error,
     )
-    return await broker.publish(
-        record.value, topic, key=record.key, headers=dlq_headers(record, error, stage), no_confirm=True
-    )
+    try:
+        return await broker.publish(record.value, topic, key=record.key, headers=dlq_headers(record, error, stage),
+                                    no_confirm=True)
+    except MessageSizeTooLargeError:
+        headers = {**_origin(record, error, stage), "dlq_headers_dropped": "the copy was too large with them"}
+        return await broker.publish(record.value, topic, key=record.key, headers=headers, no_confirm=True)
+
+
+def is_outage(error: BaseException) -> bool:
+    """The store or Kafka is unavailable: the batch must come again. Anything else that handling one record
+    raises (bad data, or a bug that data meets) is that record's alone, and dead-letters it."""
+    if isinstance(error, HubError):
+        return error.retriable
+    if isinstance(error, MessageSizeTooLargeError):  # what this record would produce is too large: its fault
+        return False
+    return isinstance(error, KafkaError | TimeoutError | ConnectionError)
+
+
+Ref = tuple[str, int, int]
+
+
+class DeadLetters:
+    """How a consumer handles one record at a time: `async with letters.each(record, futures)` runs the
+    record's handling; an outage (`is_outage`) propagates and rewinds the batch, any other exception
+    dead-letters the record with its reason and the batch goes on.
+
+    A batch rewound for an outage comes again with its bad records: those whose copy the broker already
+    acknowledged (in this process) are not dead-lettered a second time."""
+
+    REMEMBERED = 100_000
+
+    def __init__(self, broker: KafkaBroker, topic: str, stage: str) -> None:
+        self.broker, self.topic, self.stage = broker, topic, stage
+        self._acknowledged: OrderedDict[Ref, None] = OrderedDict()
+
+    @contextlib.asynccontextmanager
+    async def each(self, record: Any, futures: list[asyncio.Future[Any]]) -> AsyncIterator[None]:
+        try:
+            yield
+        except Exception as e:
+            if is_outage(e):
+                raise
+            if not isinstance(e, HubError):  # a bug met by one record must not stop the others
+                logger.exception("%s failed on %s[%s]@%s", self.stage, record.topic, record.partition, record.offset)
+            futures.append(await self.add(record, e))
+
+    async def add(self, record: Any, error: BaseException) -> asyncio.Future[Any]:
+        """Dead-letter `record` once: a copy the broker acknowledged before is not written again."""
+        ref: Ref = (record.topic, record.partition, record.offset)
+        if ref in self._acknowledged:
+            logger.info("%s[%s]@%s was dead-lettered before this batch came again", *ref)
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        future = await dead_letter(self.broker, self.topic, record, error, self.stage)
+        future.add_done_callback(lambda f: self._remember(ref) if not f.cancelled() and not f.exception() else None)
+        return future
+
+    def _remember(self, ref: Ref) -> None:
+        self._acknowledged[ref] = None
+        if len(self._acknowledged) > self.REMEMBERED:
+            self._acknowledged.popitem(last=False)
 
 
 # --------------------------------------------------------------------------- reading and replaying (hub dlq)
@@ -91,10 +167,7 @@ class DeadLetter:
     def event_id(self) -> str | None:
         if "ce_id" in self.headers:
             return self.headers["ce_id"]
-        try:
-            body = json.loads(self.value or b"")
-        except ValueError:
-            return None
+        body = self._json()
         if isinstance(body, dict):
             value = body.get("event_id") or body.get("id")
             return str(value) if value is not None else None
@@ -102,11 +175,16 @@ class DeadLetter:
 
     @property
     def delivery_id(self) -> str | None:
+        body = self._json()
+        value = body.get("delivery_id") if isinstance(body, dict) else None
+        return value if isinstance(value, str) else None
+
+    def _json(self) -> Any:
+        """The value as JSON, or None: a dead letter is whatever bytes failed (RecursionError: nested deep)."""
         try:
-            body = json.loads(self.value or b"")
-        except ValueError:
+            return json.loads(self.value or b"")
+        except (ValueError, RecursionError):
             return None
-        return body.get("delivery_id") if isinstance(body, dict) else None
 
     def replay_headers(self) -> dict[str, str]:
         headers = {k: v for k, v in self.headers.items()

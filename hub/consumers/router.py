@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +18,10 @@ from faststream.kafka import KafkaBroker
 
 from hub.audience import RECIPIENT_BATCH, choose_channel, contact_for, decide
 from hub.consumers.common import StatusPublisher, subscribe_batches
-from hub.consumers.dlq import dead_letter
+from hub.consumers.dlq import DeadLetters, is_outage
 from hub.dedup import delivery_id
 from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
-from hub.errors import HubError, RenderError
+from hub.errors import RenderError
 from hub.events import Channel, DomainEvent, Recipient, read_event
 from hub.rendering import Renderer, SmsContent
 from hub.residents import Resident
@@ -76,6 +76,7 @@ class RouterConsumer:
         self.broker, self.store, self.renderer = broker, store, renderer
         self.settings, self.topics, self.clock = settings, topics, clock
         self.status = StatusPublisher(broker, topics.status, "/notice-hub/router")
+        self.letters = DeadLetters(broker, topics.dlq, "router")
 
     def register(self) -> None:
         subscribe_batches(self.broker, self.topics.all_events, self.settings.group_id("router"), self.settings,
@@ -196,40 +197,45 @@ class RouterConsumer:
 
     async def handle_batch(self, records: Sequence[Any]) -> None:
         """A batch of events costs a fixed number of store round trips (directory, register, hold, log), not
-        a few per event; a county-wide notice is flushed every MAX_PENDING deliveries to keep memory flat."""
+        a few per event; a county-wide notice is flushed every MAX_PENDING deliveries to keep memory flat.
+        Whatever one event raises dead-letters that event alone; only an outage rewinds the batch."""
         futures: list[asyncio.Future[Any]] = []
         counts = {"events": len(records), "published": 0, "held": 0, "skipped": 0, "dead": 0}
         events: list[tuple[Any, DomainEvent]] = []
         for record in records:
-            try:
+            async with self.letters.each(record, futures):
                 events.append((record, read_event(record.value, record.headers or ())))
-            except HubError as e:
-                counts["dead"] += 1
-                futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "router"))
-        named = {r.resident_id for _, event in events for r in event.data.recipients}
-        known = await self.store.residents(named) if named else {}
+        known = await self._named(event for _, event in events)
         pending = _Pending()
         now = self.clock()
+        routed = 0
         for record, event in events:
-            try:
+            async with self.letters.each(record, futures):
                 async for targets in self.targets(event, known):
                     pending.add(*self.plan(event, targets, now))
                     if pending.size > MAX_PENDING:
                         await self._flush(pending, futures, counts)
                         pending = _Pending()
-            except HubError as e:
-                if e.retriable:
-                    raise
-                counts["dead"] += 1
-                futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "router"))
-            except Exception as e:  # a bug met by one message must not stop the others
-                logger.exception("router failed on %s[%s]@%s", record.topic, record.partition, record.offset)
-                counts["dead"] += 1
-                futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, "router"))
+                routed += 1
+        counts["dead"] = len(records) - routed
         await self._flush(pending, futures, counts)
         await asyncio.gather(*futures)
         logger.info("router: %(events)d events -> %(published)d published, %(held)d held, %(skipped)d without a "
                     "delivery, %(dead)d dead-lettered", counts)
+
+    async def _named(self, events: Iterable[DomainEvent]) -> dict[str, Resident] | None:
+        """The directory entries of the batch's named recipients, in one call. None when that call fails for
+        anything but an outage (one event's ids the store cannot take): each event then looks up its own, so
+        the failure dead-letters that event alone."""
+        named = {r.resident_id for event in events for r in event.data.recipients}
+        try:
+            return await self.store.residents(named) if named else {}
+        except Exception as e:
+            if is_outage(e):
+                raise
+            logger.warning("router: the batch's named recipients could not be looked up together (%s: %s); "
+                           "looking them up per event", type(e).__name__, e)
+            return None
 
     async def _flush(self, pending: _Pending, futures: list[asyncio.Future[Any]], counts: dict[str, int]) -> None:
         outcomes = pending.outcomes

@@ -16,6 +16,7 @@ import collections
 import contextlib
 import itertools
 import logging
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,7 @@ from hub.audience import still_wanted
 from hub.channels.base import ChannelAdapter, DeliveryResult
 from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.common import StatusPublisher, subscribe_batches
-from hub.consumers.dlq import dead_letter, header_map
+from hub.consumers.dlq import DeadLetters, dead_letter, header_map
 from hub.dedup import Claim, delivery_id
 from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
 from hub.errors import EventError, PermanentError, StoreError, TransientError
@@ -71,6 +72,50 @@ def retry_state(headers: Mapping[str, str], topic: str, *, now_ms: int, max_wait
     return attempt, headers.get(ORIGINAL_TOPIC_HEADER) or topic, min(number(NOT_BEFORE_HEADER), now_ms + max_wait_ms)
 
 
+_DELIVERY_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_CONTENT_KINDS = {"kakao": ("alimtalk",), "sms": ("SMS", "LMS"), "email": ("email",)}
+
+
+def read_request(value: bytes | None, channel: str) -> DeliveryRequest:
+    """A record of a delivery topic -> a request this channel's sender can claim and send; EventError with the
+    reason for anything else (its ids go into the store and the gateway call, so they are checked here)."""
+    try:
+        request = DeliveryRequest.from_kafka(value)
+    except ValidationError as e:
+        raise EventError(f"not a delivery request: {e}") from e
+    if request.channel != channel:
+        raise EventError(f"a {request.channel} delivery on the {channel} topic")
+    if not _DELIVERY_ID_RE.match(request.delivery_id):
+        raise EventError(f"delivery_id {request.delivery_id[:40]!r} is not one the hub made (32 hex characters)")
+    if request.content.kind not in _CONTENT_KINDS[channel]:
+        raise EventError(f"{request.content.kind} content on the {channel} channel")
+    for name in ("notice_key", "event_id", "event_type", "event_source", "resident_id", "to"):
+        text = getattr(request, name)
+        if not text or len(text) > 1000 or any(ord(c) < 32 for c in text):
+            raise EventError(f"{name}: 1 to 1,000 characters without control characters")
+    return request
+
+
+def read_check(record: Any, channel: str, *, checks: int, now_ms: int, max_wait_ms: int
+               ) -> tuple[DeliveryRequest, str, int, int, int]:
+    """(request, provider ref, check k in 1..checks, attempt, not before ms) from a record of the results
+    topic; EventError for a record that is not a check. Like `retry_state`, no header makes it wait longer
+    than the longest check delay."""
+    request = read_request(record.value, channel)
+    headers = header_map(record)
+    if not (ref := headers.get(REF_HEADER, "").strip()):
+        raise EventError(f"a result check without {REF_HEADER}")
+    numbers = {}
+    for name, default in ((CHECK_HEADER, 1), (ATTEMPT_HEADER, 1), (NOT_BEFORE_HEADER, 0)):
+        value = headers.get(name, "").strip() or str(default)
+        if not (value.isascii() and value.isdigit() and len(value) <= 18):
+            raise EventError(f"{name} {value[:40]!r} is not a number")
+        numbers[name] = int(value)
+    check = min(max(numbers[CHECK_HEADER], 1), checks)
+    return (request, ref, check, max(numbers[ATTEMPT_HEADER], 1),
+            min(numbers[NOT_BEFORE_HEADER], now_ms + max_wait_ms))
+
+
 def fallback_request(request: DeliveryRequest) -> DeliveryRequest | None:
     """The SMS/LMS rendition of an AlimTalk delivery, as its own delivery (it dedups like a direct SMS)."""
     if request.fallback is None:
@@ -98,6 +143,7 @@ class SenderConsumer:
         self.clock = clock
         self.stage = f"sender:{channel}"
         self.status = StatusPublisher(broker, topics.status, f"/notice-hub/sender/{channel}")
+        self.letters = DeadLetters(broker, topics.dlq, self.stage)
         self.breaker = breaker or CircuitBreaker(
             channel, threshold=settings.breaker_threshold, cooldown_s=settings.breaker_cooldown_s,
             max_cooldown_s=settings.breaker_max_cooldown_s,
@@ -139,23 +185,17 @@ class SenderConsumer:
         batch: dict[str, Work] = {}
         not_before_ms = 0
         for record in records:
-            try:
-                request = DeliveryRequest.from_kafka(record.value)
-                if request.channel != self.channel:
-                    raise EventError(f"a {request.channel} delivery on the {self.channel} topic")
-            except (ValidationError, EventError) as e:
-                error = e if isinstance(e, EventError) else EventError(f"not a delivery request: {e}")
-                futures.append(await dead_letter(self.broker, self.topics.dlq, record, error, self.stage))
-                continue
-            attempt, original_topic, due_ms = retry_state(
-                header_map(record), record.topic, now_ms=int(time.time() * 1000),
-                max_wait_ms=int(self.settings.retry_tiers_s[tier - 1] * 1000) if tier else 0)
-            work = Work(record, request, attempt, original_topic)
-            not_before_ms = max(not_before_ms, due_ms)
-            if request.delivery_id in batch:
-                outcomes.append(self._status(work, "deduplicated", reason="the same delivery twice in one batch"))
-            else:
-                batch[request.delivery_id] = work
+            async with self.letters.each(record, futures):
+                request = read_request(record.value, self.channel)
+                attempt, original_topic, due_ms = retry_state(
+                    header_map(record), record.topic, now_ms=int(time.time() * 1000),
+                    max_wait_ms=int(self.settings.retry_tiers_s[tier - 1] * 1000) if tier else 0)
+                work = Work(record, request, attempt, original_topic)
+                not_before_ms = max(not_before_ms, due_ms)
+                if request.delivery_id in batch:
+                    outcomes.append(self._status(work, "deduplicated", reason="the same delivery twice in one batch"))
+                else:
+                    batch[request.delivery_id] = work
 
         if tier and (wait_s := not_before_ms / 1000 - time.time()) > 0:
             await asyncio.sleep(wait_s)  # the tier's delay: these failed recently
@@ -328,21 +368,21 @@ class SenderConsumer:
         """Ask the gateway what Kakao made of earlier sends; fall back to SMS for those it could not deliver."""
         items = []
         due_ms = 0
+        futures: list[asyncio.Future[Any]] = []
         for record in records:
-            headers = header_map(record)
-            try:
-                items.append((record, DeliveryRequest.from_kafka(record.value), headers[REF_HEADER],
-                              int(headers.get(CHECK_HEADER, "1")), int(headers.get(ATTEMPT_HEADER, "1"))))
-                due_ms = max(due_ms, int(headers.get(NOT_BEFORE_HEADER, "0") or 0))
-            except (ValidationError, KeyError, ValueError) as e:
-                logger.error("%s: unreadable result check at %s@%s: %s", self.stage, record.topic, record.offset, e)
+            async with self.letters.each(record, futures):
+                request, ref, check, attempt, not_before_ms = read_check(
+                    record, self.channel, checks=len(self.settings.result_checks_s),
+                    now_ms=int(time.time() * 1000), max_wait_ms=int(max(self.settings.result_checks_s) * 1000))
+                items.append((record, request, ref, check, attempt))
+                due_ms = max(due_ms, not_before_ms)
         if not items:
+            await asyncio.gather(*futures)
             return
         if (wait_s := due_ms / 1000 - time.time()) > 0:
             await asyncio.sleep(wait_s)
         verdicts = await self.adapter.delivery_results([ref for _, _, ref, _, _ in items])  # type: ignore[attr-defined]
         directory = await self.store.residents(request.resident_id for _, request, _, _, _ in items)
-        futures: list[asyncio.Future[Any]] = []
         outcomes: list[DeliveryStatus] = []
         for record, request, ref, check, attempt in items:
             verdict = verdicts.get(ref)
