@@ -16,14 +16,19 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
+    Strict,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from hub.errors import EventError, UnknownEventTypeError
 
@@ -37,22 +42,63 @@ DISTRICTS: tuple[str, ...] = (
 Channel = Literal["kakao", "sms", "email"]
 CHANNELS: tuple[Channel, ...] = ("kakao", "sms", "email")
 
-_PHONE_RE = re.compile(r"^01[016789]\d{7,8}$")
-_EMAIL_RE = re.compile(r"^[^@\s<>\"',;]+@[^@\s<>\"',;]+\.[^@\s<>\"',;]+$")
-_ATTR_NAME_RE = re.compile(r"^[a-z0-9]{1,20}$")
+ATTRIBUTE_NAME_PATTERN = r"^[a-z0-9]{1,20}$"
+_ATTR_NAME_RE = re.compile(ATTRIBUTE_NAME_PATTERN)
+
+# The published JSON Schemas (`hub schemas export`) carry these patterns, and the models apply the same ones
+# (with `fullmatch`): what the schema accepts, the hub accepts, and nothing else. Written to mean the same
+# in ECMA-262 (JSON Schema), Python and Rust regular expressions: no \d, \s or \w, whose meaning differs.
+PHONE_PATTERN = r"^[ -]*(\+[ -]*8[ -]*2|0)[ -]*1[ -]*[016789]([ -]*[0-9]){7,8}[ -]*$"
+_NOT_IN_ADDRESS = r"@<>\"',;\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+EMAIL_PATTERN = rf"^[^{_NOT_IN_ADDRESS}]+@[^{_NOT_IN_ADDRESS}]+\.[^{_NOT_IN_ADDRESS}]+$"
+ID_PATTERN = r"^[^\u0000-\u001f\u007f]+$"  # ids go into the store and its indexes: no control characters
+# RFC 3339 with its offset, within the dates the hub can take to UTC and KST whatever the offset (0001-01-02
+# to 9999-12-29), without leap seconds (Python has none); the `date-time` format checks the day of the month
+DATE_TIME_PATTERN = (r"^(?!0000-|0001-01-01|9999-12-3[01])[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+                     r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
+DATE_PATTERN = r"^(?!0000-)[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+_PHONE_RE, _EMAIL_RE = re.compile(PHONE_PATTERN), re.compile(EMAIL_PATTERN)
+_DATE_TIME_RE, _DATE_RE = re.compile(DATE_TIME_PATTERN), re.compile(DATE_PATTERN)
+_EARLIEST, _LATEST = date(1, 1, 2), date(9999, 12, 29)
 
 
-_EARLIEST, _LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)
+def _rfc3339(value: Any) -> Any:
+    """JSON carries a time as an RFC 3339 string with its offset: not a number (read as a Unix time) nor a
+    time without offset. A datetime passes (events made in Python) and must be aware."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("a time must carry its UTC offset")
+        if not _EARLIEST <= value.date() <= _LATEST:
+            raise ValueError(f"{value.isoformat()} is out of range: use a time between the years 1 and 9999")
+        return value
+    if not isinstance(value, str) or not _DATE_TIME_RE.fullmatch(value):
+        raise ValueError("a time is an RFC 3339 string with its UTC offset, e.g. 2026-12-01T09:00:00+09:00, "
+                         "between the years 1 and 9999")
+    return datetime.fromisoformat(value)  # ValueError for a day the month does not have
 
 
-def _in_calendar(value: datetime) -> datetime:
-    """A time the hub can take to UTC and KST (a day off either end of the calendar cannot be converted)."""
-    if not _EARLIEST <= value.replace(tzinfo=None) <= _LATEST:
-        raise ValueError(f"{value.isoformat()} is out of range: use a time between the years 1 and 9999")
-    return value
+def _iso_date(value: Any) -> Any:
+    """A date is an ISO 8601 string, YYYY-MM-DD (a number would be read as a Unix time: 0 is 1970-01-01)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
+        raise ValueError("a date is a string YYYY-MM-DD, e.g. 2026-12-10")
+    return date.fromisoformat(value)
 
 
-Timestamp = Annotated[datetime, AfterValidator(_in_calendar)]
+def _whole_number(value: Any) -> Any:
+    """JSON Schema's integer: 1.0 is one; true and "1" are not."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339),
+                      WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN})]
+IsoDate = Annotated[date, BeforeValidator(_iso_date),
+                    WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN})]
+Integer = Annotated[int, BeforeValidator(_whole_number), Strict()]
+Number = Annotated[float, Strict()]
+Flag = Annotated[bool, Strict()]
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 class CloudEvent(BaseModel):
@@ -61,14 +107,14 @@ class CloudEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     specversion: Literal["1.0"] = Field(description="CloudEvents version; always 1.0.")
-    id: str = Field(min_length=1, max_length=200, description="Unique per source; the hub's dedup scope.")
-    source: str = Field(min_length=1, max_length=500, description="URI-reference of the publishing system.")
+    id: Id = Field(min_length=1, max_length=200, description="Unique per source; the hub's dedup scope.")
+    source: Id = Field(min_length=1, max_length=500, description="URI-reference of the publishing system.")
     type: str = Field(min_length=1, max_length=200, description="Event type from the catalogue, e.g. waste.large_item.received.v1")
     time: Timestamp | None = None
     subject: str | None = Field(default=None, max_length=500)
     datacontenttype: str | None = None
     dataschema: str | None = None
-    dedupkey: str | None = Field(
+    dedupkey: Id | None = Field(
         default=None,
         min_length=1,
         max_length=200,
@@ -76,13 +122,6 @@ class CloudEvent(BaseModel):
     )
     extensions: dict[str, str] = Field(default_factory=dict)
     data: Any = None
-
-    @field_validator("time")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("time must carry a UTC offset (RFC 3339)")
-        return value
 
     @property
     def notice_key(self) -> str:
@@ -107,10 +146,14 @@ class Recipient(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    resident_id: str = Field(min_length=1, max_length=64)
+    resident_id: Id = Field(min_length=1, max_length=64)
     name: str | None = Field(default=None, max_length=50)
-    phone: str | None = Field(default=None, description="Mobile number, digits only or with hyphens.")
-    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, description="Mobile number, digits only or with hyphens or spaces.",
+                              json_schema_extra={"anyOf": [{"type": "string", "pattern": PHONE_PATTERN},
+                                                           {"type": "null"}]})
+    email: str | None = Field(default=None, max_length=254,
+                              json_schema_extra={"anyOf": [{"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN},
+                                                           {"type": "null"}]})
     channels: list[Channel] | None = Field(
         default=None, description="Preferred channels, best first; the hub's default order when absent."
     )
@@ -119,23 +162,22 @@ class Recipient(BaseModel):
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        digits = re.sub(r"[\s-]", "", value)
-        if digits.startswith("+82"):
-            digits = "0" + digits[3:]
-        if not _PHONE_RE.match(digits):
-            raise ValueError("휴대전화 번호 형식이 아닙니다 (not a Korean mobile number)")
-        return digits
+        return None if value is None else mobile_number(value)
 
     @field_validator("email")
     @classmethod
     def _email(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if not _EMAIL_RE.match(value) or any(ord(c) < 32 for c in value):
+        if value is not None and not _EMAIL_RE.fullmatch(value):
             raise ValueError("전자우편 주소 형식이 아닙니다 (not an e-mail address)")
         return value
+
+
+def mobile_number(value: str) -> str:
+    """A Korean mobile number as digits ('+82 10-1234-5678' -> '01012345678'); ValueError for anything else."""
+    if not _PHONE_RE.fullmatch(value):
+        raise ValueError("휴대전화 번호 형식이 아닙니다 (not a Korean mobile number)")
+    digits = value.replace(" ", "").replace("-", "")
+    return "0" + digits[3:] if digits.startswith("+82") else digits
 
 
 class DirectNotice(BaseModel):
@@ -148,20 +190,30 @@ class DirectNotice(BaseModel):
         default=None, description="Hold the notice until this time (RFC 3339 with offset); default: at once."
     )
 
-    @field_validator("send_at")
     @classmethod
-    def _send_at_aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("send_at must carry a UTC offset, e.g. 2026-12-01T09:00:00+09:00")
-        return value
+    def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        """The rules the validators below apply, for the published schema (hub/schemas.py)."""
+        schema = handler(core)
+        cls._schema_rules(handler.resolve_ref_schema(schema))
+        return schema
+
+    @classmethod
+    def _schema_rules(cls, schema: dict[str, Any]) -> None:
+        schema["properties"]["recipient"] = {**schema["properties"]["recipients"]["items"],  # the Recipient $ref
+                                             "description": "One recipient: the same as one more in recipients."}
+        schema.setdefault("allOf", []).append(
+            {"if": {"required": ["recipient"]}, "then": {"properties": {"recipients": {"maxItems": 999}}}})
 
     @model_validator(mode="before")
     @classmethod
     def _single_recipient(cls, value: Any) -> Any:
+        """`recipient` is one more of `recipients`; `recipients` that is not a list is left for the field's own
+        validation to name (joining it would raise a TypeError, outside validation)."""
         if isinstance(value, dict) and "recipient" in value:
             value = dict(value)
             single = value.pop("recipient")
-            value["recipients"] = [*value.get("recipients", []), single]
+            rest = value.get("recipients", [])
+            value["recipients"] = [*rest, single] if isinstance(rest, list) else rest
         return value
 
 
@@ -174,6 +226,15 @@ class Addressed(DirectNotice):
             raise ValueError("recipients: at least one recipient is required")
         return self
 
+    @classmethod
+    def _schema_rules(cls, schema: dict[str, Any]) -> None:
+        super()._schema_rules(schema)
+        schema["allOf"].append({"anyOf": _NAMED})
+
+
+_NAMED: list[dict[str, Any]] = [{"required": ["recipient"]},
+                                {"required": ["recipients"], "properties": {"recipients": {"minItems": 1}}}]
+
 
 def _example(data: dict[str, Any]) -> ConfigDict:
     resident = {"resident_id": "R-0001", "name": "홍길동", "phone": "010-0000-0001", "email": "hong@example.org"}
@@ -183,7 +244,7 @@ def _example(data: dict[str, Any]) -> ConfigDict:
 class Item(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=50)
-    quantity: int = Field(default=1, ge=1, le=999)
+    quantity: Integer = Field(default=1, ge=1, le=999)
 
 
 # --------------------------------------------------------------------------- waste (청소과)
@@ -196,7 +257,7 @@ class LargeItemReportReceivedV1(Addressed):
                              "fee_won": 15000, "address": "양평읍 양근리 123"})
     report_no: str = Field(min_length=1, max_length=30)
     items: list[Item] = Field(min_length=1, max_length=50)
-    fee_won: int = Field(ge=0)
+    fee_won: Integer = Field(ge=0)
     address: str = Field(min_length=1, max_length=200)
 
 
@@ -206,7 +267,7 @@ class LargeItemPickupScheduledV1(Addressed):
     model_config = _example({"report_no": "YP-2026-000123", "pickup_date": "2026-11-27", "time_window": "09:00~12:00",
                              "address": "양평읍 양근리 123"})
     report_no: str = Field(min_length=1, max_length=30)
-    pickup_date: date
+    pickup_date: IsoDate
     time_window: str | None = Field(default=None, max_length=20)
     address: str = Field(min_length=1, max_length=200)
 
@@ -226,7 +287,7 @@ class GarbageBagOrderShippedV1(Addressed):
                              "courier": "우체국택배", "tracking_no": "6070123456789"})
     order_no: str = Field(min_length=1, max_length=30)
     bag_type: str = Field(min_length=1, max_length=30)
-    quantity: int = Field(ge=1, le=1000)
+    quantity: Integer = Field(ge=1, le=1000)
     courier: str = Field(min_length=1, max_length=30)
     tracking_no: str = Field(min_length=1, max_length=40)
 
@@ -249,7 +310,7 @@ class ReservationConfirmedV1(_Booking):
     """공공시설 예약 확정."""
 
     model_config = _example({**_BOOKING, "party_size": 4})
-    party_size: int | None = Field(default=None, ge=1, le=1000)
+    party_size: Integer | None = Field(default=None, ge=1, le=1000)
 
 
 class ReservationReminderV1(_Booking):
@@ -263,7 +324,7 @@ class ReservationCancelledV1(_Booking):
 
     model_config = _example({**_BOOKING, "reason": "우천으로 인한 시설 휴장", "refund_won": 8000})
     reason: str | None = Field(default=None, max_length=200)
-    refund_won: int | None = Field(default=None, ge=0)
+    refund_won: Integer | None = Field(default=None, ge=0)
 
 
 # --------------------------------------------------------------------------- water (지능형 수도행정)
@@ -277,7 +338,7 @@ class WaterLeakSuspectedV1(Addressed):
     meter_no: str = Field(min_length=1, max_length=30)
     address: str = Field(min_length=1, max_length=200)
     detected_at: Timestamp
-    flow_lph: float = Field(ge=0, description="Continuous flow seen, litres per hour.")
+    flow_lph: Number = Field(ge=0, description="Continuous flow seen, litres per hour.")
 
 
 class WaterBillIssuedV1(Addressed):
@@ -287,8 +348,8 @@ class WaterBillIssuedV1(Addressed):
                              "due_date": "2026-12-10", "account": "농협 301-0000-0000-00"})
     customer_no: str = Field(min_length=1, max_length=30)
     period: str = Field(min_length=1, max_length=30)
-    amount_won: int = Field(ge=0)
-    due_date: date
+    amount_won: Integer = Field(ge=0)
+    due_date: IsoDate
     account: str | None = Field(default=None, max_length=60)
 
 
@@ -303,7 +364,7 @@ class CivilApplicationReceivedV1(Addressed):
     application_no: str = Field(min_length=1, max_length=30)
     title: str = Field(min_length=1, max_length=60)
     department: str = Field(min_length=1, max_length=40)
-    expected_date: date | None = None
+    expected_date: IsoDate | None = None
 
 
 class CivilApplicationStatusChangedV1(Addressed):
@@ -324,6 +385,13 @@ class CivilApplicationStatusChangedV1(Addressed):
             raise ValueError("reason: required when the application is rejected or needs more information")
         return self
 
+    @classmethod
+    def _schema_rules(cls, schema: dict[str, Any]) -> None:
+        super()._schema_rules(schema)
+        schema["allOf"].append({"if": {"properties": {"status": {"const": "approved"}}},
+                                "else": {"required": ["reason"],
+                                         "properties": {"reason": {"type": "string", "minLength": 1}}}})
+
 
 # --------------------------------------------------------------------------- public goods (공공재 구매)
 
@@ -335,7 +403,7 @@ class GoodsOrderConfirmedV1(Addressed):
                              "amount_won": 64000})
     order_no: str = Field(min_length=1, max_length=30)
     items: list[Item] = Field(min_length=1, max_length=50)
-    amount_won: int = Field(ge=0)
+    amount_won: Integer = Field(ge=0)
 
 
 class GoodsOrderShippedV1(Addressed):
@@ -369,16 +437,19 @@ class Audience(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    districts: list[str] = Field(default_factory=list)
+    districts: list[str] = Field(default_factory=list,
+                                 json_schema_extra={"items": {"enum": list(DISTRICTS), "type": "string"}})
     interests: list[str] = Field(default_factory=list)
-    everyone: bool = False
-    resident_ids: list[str] = Field(default_factory=list, max_length=10000, description="Residents of the directory")
-    phones: list[str] = Field(default_factory=list, max_length=10000, description="Mobile numbers, in the directory or not")
+    everyone: Flag = False
+    resident_ids: list[Annotated[Id, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=10000, description="Residents of the directory")
+    phones: list[str] = Field(default_factory=list, max_length=10000, description="Mobile numbers, in the directory or not",
+                              json_schema_extra={"items": {"type": "string", "pattern": PHONE_PATTERN}})
 
     @field_validator("phones")
     @classmethod
     def _phones(cls, value: list[str]) -> list[str]:
-        return [Recipient(resident_id="x", phone=p).phone or "" for p in value]
+        return [mobile_number(p) for p in value]
 
     @field_validator("districts")
     @classmethod
@@ -414,7 +485,7 @@ class CountyNoticePublishedV1(DirectNotice):
     summary: str = Field(min_length=1, max_length=500)
     url: str | None = Field(default=None, max_length=300, pattern=r"^https://")
     category: Literal["informational", "advertising"] = "informational"
-    urgent: bool = False
+    urgent: Flag = False
     audience: Audience = Field(default_factory=Audience)
 
     @model_validator(mode="after")
@@ -422,6 +493,15 @@ class CountyNoticePublishedV1(DirectNotice):
         if not self.recipients and not self.audience.uses_directory:
             raise ValueError("recipients or audience: a notice needs named recipients or a target segment")
         return self
+
+    @classmethod
+    def _schema_rules(cls, schema: dict[str, Any]) -> None:
+        super()._schema_rules(schema)
+        targets = [{"required": ["everyone"], "properties": {"everyone": {"const": True}}},
+                   *({"required": [name], "properties": {name: {"minItems": 1}}}
+                     for name in ("districts", "interests", "resident_ids", "phones"))]
+        schema["allOf"].append({"anyOf": [*_NAMED, {"required": ["audience"],
+                                                     "properties": {"audience": {"anyOf": targets}}}]})
 
 
 # --------------------------------------------------------------------------- catalogue
@@ -515,22 +595,34 @@ def _describe(error: ValidationError) -> str:
 
 
 def _header_map(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
-    """The headers the binding reads (content-type, ce_*), by lower-case name. Other headers are not the hub's
-    business, whatever their bytes; one of these that is not UTF-8, or comes twice with different values, makes
-    the event ambiguous."""
+    """The headers the binding reads: content-type (any case) and ce_<attribute>. Other headers are not the
+    hub's business, whatever their bytes. One of these without a value, not UTF-8, given twice with different
+    values, or a ce_ header (any case) whose attribute name breaks CloudEvents naming makes the event
+    ambiguous."""
     out: dict[str, str] = {}
     for key, value in headers:
         name = key.lower()
-        if name != "content-type" and not name.startswith(CE_HEADER_PREFIX):
+        if name == "content-type":
+            key = name
+        elif not name.startswith(CE_HEADER_PREFIX):
             continue
+        elif not key.startswith(CE_HEADER_PREFIX) or not _ATTR_NAME_RE.fullmatch(key[len(CE_HEADER_PREFIX):]):
+            raise EventError(f"header {key!r}: attribute name {key[len(CE_HEADER_PREFIX):]!r} breaks CloudEvents "
+                             "naming (a header ce_ and a name of a-z, 0-9, at most 20)")
+        if value is None:
+            raise EventError(f"header {key!r} has no value")
         try:
-            text = value.decode("utf-8") if value is not None else ""
+            text = value.decode("utf-8")
         except UnicodeDecodeError as e:
             raise EventError(f"header {key!r} is not UTF-8") from e
-        if out.get(name, text) != text:
+        if out.get(key, text) != text:
             raise EventError(f"header {key!r} is given twice with different values")
-        out[name] = text
+        out[key] = text
     return out
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
 
 
 def parse_kafka_message(value: bytes | None, headers: Sequence[tuple[str, bytes | None]]) -> CloudEvent:
@@ -538,26 +630,60 @@ def parse_kafka_message(value: bytes | None, headers: Sequence[tuple[str, bytes 
     hmap = _header_map(headers)
     content_type = hmap.get("content-type", "")
     try:
-        if content_type.split(";")[0].strip().lower() == STRUCTURED_CONTENT_TYPE:
+        if _media_type(content_type) == STRUCTURED_CONTENT_TYPE:
             return _structured(value)
         if f"{CE_HEADER_PREFIX}specversion" in hmap:
             return _binary(value, hmap, content_type)
         if ce_headers := sorted(k for k in hmap if k.startswith(CE_HEADER_PREFIX)):
             raise EventError(f"binary-mode CloudEvent without a ce_specversion header (it has {', '.join(ce_headers)})")
-        if content_type.startswith("application/json") or not content_type:
+        if _media_type(content_type) in ("application/json", ""):
             return _structured(value)  # a JSON CloudEvent without the content-type header
     except ValidationError as e:
         raise EventError(f"not a valid CloudEvent: {_describe(e)}") from e
     raise EventError(f"not a CloudEvent: content-type {content_type!r} and no ce_specversion header")
 
 
+_DOUBLE_MAX = 1.7976931348623157e308
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _json(value: bytes, what: str) -> Any:
-    """Decode JSON; whatever the bytes, an EventError (json.loads also raises ValueError for an integer of more
-    than 4,300 digits and RecursionError for arrays nested a few thousand deep)."""
+    """Decode I-JSON (RFC 7493), what the published schemas describe; whatever the bytes, an EventError.
+    Python's json reads more: UTF-16 and UTF-32, a byte order mark, NaN and Infinity, numbers no double holds (1e400 as inf), and strings with
+    lone surrogates ("\\ud800"), which no UTF-8 store, header or gateway can take. It also raises ValueError
+    for an integer of more than 4,300 digits and RecursionError for arrays nested a few thousand deep."""
     try:
-        return json.loads(value)
+        data = json.loads(value.decode("utf-8"), parse_constant=_no_constant)  # not UTF-16/32, nor a BOM
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise EventError(f"{what} is not valid JSON: {str(e)[:200]}") from e
+    if problem := _not_i_json(data, strings=bool(_SURROGATE_ESCAPE.search(value))):
+        raise EventError(f"{what} is not I-JSON (RFC 7493): {problem}")
+    return data
+
+
+def _not_i_json(data: Any, *, strings: bool) -> str | None:
+    """Where `data` leaves I-JSON, or None: a number beyond a 64-bit float, or (when `strings`) a lone
+    surrogate in a string or a name."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if strings and _SURROGATE.search(key):
+                    return f"{path or '(root)'}: a name with a lone surrogate"
+                stack.append((f"{path}.{key}" if path else key, child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", child) for i, child in enumerate(item))
+        elif isinstance(item, int | float) and not isinstance(item, bool) and not -_DOUBLE_MAX <= item <= _DOUBLE_MAX:
+            return f"{path or '(root)'}: a number beyond the range of a 64-bit float"
+        elif strings and isinstance(item, str) and _SURROGATE.search(item):
+            return f"{path or '(root)'}: a string with a lone surrogate"
+    return None
 
 
 def _structured(value: bytes | None) -> CloudEvent:
@@ -575,16 +701,22 @@ def _binary(value: bytes | None, hmap: Mapping[str, str], content_type: str) -> 
     attrs: dict[str, Any] = {}
     for key, val in hmap.items():
         if key.startswith(CE_HEADER_PREFIX):
-            if not _ATTR_NAME_RE.match(name := key[len(CE_HEADER_PREFIX):]):
-                raise EventError(f"header {key!r}: attribute name {name!r} breaks CloudEvents naming (a-z, 0-9, at most 20)")
+            if (name := key[len(CE_HEADER_PREFIX):]) in ("data", "datacontenttype"):
+                raise EventError(f"header {key!r}: in binary mode the data is the value and its type content-type")
             attrs[name] = val
     if content_type:
         attrs["datacontenttype"] = content_type
     if value:
-        if content_type and "json" not in content_type.lower():
+        if content_type and not _is_json(content_type):
             raise EventError(f"event data must be JSON, not content-type (datacontenttype) {content_type!r}")
         attrs["data"] = _json(value, "event data")
     return _from_attributes(attrs)
+
+
+def _is_json(content_type: str) -> bool:
+    """application/json or a +json type (RFC 6839), parameters allowed."""
+    media = _media_type(content_type)
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 _CORE = set(CloudEvent.model_fields) - {"extensions"}
@@ -596,7 +728,7 @@ def _from_attributes(raw: dict[str, Any]) -> CloudEvent:
     for key, val in raw.items():
         if key in _CORE:
             core[key] = val
-        elif _ATTR_NAME_RE.match(key):
+        elif _ATTR_NAME_RE.fullmatch(key):
             extensions[key] = val if isinstance(val, str) else json.dumps(val, ensure_ascii=False)
         else:
             raise EventError(f"attribute name {key!r} breaks CloudEvents naming (a-z, 0-9, at most 20)")

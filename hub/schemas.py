@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hub.events import CATALOGUE, CloudEvent
+from hub.events import ATTRIBUTE_NAME_PATTERN, CATALOGUE, CloudEvent
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_BASE_URI = "https://notice-hub.example.kr/schemas/"
@@ -24,10 +24,15 @@ def schema_for(event_type: str) -> dict[str, Any]:
 
 
 def envelope_schema() -> dict[str, Any]:
+    """A structured-mode CloudEvent as it travels: the model's `extensions` are attributes beside the others,
+    each named with a-z and 0-9 (at most 20), of any JSON value (the hub keeps a string, or the JSON text)."""
+    schema = CloudEvent.model_json_schema(mode="validation")
+    del schema["properties"]["extensions"]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{SCHEMA_BASE_URI}cloudevent.json",
-        **CloudEvent.model_json_schema(mode="validation"),
+        **schema,
+        "patternProperties": {ATTRIBUTE_NAME_PATTERN: {"description": "An extension attribute."}},
     }
 
 

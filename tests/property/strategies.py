@@ -3,6 +3,7 @@ both binding modes), resident CSV files. Shared by the unit property tests and t
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -85,6 +86,10 @@ iso_times = st.one_of(aware_datetimes.map(datetime.isoformat), st.datetimes().ma
 
 
 
+# an event id the schema accepts: any text without control characters
+event_ids = st.text(st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=20)
+
+
 def valid_event(event_type: str, event_id: str = "fuzz-1") -> dict[str, Any]:
     """A structured CloudEvent the hub accepts: the catalogue's sample data."""
     return {"specversion": "1.0", "id": event_id, "source": "/test/fuzz", "type": event_type,
@@ -125,7 +130,7 @@ class Mutation:
 @st.composite
 def mutated_event(draw: st.DrawFn, event_type: str | None = None) -> tuple[dict[str, Any], Mutation]:
     """A valid structured event with one thing changed: a value deleted, replaced or retyped, or a key added."""
-    event = valid_event(event_type or draw(st.sampled_from(EVENT_TYPES)), draw(st.text(min_size=1, max_size=20)))
+    event = valid_event(event_type or draw(st.sampled_from(EVENT_TYPES)), draw(event_ids))
     action = draw(st.sampled_from(["delete", "replace", "retype", "add", "retime"]))
     if action == "retime":  # the envelope's time, send_at, or a time of the data
         names = ["send_at", *(k for k, v in event["data"].items() if isinstance(v, str) and v[:4].isdigit())]
@@ -140,8 +145,8 @@ def mutated_event(draw: st.DrawFn, event_type: str | None = None) -> tuple[dict[
         parent[last] = draw(st.one_of(hostile_text(80), huge_text, json_values, iso_times))
     elif action == "retype":
         current = parent[last]
-        parent[last] = draw(st.sampled_from([[current], {"value": current}, None, json.dumps(current), 10**400, -1,
-                                             1e308, "", True]))
+        parent[last] = draw(st.one_of(st.sampled_from([[current], {"value": current}, json.dumps(current)]),
+                                      st.sampled_from(BOUNDARY).map(copy.deepcopy)))
     else:
         container = parent[last] if isinstance(parent[last], dict) else parent
         name = draw(st.one_of(st.text(min_size=1, max_size=25), st.sampled_from(["send_at", "subject", "dedupkey",
@@ -150,6 +155,43 @@ def mutated_event(draw: st.DrawFn, event_type: str | None = None) -> tuple[dict[
         container[name] = draw(st.one_of(json_values, iso_times))
         path = (*path[:-1], last, name) if container is parent[last] else (*path[:-1], name)
     return event, Mutation(action, path)
+
+
+# --------------------------------------------------------------------------- any JSON type in any field
+
+# values at the edges of what a field's type means: whole floats (JSON Schema's integer takes 1.0), bools (not
+# numbers), numbers where dates and times go (pydantic's lax mode read them as Unix times), dates and times in
+# other shapes, the ends of the calendar, numbers beyond a double, strings of digits
+BOUNDARY = (
+    0, 1, -1, 1.0, 0.5, -0.0, 1.5, 2**53 + 1, 10**30, -(10**30), 10**400, 1e308, 5e-324, True, False, None, "", " ",
+    "0", "1", "1.0", "true", "null", "2026-12-10", "2026-02-30", "0000-01-01", "0001-01-01", "9999-12-31",
+    "2026-12-10T00:00:00Z", "2026-12-10T00:00:00+09:00", "2026-12-10T00:00:00", "2026-12-10 00:00:00+09:00",
+    "2026-12-10t00:00:00z", "2026-12-10T00:00:00.123456789-05:00", "2026-12-10T24:00:00Z", "2026-12-31T23:59:60Z",
+    "2026-12-10T00:00:00+09:60", "2026-12-10T00:00:00\n", "2026-12-10\n", "1732406400", 1732406400, "010-1234-5678",
+    "+82 10 1234 5678", "01012345678\n", "١٢٣", "hong@example.org", "hong@example.org\n", "a@b.c", [], {}, [None],
+    {"value": 1}, "ko\n", "KO", "https://", "양평읍", "R-0001\x00",
+)
+any_json = st.one_of(st.sampled_from(BOUNDARY).map(copy.deepcopy), json_values)  # a copy: BOUNDARY holds [] and {}
+
+
+@st.composite
+def retyped_data(draw: st.DrawFn, event_type: str) -> dict[str, Any]:
+    """The catalogue's sample data of `event_type` with one to three values (at any depth) replaced by a value
+    of any JSON type, or deleted, or an unknown field added: valid and near-valid instances."""
+    data = sample_data(event_type)
+    for _ in range(draw(st.integers(1, 3))):
+        where = paths(data)
+        action = draw(st.sampled_from(["replace", "replace", "replace", "delete", "add"]))
+        if action == "add" or not where:
+            data[draw(st.sampled_from(["send_at", "recipients", "audience", "urgent", "extra", "reason"]))] = draw(any_json)
+            continue
+        path = draw(st.sampled_from(where))
+        parent = _parent(data, path)
+        if action == "delete":
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(any_json)
+    return data
 
 
 def _json_bytes(value: Any) -> bytes:
@@ -209,7 +251,7 @@ any_record = st.one_of(
 @st.composite
 def binary_event_with_extra_headers(draw: st.DrawFn) -> tuple[dict[str, Any], bytes | None, Headers, Headers]:
     """A valid binary-mode event plus arbitrary extra headers, shuffled in."""
-    event = valid_event(draw(st.sampled_from(EVENT_TYPES)), draw(st.text(min_size=1, max_size=20)))
+    event = valid_event(draw(st.sampled_from(EVENT_TYPES)), draw(event_ids))
     value, headers = encode(event, "binary")
     extra = draw(kafka_headers)
     mixed = draw(st.permutations(headers + extra))
