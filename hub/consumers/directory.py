@@ -52,7 +52,9 @@ class DirectoryConsumer:
         event = parse_kafka_message(record.value, record.headers or ())
         if event.type not in RESIDENT_EVENT_TYPES:
             raise EventError(f"{event.type!r} is not a resident event ({', '.join(RESIDENT_EVENT_TYPES)})")
-        data = event.data if isinstance(event.data, dict) else {}
+        if event.data is not None and not isinstance(event.data, dict):  # was read as no data: a silent no-op
+            raise EventError(f"{event.type} data must be a JSON object, not {type(event.data).__name__}")
+        data = event.data or {}
         resident_id = event.subject or data.get("resident_id") or key
         if not resident_id or not isinstance(resident_id, str):  # the store takes text ids (PostgreSQL insists)
             raise EventError("a resident event names its resident (a string) in subject, data.resident_id or the key")

@@ -44,13 +44,13 @@ def dlq_headers(record: Any, error: BaseException, stage: str) -> dict[str, str]
     return headers
 
 
-def _origin(record: Any, error: BaseException, stage: str) -> dict[str, str]:
+def _origin(record: Any, error: BaseException, stage: str, reason_chars: int = 2000) -> dict[str, str]:
     return {
         "dlq_original_topic": _text(str(record.topic)),
         "dlq_original_partition": str(record.partition),
         "dlq_original_offset": str(record.offset),
         "dlq_error_class": type(error).__name__,
-        "dlq_error_message": _text(str(error)[:2000]),
+        "dlq_error_message": _text(str(error)[:reason_chars]),
         "dlq_stage": stage,
         "dlq_failed_at": utcnow().isoformat(),
     }
@@ -58,18 +58,26 @@ def _origin(record: Any, error: BaseException, stage: str) -> dict[str, str]:
 
 async def dead_letter(broker: KafkaBroker, topic: str, record: Any, error: BaseException, stage: str) -> asyncio.Future[Any]:
     """Publish a copy of `record` to the dead-letter topic (the future resolves when the broker has it). A
-    record that fills the broker's size limit has no room for the dlq_* headers: its own headers are dropped
-    from the copy then (the value and key are what a replay needs)."""
+    record that fills the size limit has no room for the dlq_* headers: the copy then drops the record's own
+    headers and keeps a short reason; if that is still too large, the value too (a copy that cannot be written
+    would stop the partition for ever)."""
     logger.warning(
         "dead-lettered %s[%s]@%s stage=%s error=%s: %s",
         record.topic, record.partition, record.offset, stage, type(error).__name__, error,
     )
-    try:
-        return await broker.publish(record.value, topic, key=record.key, headers=dlq_headers(record, error, stage),
-                                    no_confirm=True)
-    except MessageSizeTooLargeError:
-        headers = {**_origin(record, error, stage), "dlq_headers_dropped": "the copy was too large with them"}
-        return await broker.publish(record.value, topic, key=record.key, headers=headers, no_confirm=True)
+    copies = [(record.value, dlq_headers(record, error, stage)),
+              (record.value, {**_origin(record, error, stage, 200), "dlq_dropped": "headers: the copy was too large"}),
+              (None, {**_origin(record, error, stage, 200),
+                      "dlq_dropped": f"headers and value ({len(record.value or b'')} bytes): the copy was too large"})]
+    for value, headers in copies[:-1]:
+        try:
+            return await broker.publish(value, topic, key=record.key, headers=headers, no_confirm=True)
+        except MessageSizeTooLargeError:
+            logger.warning("the dead-letter copy of %s[%s]@%s is too large; dropping more of it",
+                           record.topic, record.partition, record.offset)
+    value, headers = copies[-1]
+    key = record.key if record.key and len(record.key) <= 1024 else b""
+    return await broker.publish(value, topic, key=key, headers=headers, no_confirm=True)
 
 
 def is_outage(error: BaseException) -> bool:
