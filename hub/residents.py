@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hub.events import DISTRICTS, Channel, Recipient
+from hub.events import DISTRICTS, Channel, Id, Recipient
 
 RESIDENT_EVENT_TYPES = (
     "resident.registered.v1",
@@ -56,7 +56,7 @@ class Resident(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    resident_id: str = Field(min_length=1, max_length=64)
+    resident_id: Id = Field(min_length=1, max_length=64)
     name: str | None = Field(default=None, max_length=50)
     phone: str | None = None
     email: str | None = Field(default=None, max_length=254)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from hub.consumers.common import subscribe_batches
 from hub.consumers.dlq import DeadLetters
 from hub.errors import EventError
-from hub.events import parse_kafka_message
+from hub.events import ID_PATTERN, parse_kafka_message
 from hub.residents import RESIDENT_EVENT_TYPES, PreferencesChange, Resident
 from hub.settings import Settings
 from hub.store import Store
@@ -47,7 +48,7 @@ class DirectoryConsumer:
         key = record.key.decode("utf-8", "replace") if record.key else None
         if record.value is None:  # a tombstone: the resident is gone
             if key:
-                await self.store.delete_resident(key)
+                await self.store.delete_resident(_resident_id(key))
             return
         event = parse_kafka_message(record.value, record.headers or ())
         if event.type not in RESIDENT_EVENT_TYPES:
@@ -55,9 +56,7 @@ class DirectoryConsumer:
         if event.data is not None and not isinstance(event.data, dict):  # was read as no data: a silent no-op
             raise EventError(f"{event.type} data must be a JSON object, not {type(event.data).__name__}")
         data = event.data or {}
-        resident_id = event.subject or data.get("resident_id") or key
-        if not resident_id or not isinstance(resident_id, str):  # the store takes text ids (PostgreSQL insists)
-            raise EventError("a resident event names its resident (a string) in subject, data.resident_id or the key")
+        resident_id = _resident_id(event.subject or data.get("resident_id") or key)
         try:
             if event.type == "resident.registered.v1":
                 await self.store.upsert_residents([Resident.model_validate({**data, "resident_id": resident_id})], now)
@@ -72,3 +71,15 @@ class DirectoryConsumer:
                 await self.store.delete_resident(resident_id)
         except ValidationError as e:
             raise EventError(f"{event.type} data invalid: {e.errors(include_url=False)[:5]}") from e
+
+
+def _resident_id(value: Any) -> str:
+    """The id the store is asked about: text it can hold (PostgreSQL refuses a NUL, as bad data its driver
+    reports like an outage, which would rewind the batch for ever)."""
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value) or len(value) > 64:
+        raise EventError("a resident event names its resident in subject, data.resident_id or the key: a string "
+                         "of 1 to 64 characters without control characters")
+    return value
+
+
+_ID_RE = re.compile(ID_PATTERN)

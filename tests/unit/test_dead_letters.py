@@ -145,3 +145,52 @@ async def test_an_unreadable_result_check_is_dead_lettered_and_the_others_are_ch
     assert dead == ["2", "3", "5"]
     assert asked == [["req#1", "req#4", "req#6"]]
     assert sorted(o.state for o in finished) == ["delivered"] * 3
+
+
+# --------------------------------------------------------------------------- the router's shared lookup
+
+
+class PickyStore:
+    """A store whose directory lookup fails for one id (a driver refusing a value) but is otherwise up."""
+
+    def __init__(self) -> None:
+        self.lookups: list[set[str]] = []
+
+    async def residents(self, ids: Any) -> dict[str, Any]:
+        ids = set(ids)
+        self.lookups.append(ids)
+        if "R-bad" in ids:
+            raise ValueError("the driver cannot take this id")
+        return {}
+
+    async def register(self, rows: Any) -> dict[str, str]:
+        return {}
+
+    async def hold(self, *args: Any) -> None:
+        return None
+
+    async def log(self, outcomes: Any) -> None:
+        return None
+
+
+async def test_one_events_recipients_cannot_break_the_batchs_shared_lookup() -> None:
+    import json
+
+    from hub.consumers.router import RouterConsumer
+    from hub.events import sample_data
+    from hub.rendering import Renderer
+
+    def event(n: int, resident: str) -> Any:
+        data = {**sample_data("water.bill.issued.v1"), "recipient": {"resident_id": resident,
+                                                                     "phone": "010-0000-0001", "channels": ["sms"]}}
+        body = {"specversion": "1.0", "id": f"e-{n}", "source": "/t", "type": "water.bill.issued.v1", "data": data}
+        return record(n, json.dumps(body).encode(), [("content-type", b"application/cloudevents+json")])
+
+    settings = Settings(topic_prefix="t")
+    broker, store = FakeBroker(), PickyStore()
+    router = RouterConsumer(broker=broker, store=store, renderer=Renderer(), settings=settings,  # type: ignore[arg-type]
+                            topics=Topics.of(settings))
+    await router.handle_batch([event(1, "R-ok"), event(2, "R-bad"), event(3, "R-ok2")])
+    by_topic = sorted((topic, (headers.get("dlq_original_offset") or key.decode()))
+                      for _, topic, key, headers in broker.published if topic != "t.delivery-status")
+    assert by_topic == [("t.deliveries.sms", "R-ok"), ("t.deliveries.sms", "R-ok2"), ("t.dlq", "2")]
