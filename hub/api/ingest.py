@@ -318,8 +318,11 @@ event types. A key with `--scope residents` reads and replaces resident preferen
 returns the first answer and publishes nothing more (kept 24 h, per department).
 
 **Errors**: `401` key, `403` event type or source not allowed, `409` Idempotency-Key in use / event id owned by
-another department, `413` body too large, `415` content type, `422` invalid event (field-level
-`detail: [{loc, msg, type}]`), `503` Kafka did not acknowledge: retry with the same Idempotency-Key.
+another department, `413` body too large (counted as it streams in), `415` content type or charset, `422`
+invalid event or a body outside the limits (UTF-8 JSON, nested at most 32 deep, numbers of at most 100
+characters, no NaN, no duplicate names, no U+0000) or a source not in normal form (no empty, `.` or `..`
+segments, no percent-encoding) (field-level `detail: [{loc, msg, type}]`), `503` Kafka did not
+acknowledge: retry with the same Idempotency-Key.
 """.strip()
 
 
@@ -368,7 +371,18 @@ def body_hash(raw: Any) -> str:
 
 def event_from_body(raw: dict[str, Any], key: ApiKey) -> CloudEvent:
     """Build (simple form) or read (CloudEvent) the event of a request, checking it against the key.
-    Raises RequestValidationError (422) or HTTPException (403)."""
+    Raises RequestValidationError (422) or HTTPException (403), whatever the body holds."""
+    try:
+        return _event_from_body(raw, key)
+    except (HTTPException, RequestValidationError):
+        raise
+    except Exception as e:  # a defect of the (pure) validation, met by this body: still an answer, and logged
+        logger.exception("validating a %s event raised %s", str(raw.get("type"))[:100], type(e).__name__)
+        raise _invalid((), f"the event could not be validated ({type(e).__name__}): check it against its "
+                           "schema (GET /docs, schemas/)", "event_invalid") from e
+
+
+def _event_from_body(raw: dict[str, Any], key: ApiKey) -> CloudEvent:
     structured = "specversion" in raw
     event_type = raw.get("type")
     if structured:  # read from `raw`, not the body again: what was checked is what is published
@@ -387,8 +401,8 @@ def event_from_body(raw: dict[str, Any], key: ApiKey) -> CloudEvent:
         except ValidationError as e:
             raise _pydantic_errors(e, ()) from e
     if not isinstance(event_type, str) or event_type not in CATALOGUE:
-        raise _invalid(("type",), f"unknown event type {event_type!r}; see GET /docs or `hub schemas list`",
-                       "unknown_event_type")
+        raise _invalid(("type",), f"unknown event type {str(event_type)[:100]!r}; see GET /docs or "
+                                  "`hub schemas list`", "unknown_event_type")
     if not key.allows_type(event_type):
         raise HTTPException(403, f"this key ({key.key_id}, department {key.department}) may not publish "
                                  f"{event_type}; it may publish: {', '.join(key.type_patterns) or 'nothing'}")

@@ -4,7 +4,8 @@ Each request is a valid event of a type the key may publish, sent as is (the con
 a department system, a proxy or an attacker could change it: nesting, huge or non-finite numbers, other
 encodings (UTF-16/32 with and without a byte order mark, EUC-KR, Latin-1), bytes that are not UTF-8, NUL bytes,
 U+0000 and lone surrogates as escapes, duplicate member names, a source that tries to leave the department's
-path, another media type or charset, a body over the limit (with Content-Length, or chunked), random bytes.
+path, another media type or charset, a body over the limit (with Content-Length, or chunked), random bytes,
+and any JSON value in any field of the data (a `recipient` beside a `recipients` that is not a list, too).
 
 Invariants: every answer is 202 or a 4xx whose body gives the reason; the controls are 202 and every change
 that must be refused is a 4xx; and Kafka itself, read from the beginning after the run, holds exactly the
@@ -34,6 +35,7 @@ from hub.store import ingest as db
 from tests.http_server import serve_app
 from tests.kafka_events import published_events
 from tests.property.conftest import PROFILE, session_seed
+from tests.property.strategies import json_values
 from tests.property.tally import tally
 
 pytestmark = pytest.mark.integration
@@ -101,7 +103,7 @@ def hostile_requests(draw: st.DrawFn) -> Hostile:
     hole = draw(st.sampled_from(sorted(event["data"])))
     text = written(event, None, b"")
     kind = draw(st.sampled_from(["control", "nesting", "number", "escape", "bytes", "encoding", "duplicate",
-                                 "source", "content-type", "size", "random"]))
+                                 "source", "content-type", "size", "random", "retype"]))
     if kind == "control":
         bom = draw(st.booleans())
         body = (b"\xef\xbb\xbf" if bom else b"") + json.dumps(event, indent=draw(st.sampled_from([None, 2]))).encode()
@@ -156,6 +158,11 @@ def hostile_requests(draw: st.DrawFn) -> Hostile:
         pad = draw(st.integers(LIMIT - len(text) + 1, 4 * LIMIT))
         body = text[:-1] + b" " * pad + b"}"
         return Hostile(f"size {len(body)}", body, chunked=draw(st.booleans()))
+    if kind == "retype":  # a judgement for the event's schema: either answer, but an answer
+        data = {**event["data"], hole: draw(json_values)}
+        if draw(st.booleans()):
+            data |= {"recipient": {"resident_id": "R-1", "phone": "010-1234-5678"}, "recipients": draw(json_values)}
+        return Hostile(f"retype {hole}", json.dumps({**event, "data": data}).encode(), must_refuse=None)
     return Hostile("random bytes", draw(st.binary(max_size=300)), chunked=draw(st.booleans()))
 
 
