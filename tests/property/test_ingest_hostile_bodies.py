@@ -5,7 +5,8 @@ a department system, a proxy or an attacker could change it: nesting, huge or no
 encodings (UTF-16/32 with and without a byte order mark, EUC-KR, Latin-1), bytes that are not UTF-8, NUL bytes,
 U+0000 and lone surrogates as escapes, duplicate member names, a source that tries to leave the department's
 path, another media type or charset, a body over the limit (with Content-Length, or chunked), random bytes,
-and any JSON value in any field of the data (a `recipient` beside a `recipients` that is not a list, too).
+and any JSON value in any field of the data (a `recipient` beside a `recipients` that is not a list, too) or
+of the envelope (times at the ends of the calendar, too).
 
 Invariants: every answer is 202 or a 4xx whose body gives the reason; the controls are 202 and every change
 that must be refused is a 4xx; and Kafka itself, read from the beginning after the run, holds exactly the
@@ -35,7 +36,7 @@ from hub.store import ingest as db
 from tests.http_server import serve_app
 from tests.kafka_events import published_events
 from tests.property.conftest import PROFILE, session_seed
-from tests.property.strategies import json_values
+from tests.property.strategies import iso_times, json_values
 from tests.property.tally import tally
 
 pytestmark = pytest.mark.integration
@@ -162,7 +163,11 @@ def hostile_requests(draw: st.DrawFn) -> Hostile:
         data = {**event["data"], hole: draw(json_values)}
         if draw(st.booleans()):
             data |= {"recipient": {"resident_id": "R-1", "phone": "010-1234-5678"}, "recipients": draw(json_values)}
-        return Hostile(f"retype {hole}", json.dumps({**event, "data": data}).encode(), must_refuse=None)
+        envelope = draw(st.sampled_from(["", "time", "subject", "dedupkey", "id", "datacontenttype", "type",
+                                         "partitionkey", "specversion"]))
+        if envelope:
+            event = {**event, envelope: draw(st.one_of(json_values, iso_times))}
+        return Hostile(f"retype {envelope or hole}", json.dumps({**event, "data": data}).encode(), must_refuse=None)
     return Hostile("random bytes", draw(st.binary(max_size=300)), chunked=draw(st.booleans()))
 
 
