@@ -302,6 +302,10 @@ _BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": Problem, "description": "Body larger than HUB_API_MAX_BODY_BYTES (checked as it streams in)"},
 }
 
+_NO_DIRECTORY: dict[int | str, dict[str, Any]] = {
+    501: {"model": Problem, "description": "No resident directory is configured for this API"},
+}
+
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "API 키 없음, 알 수 없는 키 또는 폐기된 키 (missing, unknown or revoked key)"},
     403: {"model": Problem, "description": "키에 허용되지 않은 이벤트 유형·범위 (type or scope not allowed for this key)"},
@@ -504,7 +508,9 @@ async def _publish(context: IngestContext, key: ApiKey, event: CloudEvent,
 
 def ingest_router(context: IngestContext) -> APIRouter:
     """The /v1 routes, bound to `context` (its store and publisher are read at request time)."""
-    router = APIRouter(prefix="/v1", route_class=limited_json_route(lambda: context.ingest.api_max_body_bytes))
+    router = APIRouter(prefix="/v1", route_class=limited_json_route(lambda: context.ingest.api_max_body_bytes),
+                       responses={503: {"model": Problem, "description": "The store is unavailable, or the API is "
+                                                                         "starting or stopping: retry later"}})
     bearer = HTTPBearer(auto_error=False, scheme_name="bearer", description="Authorization: Bearer nh_live_...")
     header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey",
                           description="The same key in an X-API-Key header.")
@@ -546,7 +552,8 @@ def ingest_router(context: IngestContext) -> APIRouter:
         responses={**_AUTH_RESPONSES, **_BODY_RESPONSES,
                    409: {"model": Problem, "description": "Idempotency-Key in use, or event id owned by another department"},
                    415: {"model": Problem, "description": "Not JSON, or JSON in another charset than UTF-8"},
-                   503: {"model": Problem, "description": "Kafka did not acknowledge: retry with the same Idempotency-Key"}},
+                   503: {"model": Problem, "description": "Kafka did not acknowledge (or the store is unavailable): "
+                                                          "retry with the same Idempotency-Key"}},
         openapi_extra=_request_body_doc(),
     )
     async def post_event(
@@ -601,7 +608,7 @@ def ingest_router(context: IngestContext) -> APIRouter:
         summary="수신 설정 조회 (a resident's preferences)",
         description="Channels in order of preference, locale, consents, opt-out and quiet hours. "
                     "Needs a key with the `residents` scope.",
-        responses={**_AUTH_RESPONSES, 404: {"model": Problem, "description": "Unknown resident"}},
+        responses={**_AUTH_RESPONSES, **_NO_DIRECTORY, 404: {"model": Problem, "description": "Unknown resident"}},
     )
     async def get_preferences(resident_id: ResidentId, key: ResidentsKey) -> Any:
         prefs = await backend().get(resident_id)
@@ -614,7 +621,8 @@ def ingest_router(context: IngestContext) -> APIRouter:
         summary="수신 설정 변경 (replace a resident's preferences)",
         description="Replaces the preferences as a whole. An opt-out (`opted_out: true`) takes effect at once, "
                     "also for notices already queued. 수신 거부는 즉시 적용됩니다.",
-        responses={**_AUTH_RESPONSES, **_BODY_RESPONSES, 404: {"model": Problem, "description": "Unknown resident"}},
+        responses={**_AUTH_RESPONSES, **_BODY_RESPONSES, **_NO_DIRECTORY,
+                   404: {"model": Problem, "description": "Unknown resident"}},
     )
     async def put_preferences(resident_id: ResidentId, prefs: Preferences, key: ResidentsKey) -> Any:
         try:

@@ -325,6 +325,35 @@ async def test_a_body_over_the_limit_is_refused_while_it_streams_in(settings: Se
                 assert response.status_code == 413, f"{where}: {response.status_code} {response.text[:200]}"
                 assert f"larger than {limit} bytes" in response.json()["detail"], where
                 assert pulled <= bound, f"{where}: pulled {pulled} bytes, limit {limit}"
+        declared = {(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m, op in ops.items()
+                    if "413" in op["responses"]}
+        assert {(m, r.replace("R-0001", "{resident_id}")) for m, r in routes} <= declared
+    assert await published_events(settings) == []
+
+
+async def test_nul_in_a_path_header_or_body_is_422_on_postgresql_too(store_url: str, settings: Settings) -> None:
+    """U+0000 cannot be stored by PostgreSQL: refused before any query, not a 503 from the store."""
+    settings = settings.model_copy(update={"database_url": store_url})
+    store = Store(store_url)
+    await store.init()
+    try:
+        _, token = await db.create_key(store, department="sanitation", type_patterns=["waste.*"],
+                                       scopes=["events", "residents"])
+    finally:
+        await store.close()
+    app = create_ingest_app(settings, preferences=InMemoryPreferences({"R-0001": {}}))
+    event = {"type": WASTE, "data": sample_data(WASTE)}
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hub") as client:
+        answers = {
+            "event id in the path": await client.get("/v1/events/a%00b", headers=bearer(token)),
+            "resident id in the path": await client.get("/v1/residents/a%00b/preferences", headers=bearer(token)),
+            "Idempotency-Key": await client.post("/v1/events", json=event,
+                                                 headers={**bearer(token), "Idempotency-Key": "k\x00"}),
+            "event id": await client.post("/v1/events", json={**event, "id": "a\u0000b"}, headers=bearer(token)),
+            "subject": await client.post("/v1/events", json={**event, "subject": "\u0000"}, headers=bearer(token)),
+        }
+    assert {what: r.status_code for what, r in answers.items()} == dict.fromkeys(answers, 422)
     assert await published_events(settings) == []
 
 
