@@ -5,11 +5,12 @@ Python's `json` module is lenient where the API must not be, and fails on some i
 integer of more than 4,300 digits. So a body is read as follows, and any breach is a 4xx with the reason:
 - its size is counted while it streams in (Content-Length or chunked alike), and reading stops at the limit;
 - it must be UTF-8 (RFC 8259 section 8.1; a leading byte order mark is ignored, as the RFC allows);
-- its nesting is measured before parsing, so the parser never recurses deeper than `MAX_DEPTH`;
+- its nesting and its number literals are measured before parsing, on the text without its strings, so the
+  parser never recurses deeper than `MAX_DEPTH` nor converts a number longer than `MAX_NUMBER_CHARS`;
 - then `json` parses it with hooks that refuse what I-JSON (RFC 7493) leaves out: duplicate member names
-  (two readers could see two different events), NaN and Infinity, numbers that overflow or are longer than
-  `MAX_NUMBER_CHARS`; strings must not hold U+0000 (PostgreSQL cannot store it) or lone surrogates (they
-  cannot be encoded again as UTF-8).
+  (two readers could see two different events), NaN and Infinity, numbers that overflow a double;
+- and no string may hold U+0000 (PostgreSQL cannot store it) or a lone surrogate (it cannot be encoded
+  again as UTF-8).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import aclosing
 from itertools import accumulate
 from typing import Any
 
@@ -144,10 +146,11 @@ class LimitedJSONRequest(Request):
                 raise self._too_large()  # refused before a byte is read
             received = bytearray()
             try:
-                async for chunk in self.stream():
-                    received += chunk
-                    if len(received) > self.max_body_bytes:  # a chunked body, or a Content-Length that lied
-                        raise self._too_large()
+                async with aclosing(self.stream()) as stream:
+                    async for chunk in stream:
+                        received += chunk
+                        if len(received) > self.max_body_bytes:  # chunked, or a Content-Length that lied
+                            raise self._too_large()
             except ClientDisconnect as e:
                 raise HTTPException(400, "the client disconnected before the body was complete") from e
             self._body = bytes(received)
