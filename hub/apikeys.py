@@ -30,6 +30,7 @@ SCOPES: tuple[Scope, ...] = ("events", "residents")
 # an ASCII slug: the department name is a path segment of the CloudEvents source (/departments/<name>)
 _DEPARTMENT_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
 _TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}[A-Za-z0-9_-]{{43}}$")
+_SEGMENT_BAD_CHAR = re.compile(r"[^A-Za-z0-9._~-]")
 
 
 def generate_token() -> str:
@@ -59,8 +60,26 @@ def source_of(department: str) -> str:
 
 
 def source_belongs_to(source: str, department: str) -> bool:
-    own = source_of(department)
-    return source == own or source.startswith(own + "/")
+    """Whether a well-formed source (see `source_problem`) is the department's: `/departments/<department>`
+    or a path under it, compared segment by segment (`/departments/sanitationx` is not sanitation's)."""
+    return source.split("/")[1:3] == ["departments", department] and source_problem(source) is None
+
+
+def source_problem(source: str) -> str | None:
+    """Why a CloudEvents source is not one the API takes, or None. A source is an absolute path of segments
+    made of RFC 3986 unreserved characters (letters, digits, `-._~`), and none is empty, `.` or `..`.
+    Nothing is decoded or normalised first, so nothing can be spelled two ways: percent-encoding
+    (`%2e`, `%2f`, `%252e`), backslashes, `?`, `#` and non-ASCII look-alikes (`．`, `／`) are refused."""
+    if not source.startswith("/"):
+        return "a source is an absolute path: /departments/<department>[/...]"
+    for number, segment in enumerate(source.split("/")[1:], start=1):
+        if segment in ("", ".", ".."):
+            return f"segment {number} of the source is {segment!r}: no empty, '.' or '..' segments"
+        if bad := _SEGMENT_BAD_CHAR.search(segment):
+            char = bad.group()
+            return (f"segment {number} of the source holds {char!r} (U+{ord(char):04X}): only letters, digits "
+                    "and - . _ ~ are allowed" + (" (no percent-encoding)" if char == "%" else ""))
+    return None
 
 
 def check_department(name: str) -> str:

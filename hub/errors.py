@@ -27,6 +27,17 @@ class UnknownEventTypeError(EventError):
     """Raised when an event's type is not in the catalogue."""
 
 
+class BodyError(HubError):
+    """Raised when an HTTP request body is not JSON the API reads: its encoding, nesting, numbers, names, strings.
+
+    `type` is the machine-readable kind (FastAPI's 422 `type`), `loc` where in the body, when known."""
+
+    def __init__(self, message: str, type: str, *, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.type = type
+        self.loc = loc
+
+
 class RenderError(HubError):
     """Raised when a template cannot be rendered, or its output breaks a channel's limits."""
 

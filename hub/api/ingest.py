@@ -8,7 +8,11 @@ and its event types, validates the event against the catalogue and answers 202 o
 Decisions the issue left open, so department developers can rely on them:
 - the source of an API event is the department's: `/departments/<name>` (the simple form gets exactly that;
   a full CloudEvent may name a sub-path, `/departments/<name>/...`, and is refused with 403 otherwise: the hub
-  does not rewrite an identity the publisher chose, since source + id is the dedup scope);
+  does not rewrite an identity the publisher chose, since source + id is the dedup scope). Nor does it
+  normalise one: a source with empty, `.` or `..` segments, percent-encoding or other characters than
+  letters, digits and `-._~` is refused with 422 (hub.apikeys.source_problem);
+- a body is read within `HUB_API_MAX_BODY_BYTES` as it streams in, and as strict JSON (hub.api.body): every
+  refusal is a 4xx with the reason, and nothing refused reaches Kafka;
 - an Idempotency-Key is kept 24 h per department: the same key with the same JSON body (key order and
   whitespace aside) answers the first 202 again without publishing; with another body 422
   (`idempotency_key_reused`); while the first request is still publishing 409 (IETF draft
@@ -35,7 +39,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hub.apikeys import ApiKey, Scope, looks_like_token, source_belongs_to, source_of
+from hub.api.body import limited_json_route
+from hub.apikeys import ApiKey, Scope, looks_like_token, source_belongs_to, source_of, source_problem
 from hub.errors import EventError, StoreError, UnknownEventTypeError
 from hub.events import (
     CATALOGUE,
@@ -289,6 +294,18 @@ def _request_body_doc() -> dict[str, Any]:
     }}}
 
 
+NO_NUL = r"^[^\x00]+$"
+"""Path parameters: U+0000 cannot be stored by PostgreSQL, so it is refused (422) rather than looked up (503)."""
+
+_BODY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "The body could not be read to its end (the client disconnected)"},
+    413: {"model": Problem, "description": "Body larger than HUB_API_MAX_BODY_BYTES (checked as it streams in)"},
+}
+
+_NO_DIRECTORY: dict[int | str, dict[str, Any]] = {
+    501: {"model": Problem, "description": "No resident directory is configured for this API"},
+}
+
 _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "API 키 없음, 알 수 없는 키 또는 폐기된 키 (missing, unknown or revoked key)"},
     403: {"model": Problem, "description": "키에 허용되지 않은 이벤트 유형·범위 (type or scope not allowed for this key)"},
@@ -305,8 +322,11 @@ event types. A key with `--scope residents` reads and replaces resident preferen
 returns the first answer and publishes nothing more (kept 24 h, per department).
 
 **Errors**: `401` key, `403` event type or source not allowed, `409` Idempotency-Key in use / event id owned by
-another department, `413` body too large, `415` content type, `422` invalid event (field-level
-`detail: [{loc, msg, type}]`), `503` Kafka did not acknowledge: retry with the same Idempotency-Key.
+another department, `413` body too large (counted as it streams in), `415` content type or charset, `422`
+invalid event or a body outside the limits (UTF-8 JSON, nested at most 32 deep, numbers of at most 100
+characters, no NaN, no duplicate names, no U+0000) or a source not in normal form (no empty, `.` or `..`
+segments, no percent-encoding) (field-level `detail: [{loc, msg, type}]`), `503` Kafka did not
+acknowledge: retry with the same Idempotency-Key.
 """.strip()
 
 
@@ -353,14 +373,26 @@ def body_hash(raw: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def event_from_body(raw: dict[str, Any], body: bytes, key: ApiKey) -> CloudEvent:
+def event_from_body(raw: dict[str, Any], key: ApiKey) -> CloudEvent:
     """Build (simple form) or read (CloudEvent) the event of a request, checking it against the key.
-    Raises RequestValidationError (422) or HTTPException (403)."""
+    Raises RequestValidationError (422) or HTTPException (403), whatever the body holds."""
+    try:
+        return _event_from_body(raw, key)
+    except (HTTPException, RequestValidationError):
+        raise
+    except Exception as e:  # a defect of the (pure) validation, met by this body: still an answer, and logged
+        logger.exception("validating a %s event raised %s", str(raw.get("type"))[:100], type(e).__name__)
+        raise _invalid((), f"the event could not be validated ({type(e).__name__}): check it against its "
+                           "schema (GET /docs, schemas/)", "event_invalid") from e
+
+
+def _event_from_body(raw: dict[str, Any], key: ApiKey) -> CloudEvent:
     structured = "specversion" in raw
     event_type = raw.get("type")
-    if structured:
+    if structured:  # read from `raw`, not the body again: what was checked is what is published
         try:
-            envelope = parse_kafka_message(body, [("content-type", STRUCTURED_CONTENT_TYPE.encode())])
+            envelope = parse_kafka_message(json.dumps(raw, ensure_ascii=False).encode(),
+                                           [("content-type", STRUCTURED_CONTENT_TYPE.encode())])
         except EventError as e:
             if isinstance(e.__cause__, ValidationError):
                 raise _pydantic_errors(e.__cause__, ()) from e
@@ -373,12 +405,14 @@ def event_from_body(raw: dict[str, Any], body: bytes, key: ApiKey) -> CloudEvent
         except ValidationError as e:
             raise _pydantic_errors(e, ()) from e
     if not isinstance(event_type, str) or event_type not in CATALOGUE:
-        raise _invalid(("type",), f"unknown event type {event_type!r}; see GET /docs or `hub schemas list`",
-                       "unknown_event_type")
+        raise _invalid(("type",), f"unknown event type {str(event_type)[:100]!r}; see GET /docs or "
+                                  "`hub schemas list`", "unknown_event_type")
     if not key.allows_type(event_type):
         raise HTTPException(403, f"this key ({key.key_id}, department {key.department}) may not publish "
                                  f"{event_type}; it may publish: {', '.join(key.type_patterns) or 'nothing'}")
     if structured:
+        if problem := source_problem(envelope.source):
+            raise _invalid(("source",), problem, "source_invalid")
         if not source_belongs_to(envelope.source, key.department):
             raise HTTPException(403, f"source {envelope.source!r} is not the department's: use "
                                      f"{source_of(key.department)} (or a path under it)")
@@ -401,23 +435,18 @@ def event_from_body(raw: dict[str, Any], body: bytes, key: ApiKey) -> CloudEvent
 
 
 
-async def _read_json(request: Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in ("application/json", STRUCTURED_CONTENT_TYPE):
+async def _read_json(request: Request) -> dict[str, Any]:
+    """The body as a JSON object: 415 for another media type or charset; 413 and 422 from hub.api.body."""
+    media_type, _, params = request.headers.get("content-type", "").partition(";")
+    if media_type.strip().lower() not in ("application/json", STRUCTURED_CONTENT_TYPE):
         raise HTTPException(415, f"send application/json or {STRUCTURED_CONTENT_TYPE}")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise HTTPException(413, f"the body is larger than {max_bytes} bytes")
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise HTTPException(413, f"the body is larger than {max_bytes} bytes")
-    try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _invalid((), f"not valid JSON: {e}", "json_invalid") from e
+    charset = params.partition("charset=")[2].split(";")[0].strip().strip('"').lower()
+    if charset not in ("", "utf-8", "utf8"):
+        raise HTTPException(415, f"send JSON as UTF-8, not {charset[:20]!r}")
+    raw = await request.json()
     if not isinstance(raw, dict):
         raise _invalid((), "the body must be a JSON object", "model_type")
-    return raw, body
+    return raw
 
 
 async def _reserve(context: IngestContext, key: ApiKey, idempotency_key: str, raw: dict[str, Any],
@@ -479,7 +508,9 @@ async def _publish(context: IngestContext, key: ApiKey, event: CloudEvent,
 
 def ingest_router(context: IngestContext) -> APIRouter:
     """The /v1 routes, bound to `context` (its store and publisher are read at request time)."""
-    router = APIRouter(prefix="/v1")
+    router = APIRouter(prefix="/v1", route_class=limited_json_route(lambda: context.ingest.api_max_body_bytes),
+                       responses={503: {"model": Problem, "description": "The store is unavailable, or the API is "
+                                                                         "starting or stopping: retry later"}})
     bearer = HTTPBearer(auto_error=False, scheme_name="bearer", description="Authorization: Bearer nh_live_...")
     header = APIKeyHeader(name="X-API-Key", auto_error=False, scheme_name="apiKey",
                           description="The same key in an X-API-Key header.")
@@ -518,21 +549,21 @@ def ingest_router(context: IngestContext) -> APIRouter:
             "Answers 202 once Kafka acknowledged the event (all in-sync replicas); the hub then renders and "
             "delivers it. 접수(202) 응답은 이벤트가 Kafka에 안전하게 기록된 뒤에만 돌아갑니다."
         ),
-        responses={**_AUTH_RESPONSES,
+        responses={**_AUTH_RESPONSES, **_BODY_RESPONSES,
                    409: {"model": Problem, "description": "Idempotency-Key in use, or event id owned by another department"},
-                   413: {"model": Problem, "description": "Body too large"},
-                   415: {"model": Problem, "description": "Not JSON"},
-                   503: {"model": Problem, "description": "Kafka did not acknowledge: retry with the same Idempotency-Key"}},
+                   415: {"model": Problem, "description": "Not JSON, or JSON in another charset than UTF-8"},
+                   503: {"model": Problem, "description": "Kafka did not acknowledge (or the store is unavailable): "
+                                                          "retry with the same Idempotency-Key"}},
         openapi_extra=_request_body_doc(),
     )
     async def post_event(
         request: Request, response: Response, key: EventsKey,
         idempotency_key: Annotated[str | None, Header(
-            alias="Idempotency-Key", min_length=1, max_length=255,
+            alias="Idempotency-Key", min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$",
             description="재시도 안전 키: the same key and body within 24 h publish once.")] = None,
     ) -> Any:
-        raw, body = await _read_json(request, context.ingest.api_max_body_bytes)
-        event = event_from_body(raw, body, key)
+        raw = await _read_json(request)
+        event = event_from_body(raw, key)
         if idempotency_key:
             replay, event = await _reserve(context, key, idempotency_key, raw, event)
             if replay is not None:
@@ -550,7 +581,8 @@ def ingest_router(context: IngestContext) -> APIRouter:
                     "other departments.",
         responses={**_AUTH_RESPONSES, 404: {"model": Problem, "description": "No such event of this department"}},
     )
-    async def get_event(event_id: Annotated[str, Path(max_length=200)], key: EventsKey) -> EventDeliveries:
+    async def get_event(event_id: Annotated[str, Path(max_length=200, pattern=NO_NUL)],
+                        key: EventsKey) -> EventDeliveries:
         store = context.require_store()
         row = await db.published_event(store, event_id, key.department)
         if row is None:
@@ -569,14 +601,14 @@ def ingest_router(context: IngestContext) -> APIRouter:
             raise HTTPException(501, "no resident directory is configured for the ingest API")
         return context.preferences
 
-    ResidentId = Annotated[str, Path(min_length=1, max_length=64, examples=["R-0001"])]
+    ResidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL, examples=["R-0001"])]
 
     @router.get(
         "/residents/{resident_id}/preferences", response_model=Preferences, tags=["residents"],
         summary="수신 설정 조회 (a resident's preferences)",
         description="Channels in order of preference, locale, consents, opt-out and quiet hours. "
                     "Needs a key with the `residents` scope.",
-        responses={**_AUTH_RESPONSES, 404: {"model": Problem, "description": "Unknown resident"}},
+        responses={**_AUTH_RESPONSES, **_NO_DIRECTORY, 404: {"model": Problem, "description": "Unknown resident"}},
     )
     async def get_preferences(resident_id: ResidentId, key: ResidentsKey) -> Any:
         prefs = await backend().get(resident_id)
@@ -589,8 +621,8 @@ def ingest_router(context: IngestContext) -> APIRouter:
         summary="수신 설정 변경 (replace a resident's preferences)",
         description="Replaces the preferences as a whole. An opt-out (`opted_out: true`) takes effect at once, "
                     "also for notices already queued. 수신 거부는 즉시 적용됩니다.",
-        responses={**_AUTH_RESPONSES, 404: {"model": Problem, "description": "Unknown resident"},
-                   400: {"model": Problem, "description": "The body cannot be read (e.g. bytes that are not UTF-8)"}},
+        responses={**_AUTH_RESPONSES, **_BODY_RESPONSES, **_NO_DIRECTORY,
+                   404: {"model": Problem, "description": "Unknown resident"}},
     )
     async def put_preferences(resident_id: ResidentId, prefs: Preferences, key: ResidentsKey) -> Any:
         try:

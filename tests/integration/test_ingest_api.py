@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hub.api.body import MAX_DEPTH, MAX_NUMBER_CHARS
 from hub.api.ingest import InMemoryPreferences, create_ingest_app
 from hub.client import AsyncHubClient, HubClientError
 from hub.events import parse_kafka_message, sample_data
@@ -19,6 +20,7 @@ from hub.store import ingest as db
 from hub.topics import Topics
 from tests.conftest import read_topic, wait_for
 from tests.http_server import serve_app
+from tests.kafka_events import published_events
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +30,7 @@ WATER = "water.bill.issued.v1"
 
 @pytest.fixture
 async def tokens(settings: Settings) -> AsyncIterator[dict[str, str]]:
-    """Keys of two departments, one revoked key, one key with the residents scope only."""
+    """Keys of two departments, one revoked key, one key with the residents scope only, one with both scopes."""
     store = Store(settings.database_url)
     await store.init()
     try:
@@ -39,7 +41,9 @@ async def tokens(settings: Settings) -> AsyncIterator[dict[str, str]]:
                                                    scopes=["events"])
         await db.revoke_key(store, revoked_key.key_id)
         _, platform = await db.create_key(store, department="platform", type_patterns=[], scopes=["residents"])
-        yield {"sanitation": sanitation, "water": water, "revoked": revoked, "platform": platform}
+        _, full = await db.create_key(store, department="sanitation", type_patterns=["waste.*"],
+                                      scopes=["events", "residents"])
+        yield {"sanitation": sanitation, "water": water, "revoked": revoked, "platform": platform, "full": full}
     finally:
         await store.close()
 
@@ -239,6 +243,118 @@ async def test_an_event_id_of_another_department_is_409(http: httpx.AsyncClient,
                              headers=bearer(tokens["water"]))
     assert first.status_code == 202
     assert second.status_code == 409
+
+
+# --------------------------------------------------------------------------- hostile bodies (issue 10, section 4)
+
+
+def _reason(response: httpx.Response) -> str:
+    detail = response.json()["detail"]
+    return detail if isinstance(detail, str) else " ".join(e["msg"] for e in detail)
+
+
+async def test_a_body_nested_100000_deep_is_422_with_the_reason(settings: Settings, http: httpx.AsyncClient,
+                                                                tokens: dict[str, str]) -> None:
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"type": "' + WASTE.encode() + b'", "data": '
+                 + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001):
+        response = await http.post("/v1/events", content=body,
+                                   headers={**bearer(tokens["sanitation"]), "content-type": "application/json"})
+        assert response.status_code == 422, response.text
+        assert f"at most {MAX_DEPTH} levels" in _reason(response)
+    assert await published_events(settings) == []
+
+
+async def test_an_integer_of_5000_digits_is_422_with_the_reason(settings: Settings, http: httpx.AsyncClient,
+                                                                tokens: dict[str, str]) -> None:
+    body = json.dumps({"type": WASTE, "data": {**sample_data(WASTE), "fee_won": "FEE"}}).encode()
+    response = await http.post("/v1/events", content=body.replace(b'"FEE"', b"9" * 5_000),
+                               headers={**bearer(tokens["sanitation"]), "content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert f"at most {MAX_NUMBER_CHARS}" in _reason(response)
+    assert await published_events(settings) == []
+
+
+@pytest.mark.parametrize("source", [
+    "/departments/sanitation/../water", "/departments/sanitation/./../water", "/departments/sanitation/%2e%2e/water",
+    "/departments/sanitation/%2E%2E%2Fwater", "/departments/sanitation/%252e%252e/water",
+    "/departments/sanitation/..%5cwater", "/departments/sanitation\\..\\water",
+    "/departments/sanitation/\uff0e\uff0e/water", "/departments/sanitation//water", "/departments/sanitation/",
+    "/departments/sanitationx", "/departments/sanitation-x/billing", "/departments/Sanitation",
+    "departments/sanitation", "/departments/sanitation?as=water", "/departments/sanitation#water",
+])  # fmt: skip
+async def test_a_source_outside_the_departments_own_path_is_refused_and_not_published(
+        settings: Settings, http: httpx.AsyncClient, tokens: dict[str, str], source: str) -> None:
+    event = {"specversion": "1.0", "id": "e-path", "source": source, "type": WASTE, "data": sample_data(WASTE)}
+    response = await http.post("/v1/events", json=event, headers=bearer(tokens["sanitation"]))
+
+    assert response.status_code in (403, 422), response.text
+    assert "source" in _reason(response)
+    assert await published_events(settings) == []
+
+
+async def test_a_body_over_the_limit_is_refused_while_it_streams_in(settings: Settings,
+                                                                   tokens: dict[str, str]) -> None:
+    """Every route that takes a body, 40 MB sent chunked, with a Content-Length that lies, and with an honest
+    one: the app pulls at most one chunk past the limit (none for the honest one), so memory is bounded by
+    the limit, not by the body. Counted at the sender: the bytes the app pulled from a generator."""
+    from fastapi.routing import iter_route_contexts
+
+    chunk, total = 64 * 1024, 40 * 1024 * 1024
+    app = create_ingest_app(settings, preferences=InMemoryPreferences({"R-0001": {}}))
+    limit = app.state.ingest.ingest.api_max_body_bytes
+    routes = [(m, c.path.replace("{resident_id}", "R-0001")) for c in iter_route_contexts(app.routes)
+              for m in (c.methods or set()) & {"POST", "PUT", "PATCH"}]
+    assert len(routes) >= 2, routes
+    pulled = 0
+
+    async def forty_megabytes() -> AsyncIterator[bytes]:
+        nonlocal pulled
+        while pulled < total:
+            pulled += chunk
+            yield b" " * chunk
+
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hub", timeout=60) as client:
+        for method, path in routes:
+            for declared, bound in ((None, limit + chunk), ("100", limit + chunk), (str(total), 0)):
+                pulled = 0
+                headers = {**bearer(tokens["full"]), "content-type": "application/json",
+                           **({"content-length": declared} if declared else {})}
+                response = await client.request(method, path, content=forty_megabytes(), headers=headers)
+                where = f"{method} {path}, Content-Length {declared}"
+                assert response.status_code == 413, f"{where}: {response.status_code} {response.text[:200]}"
+                assert f"larger than {limit} bytes" in response.json()["detail"], where
+                assert pulled <= bound, f"{where}: pulled {pulled} bytes, limit {limit}"
+        declared = {(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m, op in ops.items()
+                    if "413" in op["responses"]}
+        assert {(m, r.replace("R-0001", "{resident_id}")) for m, r in routes} <= declared
+    assert await published_events(settings) == []
+
+
+async def test_nul_in_a_path_header_or_body_is_422_on_postgresql_too(store_url: str, settings: Settings) -> None:
+    """U+0000 cannot be stored by PostgreSQL: refused before any query, not a 503 from the store."""
+    settings = settings.model_copy(update={"database_url": store_url})
+    store = Store(store_url)
+    await store.init()
+    try:
+        _, token = await db.create_key(store, department="sanitation", type_patterns=["waste.*"],
+                                       scopes=["events", "residents"])
+    finally:
+        await store.close()
+    app = create_ingest_app(settings, preferences=InMemoryPreferences({"R-0001": {}}))
+    event = {"type": WASTE, "data": sample_data(WASTE)}
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hub") as client:
+        answers = {
+            "event id in the path": await client.get("/v1/events/a%00b", headers=bearer(token)),
+            "resident id in the path": await client.get("/v1/residents/a%00b/preferences", headers=bearer(token)),
+            "Idempotency-Key": await client.post("/v1/events", json=event,
+                                                 headers={**bearer(token), "Idempotency-Key": "k\x00"}),
+            "event id": await client.post("/v1/events", json={**event, "id": "a\u0000b"}, headers=bearer(token)),
+            "subject": await client.post("/v1/events", json={**event, "subject": "\u0000"}, headers=bearer(token)),
+        }
+    assert {what: r.status_code for what, r in answers.items()} == dict.fromkeys(answers, 422)
+    assert await published_events(settings) == []
 
 
 # --------------------------------------------------------------------------- reading back
