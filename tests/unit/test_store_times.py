@@ -6,7 +6,7 @@ KST wall-clock digits and compared with UTC ones, and went out 9 hours late."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -24,14 +24,10 @@ from hub.residents import Consents, QuietHours, Resident
 from hub.store import Store
 from hub.store.models import Base
 from hub.times import KST
+from tests.property.strategies import any_zones as ZONES
 
 EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
-# any fixed offset to the minute (odd ones too: +05:30, -03:17), the named ones, and zones with daylight saving
-FIXED = st.sampled_from([UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-5)),
-                         timezone(timedelta(hours=5, minutes=30))])
-OFFSETS = st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
-ZONES = st.one_of(FIXED, OFFSETS, st.timezones())
 instants = st.builds(lambda d, tz: d.replace(tzinfo=tz),
                      st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)), ZONES)
 near_instants = st.builds(lambda d, tz: d.replace(tzinfo=tz),

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from datetime import UTC, datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,10 @@ from hub.errors import NaiveDatetimeError
 from hub.rendering import SmsContent
 from hub.residents import QuietHours, Resident
 from hub.times import KST, as_utc, kst, kst_from_iso
+from tests.property.strategies import any_zones as ZONES
+from tests.property.strategies import offsets as OFFSETS
 
 HUB = Path(__file__).resolve().parents[2] / "hub"
-OFFSETS = st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
-ZONES = st.one_of(OFFSETS, st.timezones())
 _dates = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1))
 instants = st.builds(lambda d, tz: d.replace(tzinfo=tz), _dates, ZONES)
 # RFC 3339 offsets are whole minutes (a zone's local mean time of 1912, -00:16:08, is not one)
