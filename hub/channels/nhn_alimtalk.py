@@ -88,7 +88,7 @@ from hub.channels.base import MAX_INLINE_WAITS, DeliveryResult
 from hub.delivery import DeliveryRequest
 from hub.errors import ChannelError, PermanentError, TransientError
 from hub.rendering import KakaoContent
-from hub.times import KST
+from hub.times import KST, as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -207,9 +207,8 @@ def _minute(at: datetime) -> datetime:
 def list_windows(since: datetime, now: datetime) -> list[tuple[str, str]]:
     """(startRequestDate, endRequestDate) pairs, Korean time to the minute, that cover `since` to `now` (each
     widened by LIST_WINDOW_MARGIN, the start never older than 90 days), each at most 30 days long.
-    A naive datetime is UTC. `since` older than 90 days is a ValueError: the gateway no longer lists it."""
-    since = since if since.tzinfo else since.replace(tzinfo=UTC)
-    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    A naive datetime raises. `since` older than 90 days is a ValueError: the gateway no longer lists it."""
+    since, now = as_utc(since), as_utc(now)
     if since < now - LIST_RETENTION:
         raise ValueError(f"the message list query covers the last {LIST_RETENTION.days} days, not since {since}")
     oldest = _minute((now - LIST_RETENTION).astimezone(KST)) + timedelta(minutes=1)

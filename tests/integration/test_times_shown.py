@@ -105,3 +105,42 @@ async def test_hub_keys_list_shows_kst_dates(settings: Settings) -> None:
         await store.close()
     table = cli(settings, "keys", "list").stdout
     assert f"{key.created_at.astimezone(KST):%Y-%m-%d} KST" in table, table
+
+
+async def test_the_ingest_api_answers_instants_with_their_offset(settings: Settings) -> None:
+    """GET /v1/events/{id}: `published_at` and every outcome's `at` are ISO 8601 with an offset, the instants
+    the store holds (written here in several offsets)."""
+    import httpx
+
+    from hub.api.ingest import create_ingest_app
+    from hub.events import sample_data
+    from hub.store import ingest as db
+    from tests.http_server import serve_app
+
+    store = Store(settings.database_url)
+    await store.init()
+    try:
+        _, token = await db.create_key(store, department="sanitation", type_patterns=["waste.*"], scopes=["events"])
+    finally:
+        await store.close()
+    written = instants(6, random.SystemRandom().getrandbits(32))
+    auth = {"Authorization": f"Bearer {token}"}
+    event_type = "waste.large_item.received.v1"
+    with serve_app(create_ingest_app(settings)) as url:
+        async with httpx.AsyncClient(base_url=url, headers=auth, timeout=30) as http:
+            accepted = await http.post("/v1/events", json={"type": event_type, "data": sample_data(event_type),
+                                                           "time": "2026-11-24T22:30:00+05:30"})
+            assert accepted.status_code == 202, accepted.text
+            event_id = accepted.json()["id"]
+            store = Store(settings.database_url)
+            try:
+                await store.log([DeliveryStatus(delivery_id=f"d-{i}", event_id=event_id, event_type=event_type,
+                                                resident_id="R-1", channel="sms", state="sent", at=at)
+                                 for i, at in enumerate(written)])
+            finally:
+                await store.close()
+            answer = (await http.get(f"/v1/events/{event_id}")).json()
+    published = datetime.fromisoformat(answer["published_at"])
+    assert published.utcoffset() is not None
+    got = [datetime.fromisoformat(d["at"]) for d in answer["deliveries"]]
+    assert got == written and all(at.utcoffset() is not None for at in got)
