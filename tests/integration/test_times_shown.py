@@ -94,15 +94,20 @@ async def test_hub_dlq_list_shows_when_a_record_failed_in_kst(settings: Settings
         failed_at, datetime(2026, 11, 24, 18, 30, 0, 500000, tzinfo=UTC)]
 
 
-async def test_hub_keys_list_shows_kst_dates(settings: Settings) -> None:
+async def new_key(settings: Settings) -> tuple[Any, str]:
+    """A sanitation department key (`waste.*`) in the store: its record and its token."""
     from hub.store import ingest as db
 
     store = Store(settings.database_url)
     await store.init()
     try:
-        key, _ = await db.create_key(store, department="sanitation", type_patterns=["waste.*"], scopes=["events"])
+        return await db.create_key(store, department="sanitation", type_patterns=["waste.*"], scopes=["events"])
     finally:
         await store.close()
+
+
+async def test_hub_keys_list_shows_kst_dates(settings: Settings) -> None:
+    key, _ = await new_key(settings)
     table = cli(settings, "keys", "list").stdout
     assert f"{key.created_at.astimezone(KST):%Y-%m-%d} KST" in table, table
 
@@ -114,15 +119,9 @@ async def test_the_ingest_api_answers_instants_with_their_offset(settings: Setti
 
     from hub.api.ingest import create_ingest_app
     from hub.events import sample_data
-    from hub.store import ingest as db
     from tests.http_server import serve_app
 
-    store = Store(settings.database_url)
-    await store.init()
-    try:
-        _, token = await db.create_key(store, department="sanitation", type_patterns=["waste.*"], scopes=["events"])
-    finally:
-        await store.close()
+    _, token = await new_key(settings)
     written = instants(6, random.SystemRandom().getrandbits(32))
     auth = {"Authorization": f"Bearer {token}"}
     event_type = "waste.large_item.received.v1"
