@@ -48,11 +48,12 @@ class QuietHours(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _kst_time_of_day(cls, value: time) -> time:
-        """Quiet hours are KST times of day, compared with the clock read in KST: one written with an offset
-        becomes the KST time it names (KST has no daylight saving, so that is the same every day)."""
-        if value.utcoffset() is None:
-            return value
-        return datetime.combine(date(2026, 1, 1), value).astimezone(KST).time()
+        """Quiet hours are KST times of day to the second (as the store keeps them), compared with the clock
+        read in KST: one written with an offset becomes the KST time it names (KST has no daylight saving, so
+        that is the same every day)."""
+        if value.utcoffset() is not None:
+            value = datetime.combine(date(2026, 1, 1), value).astimezone(KST).time()
+        return value.replace(microsecond=0, tzinfo=None)
 
     @model_validator(mode="after")
     def _a_window(self) -> QuietHours:

@@ -25,6 +25,7 @@ from hub.store import Store
 from hub.store.models import Base
 from hub.times import KST
 from tests.property.strategies import any_zones as ZONES
+from tests.property.strategies import offsets as OFFSETS
 
 EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -101,6 +102,21 @@ async def test_a_naive_datetime_raises(store: Store, table: Table, name: str) ->
     with pytest.raises(sa_exc.StatementError):  # in a comparison too
         async with store.sessions() as session:
             await session.execute(select(table).where(table.c[name] <= naive))
+
+
+@EXAMPLES
+@given(start=st.times(timezones=st.none() | OFFSETS), end=st.times(timezones=st.none() | OFFSETS))
+async def test_any_quiet_hours_a_resident_may_have_are_kept_as_given(store: Store, start: time, end: time) -> None:
+    """Quiet hours are times of day, not instants; whatever the model accepts (fractions of a second, an
+    offset) the store keeps and gives back (a value too long for the column once rewound the directory
+    consumer for ever on PostgreSQL)."""
+    try:
+        quiet = QuietHours(start=start, end=end)
+    except ValueError:
+        assume(False)
+    rid = f"R-{uuid.uuid4().hex[:8]}"
+    await store.upsert_residents([Resident(resident_id=rid, quiet_hours=quiet)], datetime.now(UTC))
+    assert (await store.residents([rid]))[rid].quiet_hours == quiet
 
 
 # --------------------------------------------------------------------------- held by the rules, released on time
