@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
-from zoneinfo import ZoneInfo
 
 from hub.events import Channel, Recipient
+from hub.times import KST, kst
 
 if TYPE_CHECKING:
     from hub.residents import Resident
@@ -31,7 +31,6 @@ def choose_channel(recipient: Recipient, available: Sequence[str], default_order
 
 # --------------------------------------------------------------------------- the rules (정보통신망법 제50조 and residents' choices)
 
-KST = ZoneInfo("Asia/Seoul")
 NIGHT_START, NIGHT_END = time(21, 0), time(8, 0)
 
 RULES: dict[str, str] = {
@@ -59,7 +58,7 @@ class Decision:
     @property
     def reason(self) -> str:
         text = RULES.get(self.rule, self.rule)
-        return f"{text}; until {self.until.astimezone(KST):%Y-%m-%d %H:%M} KST" if self.until else text
+        return f"{text}; until {kst(self.until)}" if self.until else text
 
 
 def in_window(t: time, start: time, end: time) -> bool:
@@ -70,7 +69,7 @@ def in_window(t: time, start: time, end: time) -> bool:
 def window_end(at: datetime, start: time, end: time) -> datetime:
     """The first moment at or after `at` (in KST) that is outside the window [start, end)."""
     local = at.astimezone(KST)
-    candidate = local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0)
+    candidate = local.replace(hour=end.hour, minute=end.minute, second=end.second, microsecond=end.microsecond)
     if candidate <= local:
         candidate += timedelta(days=1)
     return candidate

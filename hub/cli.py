@@ -255,9 +255,11 @@ def deliveries(
                 "delivery_id": r.delivery_id, "reason": redact(r.reason or ""),
             }, ensure_ascii=False))
         return
-    table = Table("at (UTC)", "event", "resident", "channel", "state", "attempt", "provider", "to", "reason")
+    from hub.times import kst
+
+    table = Table("at", "event", "resident", "channel", "state", "attempt", "provider", "to", "reason")
     for r in rows:
-        table.add_row(r.at.strftime("%Y-%m-%d %H:%M:%S"), r.event_id, r.resident_id, r.channel or "-", r.state,
+        table.add_row(kst(r.at, "%Y-%m-%d %H:%M:%S"), r.event_id, r.resident_id, r.channel or "-", r.state,
                       str(r.attempt), r.provider or "", r.to_masked, redact(r.reason or ""))
     console.print(table if rows else "no deliveries recorded")
 
@@ -339,8 +341,8 @@ def why(
 ) -> None:
     """Why did (or didn't) this resident get this notice? One screen: the directory entry, every outcome and
     the rule that decided it, any held delivery."""
-    from hub.audience import KST
     from hub.store import Store
+    from hub.times import kst
 
     async def gather() -> tuple[Any, list[Any], list[Any]]:
         store = Store(Settings().database_url)
@@ -370,18 +372,19 @@ def why(
                       "target this resident")
         raise typer.Exit(1)
     for r in history:
-        at = r.at.astimezone(KST) if r.at.tzinfo else r.at
-        console.print(f"{at:%m-%d %H:%M:%S}  {r.channel or '-':5}  {r.state:13} attempt {r.attempt}"
+        console.print(f"{kst(r.at, '%m-%d %H:%M:%S')}  {r.channel or '-':5}  {r.state:13} attempt {r.attempt}"
                       + (f"  rule {r.rule}" if r.rule else "") + f"  {redact(r.reason or '')}",
                       markup=False, highlight=False, soft_wrap=True)
     for h in held:
-        console.print(f"held: {h.channel} until {h.due_at.astimezone(KST):%Y-%m-%d %H:%M} KST by rule {h.rule} "
-                      f"({h.state})", markup=False, highlight=False, soft_wrap=True)
+        released = f" at {kst(h.claimed_at)}" if h.state == "released" and h.claimed_at else ""
+        console.print(f"held: {h.channel} until {kst(h.due_at)} by rule {h.rule} ({h.state}{released})",
+                      markup=False, highlight=False, soft_wrap=True)
     console.print(f"[bold]verdict[/]: {_verdict(history, held)}", soft_wrap=True)
 
 
 def _verdict(history: list[Any], held: list[Any]) -> str:
-    from hub.audience import KST, RULES
+    from hub.audience import RULES
+    from hub.times import kst
 
     def explain(rule: str | None) -> str:
         return f"rule {rule}: {RULES.get(rule, rule)}" if rule else ""
@@ -393,15 +396,15 @@ def _verdict(history: list[Any], held: list[Any]) -> str:
     if sent:
         first = sent[0]
         how = "AlimTalk failed, the SMS rendition was sent" if first.state == "fallback" else f"delivered by {first.channel}"
-        at = first.at.astimezone(KST) if first.at.tzinfo else first.at
-        after = f" after being held by {explain(held_by)}" if held_by else ""
-        return f"{how} at {at:%Y-%m-%d %H:%M} KST{after}.{repeats}"
+        until = next((f" until {kst(h.due_at)}" for h in held if h.rule == held_by), "")
+        after = f" after being held{until} by {explain(held_by)}" if held_by else ""
+        return f"{how} at {kst(first.at)}{after}.{repeats}"
     suppressed = [r for r in history if r.state == "suppressed"]
     if suppressed:
         return f"not sent - {explain(suppressed[-1].rule)}.{repeats}"
     pending = [h for h in held if h.state != "released"]
     if pending:
-        return f"held until {pending[0].due_at.astimezone(KST):%Y-%m-%d %H:%M} KST - {explain(pending[0].rule)}."
+        return f"held until {kst(pending[0].due_at)} - {explain(pending[0].rule)}."
     last = history[-1] if history else None
     if last is None:
         return "nothing decided yet"
@@ -437,6 +440,7 @@ def dlq_list(
     """What is in the dead-letter topic: where each record came from and why it failed."""
     from hub.consumers.dlq import read_dead_letters
     from hub.masking import redact
+    from hub.times import kst_from_iso
 
     letters = _select(asyncio.run(read_dead_letters(Settings())), None, stage, error_class, event)
     if as_json:
@@ -449,8 +453,8 @@ def dlq_list(
         return
     table = Table("ref", "failed at", "stage", "event", "error", "reason")
     for d in letters:
-        table.add_row(d.ref, d.headers.get("dlq_failed_at", "")[:19], d.stage, d.event_id or "-", d.error_class,
-                      redact(d.reason)[:160])
+        failed_at = kst_from_iso(d.headers.get("dlq_failed_at", ""), "%Y-%m-%d %H:%M:%S")
+        table.add_row(d.ref, failed_at, d.stage, d.event_id or "-", d.error_class, redact(d.reason)[:160])
     console.print(table if letters else "the dead-letter topic is empty")
 
 
@@ -538,6 +542,7 @@ def keys_create(
 def keys_list(as_json: Annotated[bool, typer.Option("--json", help="one JSON object per key")] = False) -> None:
     """Every key: id, department, types, scopes, created, revoked (never the key itself)."""
     from hub.store import ingest as db
+    from hub.times import kst
 
     keys = _with_store(db.list_keys)
     if as_json:
@@ -553,8 +558,7 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="one JSON obj
         column.no_wrap = True
     for k in keys:
         table.add_row(k.key_id, k.department, ", ".join(k.type_patterns), ", ".join(k.scopes),
-                      k.created_at.strftime("%Y-%m-%d"),
-                      k.revoked_at.strftime("%Y-%m-%d") if k.revoked_at else "")
+                      kst(k.created_at, "%Y-%m-%d"), kst(k.revoked_at, "%Y-%m-%d") if k.revoked_at else "")
     console.print(table if keys else "no API keys")
 
 
@@ -562,12 +566,13 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="one JSON obj
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id (hub keys list)")]) -> None:
     """Revoke a key: refused with 401 from the next request on."""
     from hub.store import ingest as db
+    from hub.times import kst
 
     key = _with_store(lambda store: db.revoke_key(store, key_id))
     if key is None:
         err.print(f"[red]no key {key_id!r}[/]")
         raise typer.Exit(1)
-    console.print(f"revoked {key.key_id} ({key.department}) at {key.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+    console.print(f"revoked {key.key_id} ({key.department}) at {kst(key.revoked_at, '%Y-%m-%d %H:%M:%S')}")
 
 
 @app.command("api")

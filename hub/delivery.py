@@ -5,23 +5,19 @@ read it with any CloudEvents SDK."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from hub.events import Channel
 from hub.masking import mask_address
 from hub.rendering import RenderedMessage, SmsContent
+from hub.times import utcnow
 
 DeliveryState = Literal[
     "sent", "delivered", "failed", "fallback", "deduplicated", "suppressed", "deferred", "retried", "dead-lettered"
 ]
 STATUS_EVENT_TYPE = "hub.delivery.status.v1"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class DeliveryRequest(BaseModel):
@@ -34,7 +30,7 @@ class DeliveryRequest(BaseModel):
     event_id: str
     event_type: str
     event_source: str
-    event_time: datetime | None = None
+    event_time: AwareDatetime | None = None
     resident_id: str
     channel: Channel
     to: str = Field(description="Phone number or e-mail address (personal data: never logged).")
@@ -43,7 +39,7 @@ class DeliveryRequest(BaseModel):
     fallback: SmsContent | None = Field(default=None, description="SMS/LMS rendition for 대체발송.")
     advertising: bool = False
     urgent: bool = False
-    requested_at: datetime = Field(default_factory=utcnow)
+    requested_at: AwareDatetime = Field(default_factory=utcnow)
 
     @property
     def masked_to(self) -> str:
@@ -74,7 +70,7 @@ class DeliveryStatus(BaseModel):
     provider: str | None = None
     provider_ref: str | None = None
     attempt: int = 1
-    at: datetime = Field(default_factory=utcnow)
+    at: AwareDatetime = Field(default_factory=utcnow)
     latency_s: float | None = Field(
         default=None, description="Event time to gateway accepted, in seconds (sent and fallback outcomes)."
     )

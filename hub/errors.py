@@ -78,3 +78,7 @@ class StoreError(HubError):
     """Raised when the store cannot be reached or written: the work is not recorded and must be redone."""
 
     retriable = True
+
+
+class NaiveDatetimeError(HubError, TypeError):
+    """Raised when a datetime without a UTC offset reaches the store or a time shown to a person: a bug."""

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
 from jinja2.exceptions import SecurityError
@@ -29,12 +28,12 @@ from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.errors import RenderError
+from hub.times import KST
 
 if TYPE_CHECKING:
     from hub.events import Channel, DomainEvent, Recipient
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
-KST = ZoneInfo("Asia/Seoul")
 
 SMS_MAX_BYTES = 90
 LMS_MAX_BYTES = 2000

@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from datetime import time
+from datetime import date, datetime, time
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hub.events import DISTRICTS, Channel, Id, Recipient
+from hub.times import KST
 
 RESIDENT_EVENT_TYPES = (
     "resident.registered.v1",
@@ -43,6 +44,16 @@ class QuietHours(BaseModel):
 
     start: time
     end: time
+
+    @field_validator("start", "end")
+    @classmethod
+    def _kst_time_of_day(cls, value: time) -> time:
+        """Quiet hours are KST times of day to the second (as the store keeps them), compared with the clock
+        read in KST: one written with an offset becomes the KST time it names (KST has no daylight saving, so
+        that is the same every day)."""
+        if value.utcoffset() is not None:
+            value = datetime.combine(date(2026, 1, 1), value).astimezone(KST).time()
+        return value.replace(microsecond=0, tzinfo=None)
 
     @model_validator(mode="after")
     def _a_window(self) -> QuietHours:

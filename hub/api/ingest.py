@@ -590,8 +590,8 @@ def ingest_router(context: IngestContext) -> APIRouter:
         history = await store.history(event_id=event_id)
         return EventDeliveries(
             id=row.event_id, type=row.event_type, topic=row.topic, partition=row.kafka_partition,
-            offset=row.kafka_offset, published_at=db.as_utc(row.published_at) if row.published_at else None,
-            deliveries=[Delivery(at=db.as_utc(h.at), state=h.state, channel=h.channel, resident_id=h.resident_id,
+            offset=row.kafka_offset, published_at=row.published_at,
+            deliveries=[Delivery(at=h.at, state=h.state, channel=h.channel, resident_id=h.resident_id,
                                  to=h.to_masked, attempt=h.attempt, provider=h.provider,
                                  reason=redact(h.reason) if h.reason else None) for h in history],
         )

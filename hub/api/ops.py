@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from hub.masking import redact
 from hub.store.models import DeliveryLogRow
+from hub.times import as_utc
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -31,12 +32,10 @@ UNKNOWN_MEMBER_ID = ""  # aiokafka's JoinGroupRequest.UNKNOWN_MEMBER_ID
 
 
 def _iso(ts: float | datetime | None) -> str | None:
+    """An instant for the JSON: ISO 8601 in UTC, with its offset (the page shows it in KST)."""
     if ts is None:
         return None
-    when = ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).isoformat(timespec="seconds")
+    return as_utc(ts if isinstance(ts, datetime) else datetime.fromtimestamp(ts, UTC)).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------- readiness

@@ -77,7 +77,7 @@ import json
 import logging
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlencode
 
@@ -88,6 +88,7 @@ from hub.channels.base import MAX_INLINE_WAITS, DeliveryResult
 from hub.delivery import DeliveryRequest
 from hub.errors import ChannelError, PermanentError, TransientError
 from hub.rendering import KakaoContent
+from hub.times import KST, as_utc
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,6 @@ REF_SEPARATOR = "#"
 GROUPING_KEY_CHARS = 100  # recipientGroupingKey: "수신자 그룹핑 키(최대 100자)"
 
 # The message list query (메시지 리스트 조회), as documented
-KST = timezone(timedelta(hours=9), "KST")
 LIST_DATE_FORMAT = "%Y-%m-%d %H:%M"  # "yyyy-MM-dd HH:mm"
 LIST_PAGE_SIZE = 1000  # pageSize "조회 건수(Default: 15, Max: 1000)"
 LIST_MAX_RANGE = timedelta(days=30)  # "발송 요청 일시의 범위는 최대 30일입니다."
@@ -207,9 +207,8 @@ def _minute(at: datetime) -> datetime:
 def list_windows(since: datetime, now: datetime) -> list[tuple[str, str]]:
     """(startRequestDate, endRequestDate) pairs, Korean time to the minute, that cover `since` to `now` (each
     widened by LIST_WINDOW_MARGIN, the start never older than 90 days), each at most 30 days long.
-    A naive datetime is UTC. `since` older than 90 days is a ValueError: the gateway no longer lists it."""
-    since = since if since.tzinfo else since.replace(tzinfo=UTC)
-    now = now if now.tzinfo else now.replace(tzinfo=UTC)
+    A naive datetime raises. `since` older than 90 days is a ValueError: the gateway no longer lists it."""
+    since, now = as_utc(since), as_utc(now)
     if since < now - LIST_RETENTION:
         raise ValueError(f"the message list query covers the last {LIST_RETENTION.days} days, not since {since}")
     oldest = _minute((now - LIST_RETENTION).astimezone(KST)) + timedelta(minutes=1)

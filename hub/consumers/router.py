@@ -268,14 +268,13 @@ class RouterConsumer:
             await asyncio.gather(*futures)
             futures.clear()
 
-    @staticmethod
-    def _outcome(event: DomainEvent, recipient: Recipient, state: str, rule: str, reason: str,
+    def _outcome(self, event: DomainEvent, recipient: Recipient, state: str, rule: str, reason: str,
                  request: DeliveryRequest | None = None) -> DeliveryStatus:
         return DeliveryStatus(
             delivery_id=request.delivery_id if request else None, event_id=event.envelope.id,
             event_type=event.envelope.type, resident_id=recipient.resident_id,
             channel=request.channel if request else None, state=state,  # type: ignore[arg-type]
-            to_masked=request.masked_to if request else "", reason=reason, rule=rule,
+            to_masked=request.masked_to if request else "", reason=reason, rule=rule, at=self.clock(),
         )
 
 

@@ -494,5 +494,5 @@ class SenderConsumer:
             delivery_id=r.delivery_id, event_id=r.event_id, event_type=r.event_type, resident_id=r.resident_id,
             channel=r.channel, state=state,  # type: ignore[arg-type]
             to_masked=r.masked_to, reason=reason, rule=rule, provider=provider or self.adapter.provider,
-            provider_ref=provider_ref, attempt=work.attempt, latency_s=latency,
+            provider_ref=provider_ref, attempt=work.attempt, latency_s=latency, at=self.clock(),
         )

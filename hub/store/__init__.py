@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from hub.dedup import Claim
 from hub.delivery import DeliveryStatus
 from hub.errors import StoreError
 from hub.store.directory import DirectoryQueries
-from hub.store.models import Base, DeliveryLogRow, DeliveryRow, ScheduledRow, SenderRow
+from hub.store.models import Base, DeliveryLogRow, DeliveryRow, ScheduledRow, SenderRow, UtcDateTime
+from hub.times import utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ _CLOSE = (
     update(DeliveryRow)
     .where(DeliveryRow.delivery_id == bindparam("b_id"))
     .values(status=bindparam("b_status"), detail=bindparam("b_detail"), provider_ref=bindparam("b_ref"),
-            updated_at=bindparam("b_at"), sent_at=func.coalesce(bindparam("b_sent"), DeliveryRow.sent_at))
+            updated_at=bindparam("b_at", type_=UtcDateTime()),
+            sent_at=func.coalesce(bindparam("b_sent", type_=UtcDateTime()), DeliveryRow.sent_at))
 )
 _LOG_FIELDS = ("delivery_id", "event_id", "event_type", "resident_id", "channel", "state", "to_masked", "reason",
                "rule", "provider", "provider_ref", "attempt", "at")
@@ -47,15 +49,6 @@ CLAIMABLE_STATES = ("queued", "retrying", "dead-lettered")
 # a delivery in one of these states is done with (a dead letter until someone replays it): the retention purge
 # may remove it; queued, sending and retrying deliveries are never purged, whatever their age
 PURGEABLE_STATES = (*FINAL_STATES, "dead-lettered")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(at: datetime) -> datetime:
-    """SQLite gives back naive datetimes (stored in UTC)."""
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -119,7 +112,7 @@ class Store(DirectoryQueries):
         if not rows:
             return {}
         ids = [r.delivery_id for r in rows]
-        now = _now()
+        now = utcnow()
         async with self._translate(), self.sessions.begin() as session:
             done: dict[str, str] = dict((await session.execute(
                 select(DeliveryRow.delivery_id, DeliveryRow.status).where(
@@ -152,7 +145,7 @@ class Store(DirectoryQueries):
         ids = list(dict.fromkeys(r.delivery_id for r in rows))
         if not ids:
             return {}
-        now = _now()
+        now = utcnow()
         out: dict[str, Claim] = {}
         async with self._translate(), self.sessions.begin() as session:
             claimed = (await session.execute(
@@ -174,7 +167,7 @@ class Store(DirectoryQueries):
                 for i in rest:
                     if i in found:
                         status, by, at = found[i]
-                        busy = i in mine_in_flight if by == owner else by in alive and _aware(at) >= lease_start
+                        busy = i in mine_in_flight if by == owner else by in alive and at >= lease_start
                         out[i] = Claim.DONE if status != "sending" else Claim.BUSY if busy else Claim.IN_DOUBT
                 missing = [r for r in rows if r.delivery_id in set(rest) - found.keys()]
                 if missing:
@@ -212,7 +205,7 @@ class Store(DirectoryQueries):
     async def heartbeat(self, owner: str) -> None:
         """This sender process is alive (see `claim`)."""
         async with self._translate(), self.sessions.begin() as session:
-            stmt = self._insert(SenderRow).values(owner=owner, seen_at=_now())
+            stmt = self._insert(SenderRow).values(owner=owner, seen_at=utcnow())
             await session.execute(stmt.on_conflict_do_update(index_elements=["owner"],
                                                              set_={"seen_at": stmt.excluded.seen_at}))
 

@@ -13,24 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text, delete, select, update
+from sqlalchemy import BigInteger, Integer, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.apikeys import ApiKey, Scope, generate_token, hash_token, hashes_match
 from hub.store import Store
-from hub.store.models import Base
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything the hub writes is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-_aware = as_utc
+from hub.store.models import Base, UtcDateTime
+from hub.times import utcnow
 
 
 class ApiKeyRow(Base):
@@ -44,14 +33,14 @@ class ApiKeyRow(Base):
     key_prefix: Mapped[str] = mapped_column(String(16))
     type_patterns: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
     scopes: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
     def to_key(self) -> ApiKey:
         return ApiKey(
             key_id=self.key_id, department=self.department, type_patterns=tuple(json.loads(self.type_patterns)),
-            scopes=tuple(json.loads(self.scopes)), key_prefix=self.key_prefix, created_at=_aware(self.created_at),
-            revoked_at=_aware(self.revoked_at) if self.revoked_at else None,
+            scopes=tuple(json.loads(self.scopes)), key_prefix=self.key_prefix, created_at=self.created_at,
+            revoked_at=self.revoked_at,
         )
 
 
@@ -67,8 +56,8 @@ class IngestEventRow(Base):
     topic: Mapped[str | None] = mapped_column(String(250), nullable=True)
     kafka_partition: Mapped[int | None] = mapped_column(Integer, nullable=True)
     kafka_offset: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class IdempotencyRow(Base):
@@ -84,8 +73,8 @@ class IdempotencyRow(Base):
     state: Mapped[str] = mapped_column(String(10))  # pending | done
     response: Mapped[str | None] = mapped_column(Text, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 # --------------------------------------------------------------------------- keys
@@ -98,7 +87,7 @@ async def create_key(store: Store, *, department: str, type_patterns: list[str],
     row = ApiKeyRow(
         key_id=f"key_{secrets.token_hex(6)}", department=department, key_hash=hash_token(token),
         key_prefix=token[:12], type_patterns=json.dumps(type_patterns), scopes=json.dumps(scopes),
-        created_at=_now(),
+        created_at=utcnow(),
     )
     async with store._translate(), store.sessions.begin() as session:
         session.add(row)
@@ -126,7 +115,7 @@ async def revoke_key(store: Store, key_id: str) -> ApiKey | None:
     async with store._translate(), store.sessions.begin() as session:
         await session.execute(
             update(ApiKeyRow).where(ApiKeyRow.key_id == key_id, ApiKeyRow.revoked_at.is_(None))
-            .values(revoked_at=_now())
+            .values(revoked_at=utcnow())
         )
         row = await session.get(ApiKeyRow, key_id)
         return row.to_key() if row else None
@@ -140,7 +129,7 @@ async def claim_event_id(store: Store, event_id: str, *, department: str, event_
     async with store._translate(), store.sessions.begin() as session:
         await session.execute(
             store._insert(IngestEventRow).values(
-                event_id=event_id, department=department, key_id=key_id, event_type=event_type, created_at=_now(),
+                event_id=event_id, department=department, key_id=key_id, event_type=event_type, created_at=utcnow(),
             ).on_conflict_do_nothing(index_elements=["event_id"])
         )
         owner = await session.scalar(select(IngestEventRow.department).where(IngestEventRow.event_id == event_id))
@@ -152,7 +141,7 @@ async def record_publication(store: Store, event_id: str, *, topic: str, partiti
     async with store._translate(), store.sessions.begin() as session:
         await session.execute(
             update(IngestEventRow).where(IngestEventRow.event_id == event_id)
-            .values(topic=topic, kafka_partition=partition, kafka_offset=offset, published_at=_now())
+            .values(topic=topic, kafka_partition=partition, kafka_offset=offset, published_at=utcnow())
         )
 
 
@@ -190,7 +179,7 @@ async def claim_idempotency(store: Store, *, department: str, key: str, body_has
     A key is remembered for `ttl_s`. A `pending` reservation older than `pending_s` belongs to an attempt that
     died or failed (or whose broker acknowledgement never came): the next request with the same body takes it
     over and publishes the *stored* event again, same id, which the hub's own dedup makes harmless."""
-    now = now or _now()
+    now = now or utcnow()
     fresh = {"body_hash": body_hash, "event_id": event_id, "event_json": event_json, "state": "pending",
              "response": None, "created_at": now, "updated_at": now}
     where = (IdempotencyRow.department == department, IdempotencyRow.idempotency_key == key)
@@ -205,8 +194,8 @@ async def claim_idempotency(store: Store, *, department: str, key: str, body_has
         row = await session.scalar(select(IdempotencyRow).where(*where))
         if row is None:  # purged between the two statements: the caller may simply try again
             return IdempotencyClaim(Idempotency.IN_PROGRESS)
-        expired = _aware(row.created_at) < now - timedelta(seconds=ttl_s)
-        stale = row.state == "pending" and _aware(row.updated_at) <= now - timedelta(seconds=pending_s)
+        expired = row.created_at < now - timedelta(seconds=ttl_s)
+        stale = row.state == "pending" and row.updated_at <= now - timedelta(seconds=pending_s)
         if not expired:
             if row.body_hash != body_hash:
                 return IdempotencyClaim(Idempotency.MISMATCH)
@@ -232,7 +221,7 @@ async def complete_idempotency(store: Store, *, department: str, key: str, respo
         await session.execute(
             update(IdempotencyRow)
             .where(IdempotencyRow.department == department, IdempotencyRow.idempotency_key == key)
-            .values(state="done", response=json.dumps(response, ensure_ascii=False), updated_at=_now())
+            .values(state="done", response=json.dumps(response, ensure_ascii=False), updated_at=utcnow())
         )
 
 
@@ -258,7 +247,7 @@ async def release_idempotency(store: Store, *, department: str, key: str) -> Non
 
 async def purge_idempotency(store: Store, *, ttl_s: float, now: datetime | None = None) -> int:
     """Drop keys older than the retention; return how many."""
-    cutoff = (now or _now()) - timedelta(seconds=ttl_s)
+    cutoff = (now or utcnow()) - timedelta(seconds=ttl_s)
     async with store._translate(), store.sessions.begin() as session:
         result = await session.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < cutoff))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

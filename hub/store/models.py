@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from hub.times import as_utc
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An instant, the one column type for times: aware on the way in (naive raises), stored in UTC, aware UTC on
+    the way out, on every backend. SQLite keeps no offset (SQLAlchemy writes the wall-clock digits of whatever
+    offset it is given), so a value is taken to UTC before it is written or compared: then the stored text
+    sorts and compares as the instants do."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
-    pass
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime}  # a `Mapped[datetime]` column gets it even when not named
 
 
 class DeliveryRow(Base):
@@ -29,9 +50,9 @@ class DeliveryRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     detail: Mapped[str | None] = mapped_column(Text, nullable=True)
     provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class SenderRow(Base):
@@ -41,7 +62,7 @@ class SenderRow(Base):
     __tablename__ = "senders"
 
     owner: Mapped[str] = mapped_column(String(100), primary_key=True)
-    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class DeliveryLogRow(Base):
@@ -63,7 +84,7 @@ class DeliveryLogRow(Base):
     provider: Mapped[str | None] = mapped_column(String(50), nullable=True)
     provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ResidentRow(Base):
@@ -84,10 +105,10 @@ class ResidentRow(Base):
     consent_advertising: Mapped[bool] = mapped_column(Boolean, default=False)
     consent_advertising_night: Mapped[bool] = mapped_column(Boolean, default=False)
     opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
-    opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    opted_out_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     quiet_start: Mapped[str | None] = mapped_column(String(8), nullable=True)
     quiet_end: Mapped[str | None] = mapped_column(String(8), nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ScheduledRow(Base):
@@ -101,10 +122,10 @@ class ScheduledRow(Base):
     event_id: Mapped[str] = mapped_column(String(200), index=True)
     resident_id: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime())
     rule: Mapped[str] = mapped_column(String(50))
     request: Mapped[str] = mapped_column(Text)  # the DeliveryRequest JSON, released as it is
     state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, releasing, released
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())

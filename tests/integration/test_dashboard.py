@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import shutil
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,14 @@ import httpx
 import pytest
 
 from hub.settings import Settings
+from hub.times import kst
 from tests.conftest import _free_port, outbox_lines, wait_for
 from tests.integration.test_ops import people
 from tests.integration.test_pipeline import event_for, send_event
 
 pytestmark = pytest.mark.integration
 
+BROWSER_TZ = "America/New_York"  # an operator's browser anywhere: the page still shows KST
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--disable-dev-shm-usage")
@@ -39,7 +42,8 @@ async def dump_dom(url: str, profile: Path, *, budget_ms: int = 5000) -> str:
     """The page's DOM after its scripts ran for `budget_ms` of virtual time (fetches complete within it)."""
     proc = await asyncio.create_subprocess_exec(
         chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}",
-        "--dump-dom", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        "--dump-dom", url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "TZ": BROWSER_TZ})
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 90)
     except TimeoutError:
@@ -113,8 +117,8 @@ def figures(api: dict[str, Any]) -> dict[str, Any]:
         "partitions": {(g["group"], p["topic"], p["partition"]): (p["committed"], p["end"], p["lag"], p["status"])
                        for g in api["groups"] for p in g["partitions"]},
         "throughput": {k: sum(v) for k, v in api["throughput"]["series"].items()},
-        "latest": [(d["id"], d["event_id"], d["resident_id"], d["channel"] or "–", d["state"], d["to_masked"])
-                   for d in api["latest"]],
+        "latest": [(d["id"], kst(datetime.fromisoformat(d["at"]), "%Y-%m-%d %H:%M:%S"), d["event_id"],
+                    d["resident_id"], d["channel"] or "–", d["state"], d["to_masked"]) for d in api["latest"]],
     }
 
 
@@ -134,8 +138,9 @@ def shown(dom: Dom) -> dict[str, Any]:
                        for p in root.find(data_testid="partition")},
         "throughput": {n.attrs["data-testid"].removeprefix("throughput-total-"): number(n.text)
                        for n in _by_prefix(root, "throughput-total-")},
-        "latest": [(int(d.attrs["data-id"]), d.field("event_id"), d.field("resident_id"), d.field("channel"),
-                    d.field("state"), d.field("to_masked")) for d in root.find(data_testid="delivery")],
+        "latest": [(int(d.attrs["data-id"]), d.field("at"), d.field("event_id"), d.field("resident_id"),
+                    d.field("channel"), d.field("state"), d.field("to_masked"))
+                   for d in root.find(data_testid="delivery")],
     }
 
 
@@ -177,7 +182,7 @@ async def test_the_dashboard_shows_what_the_api_says(settings: Settings, hub_fac
     # and the figures are the ones this test produced, not empty ones that happen to agree
     assert page["totals"]["sent"] == 9 and page["totals"]["deduplicated"] == 4 and page["dlq"] == 1
     assert page["throughput"] == {"kakao": 2, "sms": 4, "email": 3}
-    assert len(page["latest"]) == 13 and {row[4] for row in page["latest"]} == {"sent", "deduplicated"}
+    assert len(page["latest"]) == 13 and {row[5] for row in page["latest"]} == {"sent", "deduplicated"}
     assert {(g, s) for g, (s, _, _) in page["groups"].items()} >= {(settings.group_id("router"), "OK"),
                                                                    (settings.group_id("sender.sms"), "OK")}
     router = [k for k in page["partitions"] if k[0] == settings.group_id("router") and k[1].endswith(".events.water")]
@@ -187,6 +192,11 @@ async def test_the_dashboard_shows_what_the_api_says(settings: Settings, hub_fac
     assert int(body.attrs["data-refreshes"]) >= 2
     assert dom.testid("error") == ""
     assert dom.testid("hub-prefix") == settings.topic_prefix
+    # times in KST, labelled, whatever the browser's zone; the JSON keeps UTC with its offset
+    (generated,) = [n for n in _walk(dom.root) if n.tag == "time" and not n.attrs.get("data-field")]
+    assert generated.text == kst(datetime.fromisoformat(generated.attrs["datetime"]), "%Y-%m-%d %H:%M:%S")
+    assert all(row[1].endswith(" KST") for row in page["latest"])
+    assert "시각 (at, KST)" in html
     # personal data: masked addresses only
     assert not re.search(r"010-?4444-?\d{4}", html) and "r0@example.org" not in html
     assert "010-****-0000" in html

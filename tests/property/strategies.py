@@ -8,7 +8,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from annotated_types import MaxLen
@@ -78,6 +78,11 @@ kafka_headers = st.lists(st.tuples(header_names, header_values), max_size=8)
 # --------------------------------------------------------------------------- near-valid CloudEvents
 
 offsets = st.integers(-(23 * 60 + 59), 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
+# the offsets the time rule names (Z, +09:00, -05:00, +05:30), any to the minute, and zones with daylight saving
+named_offsets = st.sampled_from([UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-5)),
+                                 timezone(timedelta(hours=5, minutes=30))])
+rfc3339_offsets = st.one_of(named_offsets, offsets)
+any_zones = st.one_of(rfc3339_offsets, st.timezones())
 # the whole calendar: times at its two ends cannot be shown in every time zone
 aware_datetimes = st.builds(lambda d, tz: d.replace(tzinfo=tz), st.datetimes(), offsets)
 iso_times = st.one_of(aware_datetimes.map(datetime.isoformat), st.datetimes().map(datetime.isoformat),
