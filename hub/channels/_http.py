@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import httpx
 
 from hub.channels.base import ChannelAdapter, DeliveryResult
+from hub.channels.ratelimit import MAX_PAUSE_S
 from hub.delivery import DeliveryRequest
 from hub.errors import ChannelError, PermanentError, TransientError
 
@@ -32,21 +33,24 @@ _PHONE = re.compile(r"\d{8,15}")
 
 
 def retry_after_s(value: str | None) -> float | None:
-    """A Retry-After header (seconds or an HTTP date) in seconds from now; None when absent or unreadable."""
+    """A Retry-After header (seconds or an HTTP date) in seconds from now, at most MAX_PAUSE_S; None when absent
+    or unreadable."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return min(max(seconds, 0.0), MAX_PAUSE_S)
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:

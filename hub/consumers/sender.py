@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from hub.audience import still_wanted
 from hub.channels.base import ChannelAdapter, DeliveryResult
+from hub.channels.ratelimit import MAX_PAUSE_S
 from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.common import StatusPublisher, subscribe_batches
 from hub.consumers.dlq import dead_letter, header_map
@@ -106,8 +107,8 @@ class SenderConsumer:
 
     def register(self) -> None:
         tiers = self.settings.retry_tiers_s
-        # a handler may hold its batch while the breaker is open or a retry is not yet due
-        hold_ms = int((max([self.settings.breaker_max_cooldown_s, *tiers]) + 300) * 1000)
+        # a handler may hold its batch while the breaker is open, a 429 pauses the gateway or a retry is not due
+        hold_ms = int((max([self.settings.breaker_max_cooldown_s, MAX_PAUSE_S, *tiers]) + 300) * 1000)
         subscribe_batches(self.broker, [self.topics.deliveries(self.channel)],
                           self.settings.group_id(f"sender.{self.channel}"), self.settings,
                           self._handler(0), title=self.stage, max_poll_interval_ms=hold_ms)
@@ -294,7 +295,8 @@ class SenderConsumer:
         """A call whose every delivery failed for a passing reason counts against the channel; any answer
         from the gateway (even a refusal) shows that the channel works."""
         if results and all(isinstance(r, Exception) and not isinstance(r, PermanentError) for r in results):
-            self.breaker.failure(trial)
+            waits = [r.retry_after_s for r in results if isinstance(r, TransientError) and r.retry_after_s is not None]
+            self.breaker.failure(trial, retry_after_s=max(waits) if waits else None)
         else:
             self.breaker.success(trial)
 

@@ -201,6 +201,29 @@ async def test_429_is_waited_out_and_the_rate_is_never_exceeded(gw: Settings, hu
     assert not await _count(hub, "b-0", "retried", 1)  # waited out in place, not sent through the retry tiers
 
 
+async def test_a_retry_after_beyond_the_inline_wait_pauses_every_call_and_the_breaker(
+        gw: Settings, hub_factory: Any, producer: Any, sens: FakeSens) -> None:
+    """The traced case, scaled down: a Retry-After (3 s) longer than what is waited out in place (0.5 s) fails
+    its call for a retry tier, and two such calls open the breaker (cooldown 1 s). No SENS call may arrive
+    before a Retry-After runs out: not the other residents' calls, not the retry, not the breaker's trial."""
+    sens.script(("429", 3), ("429", 3))
+    await start(hub_factory, gw, rate_limits_per_s={"sens": 1}, max_inline_retry_after_s=0.5, breaker_threshold=2,
+                breaker_cooldown_s=1.0, retry_tiers_s=[0.5, 1.0, 1.0])
+    for i in range(4):
+        await send_event(producer, gw, event_for("water.bill.issued.v1", f"ra-{i}",
+                                                 [{**SMS, "resident_id": f"R-{i}", "phone": f"010-3100-{i:04d}"}]))
+    await wait_for(lambda: len({to for to, _ in sens.delivered}) >= 4, timeout_s=90, what="every SMS")
+    with sens.lock:  # at 1 message per second the calls never overlap: each leaves after the previous answered
+        calls = list(sens.requests)
+    early = [(i, j, later.arrived - refused.answered) for i, refused in enumerate(calls) if refused.status == 429
+             for j, later in enumerate(calls) if j > i and refused.answered and later.arrived < refused.answered + 3]
+    print(f"\nRetry-After 3 s: {len(calls)} calls, gaps after each 429: "
+          f"{[round(calls[i + 1].arrived - c.answered, 2) for i, c in enumerate(calls[:-1]) if c.status == 429]}")
+    assert [c.status for c in calls].count(429) == 2
+    assert early == [], "calls arrived before the Retry-After ran out (429 call, later call, seconds after)"
+    assert len(sens.delivered) == 4
+
+
 async def test_sigkill_around_the_gateway_call_sends_each_delivery_once(gw: Settings, producer: Any,
                                                                         nhn: FakeNhnAlimtalk, tmp_path: Path) -> None:
     total, log = 300, tmp_path / "hub.log"
