@@ -48,6 +48,10 @@ class Received:
 @dataclass
 class FakeGateway:
     slow_s: float = 2.0
+    # how long the gateway takes to answer a send (POST) it has handled, accepted and counted: a sender spends
+    # most of a call waiting for the answer, so a kill at a random moment may land after the gateway took the
+    # messages and before the hub heard so
+    answer_delay_s: float = 0.0
     down: bool = False
     requests: list[Received] = field(default_factory=list)  # every request that arrived
     received: list[Received] = field(default_factory=list)  # accepted requests
@@ -129,6 +133,8 @@ class FakeGateway:
         else:
             answer = self.handle(rec, behaviour)
         rec.status, rec.answer = answer[0], answer[2]
+        if method == "POST" and self.answer_delay_s:
+            self._stopping.wait(self.answer_delay_s)
         return answer
 
     def answer_written(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,39 @@ async def test_a_retry_after_beyond_the_inline_wait_pauses_every_call_and_the_br
     assert [c.status for c in calls].count(429) == 2
     assert early == [], "calls arrived before the Retry-After ran out (429 call, later call, seconds after)"
     assert len(sens.delivered) == 4
+
+
+async def test_a_status_lost_after_its_outcome_was_recorded_is_published_when_the_batch_comes_again(
+        gw: Settings, hub_factory: Any, producer: Any, sens: FakeSens, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sender records a call's outcome, then publishes its status. Kafka fails the publish (as a process
+    dying between the two would): the batch comes again, finds the delivery finished, and must publish the
+    recorded `sent` status again, under the same CloudEvent id, not only `deduplicated`."""
+    from aiokafka.errors import KafkaConnectionError
+
+    from hub.consumers.common import StatusPublisher
+    from hub.topics import Topics
+    from tests.conftest import read_topic
+
+    publish = StatusPublisher.publish
+    failed: list[str] = []
+
+    async def failing_once(self: StatusPublisher, statuses: Any, **kw: Any) -> Any:
+        if not failed and any(s.state == "sent" for s in statuses):
+            failed.extend(s.delivery_id for s in statuses if s.state == "sent")
+            raise KafkaConnectionError("injected: the broker went away after the outcome was recorded")
+        return await publish(self, statuses, **kw)
+
+    monkeypatch.setattr(StatusPublisher, "publish", failing_once)
+    hub = await start(hub_factory, gw)
+    await send_event(producer, gw, event_for("civil.application.received.v1", "lost-1", [SMS]))
+    await wait_for(lambda: _count(hub, "lost-1", "deduplicated", 1), timeout_s=60, what="the batch to come again")
+    records = await read_topic(gw.kafka_bootstrap_servers, Topics.of(gw).status, expect=3, timeout_s=10)
+    events = [json.loads(r.value) for r in records]
+    ids = {(e["id"], e["data"]["state"]) for e in events if e["data"].get("delivery_id") in failed}
+    print(f"\nstatus after a lost publish: {sorted(state for _, state in ids)}")
+    assert len(failed) == 1 and [to for to, _ in sens.delivered] == ["01022220002"]
+    assert (f"{failed[0]}:sent:1", "sent") in ids, "the recorded sent status reached the status topic"
+    assert [s for _, _, s, _ in await states(hub, "lost-1")] == ["sent", "deduplicated"]
 
 
 async def test_sigkill_around_the_gateway_call_sends_each_delivery_once(gw: Settings, producer: Any,
