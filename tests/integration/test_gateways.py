@@ -35,6 +35,12 @@ async def start(hub_factory: Any, gw: Settings, **overrides: Any) -> Any:
     return await hub_factory(None, **gw.model_copy(update=overrides).model_dump())
 
 
+async def cli(settings: Settings, *args: str) -> Any:
+    """`hub ARGS...` in a thread: a blocking call would stall the in-process hub's heartbeats meanwhile (on a
+    loaded machine past the session timeout: a rebalance, and a batch consumed again)."""
+    return await asyncio.to_thread(run_cli, settings, *args)
+
+
 async def states(hub: Any, event_id: str) -> list[tuple[str, str | None, str, int]]:
     return [(r.resident_id, r.channel, r.state, r.attempt) for r in await hub.store.history(event_id=event_id)]
 
@@ -128,20 +134,20 @@ async def test_gateway_down_past_every_tier_then_replay_delivers_once(gw: Settin
     letters = await wait_for(lambda: read_dead_letters(gw), what="the dead letter to be readable")
     assert len(letters) == 1 and letters[0].stage == "sender:sms" and letters[0].error_class == "TransientError"
     assert letters[0].replay_topic == f"{gw.topic_prefix}.deliveries.sms"
-    listed = run_cli(gw, "dlq", "list", "--json")
+    listed = await cli(gw, "dlq", "list", "--json")
     assert listed.returncode == 0 and '"stage": "sender:sms"' in listed.stdout and "010-2222-0002" not in listed.stdout
 
     sens.down = False
-    replayed = run_cli(gw, "dlq", "replay", "--all")
+    replayed = await cli(gw, "dlq", "replay", "--all")
     assert replayed.returncode == 0, replayed.stderr
     await wait_for(lambda: sens.delivered, what="the replayed delivery")
-    assert run_cli(gw, "dlq", "replay", "--all").returncode == 0  # a second replay must not send again
+    assert (await cli(gw, "dlq", "replay", "--all")).returncode == 0  # a second replay must not send again
     await wait_for(lambda: _count(hub, "ca-1", "deduplicated", 1), what="the second replay deduplicated")
     await asyncio.sleep(1)
     assert [to for to, _ in sens.delivered] == ["01022220002"]
     assert [s for _, _, s, _ in await states(hub, "ca-1")] == [
         "retried", "retried", "dead-lettered", "sent", "deduplicated"]
-    shown = run_cli(gw, "deliveries", "--event", "ca-1", "--json")
+    shown = await cli(gw, "deliveries", "--event", "ca-1", "--json")
     assert '"state": "dead-lettered"' in shown.stdout and "010-****-0002" in shown.stdout and "01022220002" not in shown.stdout
 
 
