@@ -1,18 +1,21 @@
 """What the HTTP gateway adapters share: the client's lifecycle, one POST or GET with httpx errors translated into
-hub errors, Retry-After, phone numbers, and `send_batch` as a template method over provider calls.
+hub errors, Retry-After, phone numbers, and batches as a template method over provider calls.
 
 A provider subclass implements `_prepare` (check one request, refuse it before any HTTP call), `_group_key`
 (which requests may share one call) and `_call` (one API call for up to `max_batch` requests, returning one
-outcome per request in order). `_send` and `send_batch` are built from them here.
+outcome per request in order). `_send`, `batch_calls` (the calls of a batch, for the sender to make one at a
+time and record as each answers) and `send_batch` (all of them) are built from them here.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 from abc import abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -20,6 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import httpx
 
 from hub.channels.base import ChannelAdapter, DeliveryResult
+from hub.channels.ratelimit import MAX_PAUSE_S
 from hub.delivery import DeliveryRequest
 from hub.errors import ChannelError, PermanentError, TransientError
 
@@ -32,21 +36,24 @@ _PHONE = re.compile(r"\d{8,15}")
 
 
 def retry_after_s(value: str | None) -> float | None:
-    """A Retry-After header (seconds or an HTTP date) in seconds from now; None when absent or unreadable."""
+    """A Retry-After header (seconds or an HTTP date) in seconds from now, at most MAX_PAUSE_S; None when absent
+    or unreadable."""
     if not value:
         return None
     value = value.strip()
     try:
-        return max(float(value), 0.0)
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return min(max(seconds, 0.0), MAX_PAUSE_S)
 
 
 def json_object(response: httpx.Response) -> dict[str, Any]:
@@ -73,6 +80,23 @@ def phone_digits(to: str) -> str:
     if not _PHONE.fullmatch(digits):
         raise PermanentError("the recipient is not a phone number (8-15 digits)")
     return digits
+
+
+@dataclass(frozen=True)
+class BatchCall:
+    """One gateway call of a batch, made when `make` is awaited: one outcome per request it carries, in the
+    order of `positions` (their indices in the batch). Never raises for a failure of the gateway."""
+
+    positions: tuple[int, ...]
+    make: Callable[[], Awaitable[list[Outcome]]]
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How a batch goes out: the requests refused before any call (index -> error), and the calls."""
+
+    refused: dict[int, ChannelError]
+    calls: list[BatchCall]
 
 
 def copy_error(error: ChannelError) -> ChannelError:
@@ -136,12 +160,13 @@ class HttpGatewayChannel(ChannelAdapter, Generic[Prepared]):
             raise outcome
         return outcome
 
-    async def send_batch(self, requests: Sequence[DeliveryRequest]) -> list[DeliveryResult | ChannelError]:
-        """Send many requests in as few gateway calls as allowed; one outcome per request, in order.
+    def batch_calls(self, requests: Sequence[DeliveryRequest]) -> BatchPlan:
+        """The gateway calls that send these requests, in as few calls as allowed, not yet made: the sender makes
+        them one at a time and records each call's outcomes as soon as it answers.
 
-        A request this adapter refuses, or one the gateway refuses for that recipient alone, fails alone; a call
-        that fails as a whole (timeout, 5xx, 429, ...) fails every request it carried."""
-        outcomes: list[Outcome | None] = [None] * len(requests)
+        A request this adapter refuses fails alone and is in no call; a call carries requests of one group key,
+        at most `max_batch` of them and never more than the rate limit lets arrive in one second."""
+        refused: dict[int, ChannelError] = {}
         groups: dict[Hashable, list[tuple[int, Prepared]]] = {}
         for i, request in enumerate(requests):
             try:
@@ -149,33 +174,43 @@ class HttpGatewayChannel(ChannelAdapter, Generic[Prepared]):
                     raise PermanentError(f"{self.provider} sends {self.channel}, not {request.channel}")
                 prepared = self._prepare(request)
             except ChannelError as e:
-                outcomes[i] = e
+                self._log_failure(request, e)
+                refused[i] = e
                 continue
             groups.setdefault(self._group_key(request, prepared), []).append((i, prepared))
+        size = min(self.max_batch, self.limiter.window_size)
+        calls = [
+            BatchCall(tuple(i for i, _ in chunk), functools.partial(self._make_call, [(requests[i], p) for i, p in chunk]))
+            for members in groups.values()
+            for chunk in (members[start : start + size] for start in range(0, len(members), size))
+        ]
+        return BatchPlan(refused, calls)
+
+    async def send_batch(self, requests: Sequence[DeliveryRequest]) -> list[DeliveryResult | ChannelError]:
+        """Send many requests in as few gateway calls as allowed; one outcome per request, in order.
+
+        A request this adapter refuses, or one the gateway refuses for that recipient alone, fails alone; a call
+        that fails as a whole (timeout, 5xx, 429, ...) fails every request it carried."""
+        plan = self.batch_calls(requests)
+        outcomes: dict[int, Outcome] = dict(plan.refused)
         started = time.perf_counter()
-        calls = 0
-        for members in groups.values():
-            size = min(self.max_batch, self.limiter.window_size)  # a call never carries more than the rate
-            for start in range(0, len(members), size):
-                chunk = members[start : start + size]
-                calls += 1
-                try:
-                    results = await self._call_limited([(requests[i], prepared) for i, prepared in chunk])
-                except ChannelError as e:
-                    results = [copy_error(e) for _ in chunk]
-                for (i, _), outcome in zip(chunk, results, strict=True):
-                    outcomes[i] = outcome
-        done = [o for o in outcomes if o is not None]
-        for request, outcome in zip(requests, done, strict=True):
+        for call in plan.calls:
+            outcomes.update(zip(call.positions, await call.make(), strict=True))
+        logger.debug("batch provider=%s requests=%d calls=%d in %.1f ms", self.provider, len(requests),
+                     len(plan.calls), (time.perf_counter() - started) * 1000)
+        return [outcomes[i] for i in range(len(requests))]
+
+    async def _make_call(self, items: list[tuple[DeliveryRequest, Prepared]]) -> list[Outcome]:
+        """One call under the provider's rate limit (a short 429 waited out in place, as `send` does); a call
+        that fails as a whole fails each of its requests."""
+        try:
+            results = await self._limited(len(items), lambda: self._call(items), f"a call of {len(items)}")
+        except ChannelError as e:
+            results = [copy_error(e) for _ in items]
+        for (request, _), outcome in zip(items, results, strict=True):
             if isinstance(outcome, ChannelError):
                 self._log_failure(request, outcome)
-        logger.debug("batch provider=%s requests=%d calls=%d in %.1f ms", self.provider, len(requests), calls,
-                     (time.perf_counter() - started) * 1000)
-        return done
-
-    async def _call_limited(self, items: list[tuple[DeliveryRequest, Prepared]]) -> list[Outcome]:
-        """One call under the provider's rate limit; a short 429 is waited out in place, as `send` does."""
-        return await self._limited(len(items), lambda: self._call(items), f"a call of {len(items)}")
+        return results
 
     @abstractmethod
     def _prepare(self, request: DeliveryRequest) -> Prepared:

@@ -1,7 +1,7 @@
 """The adapter interface every channel provider implements.
 
 An adapter has one job: `send(request) -> DeliveryResult`, or raise `TransientError` / `PermanentError`.
-The base class rate-limits, waits out short 429s, times, logs (masked) and counts; providers implement
+The base class rate-limits, pauses the provider for a 429's Retry-After, times, logs (masked) and counts; providers implement
 `_send` only, and keep their URLs, auth, payloads and response parsing inside their own module. To add a
 provider, write one module with a subclass and register it in `hub.channels.build_adapter`.
 """
@@ -78,17 +78,20 @@ class ChannelAdapter(ABC):
         return result
 
     async def _limited(self, messages: int, call: Callable[[], Awaitable[T]], what: str) -> T:
-        """`call` under the provider's rate limit (`messages` slots); a 429 whose Retry-After is short is waited
-        out in place (the limiter holds every send of this provider meanwhile), at most MAX_INLINE_WAITS times."""
+        """`call` under the provider's rate limit (`messages` slots). Every 429 with a Retry-After pauses every
+        call of this provider in this process until then (the limiter); a short one is also waited out by this
+        call, which then tries again (at most MAX_INLINE_WAITS times), a long one fails it for a retry tier."""
         for waits in itertools.count():
             try:
                 async with self.limiter.slot(messages):
                     return await call()
             except TransientError as e:
-                if e.retry_after_s is None or e.retry_after_s > self.max_inline_retry_after_s or waits == MAX_INLINE_WAITS:
+                if e.retry_after_s is None:
+                    raise
+                self.limiter.block_for(e.retry_after_s)
+                if e.retry_after_s > self.max_inline_retry_after_s or waits == MAX_INLINE_WAITS:
                     raise
                 logger.info("%s asked us to wait %.1f s (429); %s waits", self.provider, e.retry_after_s, what)
-                self.limiter.block_for(e.retry_after_s)
         raise AssertionError("unreachable")
 
     def _log_failure(self, request: DeliveryRequest, e: ChannelError) -> None:

@@ -84,7 +84,7 @@ from urllib.parse import quote, urlencode
 import httpx
 
 from hub.channels._http import HttpGatewayChannel, Outcome, json_object, phone_digits, raise_if_busy, retry_after_s
-from hub.channels.base import MAX_INLINE_WAITS, DeliveryResult
+from hub.channels.base import DeliveryResult
 from hub.delivery import DeliveryRequest
 from hub.errors import ChannelError, PermanentError, TransientError
 from hub.rendering import KakaoContent
@@ -401,7 +401,7 @@ class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient]):
         if status == 429:
             wait = retry_after_s(response.headers.get("Retry-After"))
             if wait:
-                self.limiter.block_for(min(wait, self.max_inline_retry_after_s))
+                self.limiter.block_for(wait)
             return DeliveryOutcome("pending", None, f"{self.provider}: HTTP 429 too many requests")
         if status >= 500:
             return DeliveryOutcome("pending", None, f"{self.provider}: HTTP {status}")
@@ -502,18 +502,11 @@ class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient]):
         raise TransientError(f"{self.provider}: the list query for one delivery ran past {LIST_MAX_PAGES} pages")
 
     async def _list_page(self, url: str, headers: dict[str, str]) -> tuple[list[Mapping[str, Any]], int]:
-        """One page of the list query; a short 429 is waited out in place, as for sends."""
-        for waits in range(MAX_INLINE_WAITS + 1):
-            try:
-                async with self.limiter.slot(1):
-                    response = await self._get(url, headers)
-                return self._list_answer(response)
-            except TransientError as e:
-                wait = e.retry_after_s
-                if wait is None or wait > self.max_inline_retry_after_s or waits == MAX_INLINE_WAITS:
-                    raise
-                self.limiter.block_for(wait)
-        raise AssertionError("unreachable")
+        """One page of the list query, under the rate limit and a 429's pause, as for sends."""
+        async def ask() -> tuple[list[Mapping[str, Any]], int]:
+            return self._list_answer(await self._get(url, headers))
+
+        return await self._limited(1, ask, "a list query")
 
     def _list_answer(self, response: httpx.Response) -> tuple[list[Mapping[str, Any]], int]:
         status = response.status_code

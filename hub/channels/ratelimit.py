@@ -1,5 +1,6 @@
 """A per-provider rate limit, as the gateway measures it: at most `rate_per_s` messages arrive in any
-one-second window, plus a shared pause when the provider answers 429.
+one-second window, plus a shared pause when the provider answers 429: no call of this provider starts before
+the instant its Retry-After named.
 
 A call holds its messages in the window from the moment it starts until one second after it completes
 (while in flight it counts for ever). The gateway sees a call somewhere between those two moments, so however
@@ -13,6 +14,11 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+
+# The longest a 429's Retry-After pauses a provider (and holds its circuit breaker open). A gateway asking for
+# more (an hour, a date next week: a misconfiguration) is asked again after this; a sender holding its batch
+# meanwhile must be back to Kafka within its max.poll.interval, which allows for this (SenderConsumer.register).
+MAX_PAUSE_S = 300.0
 
 
 class RateLimiter:
@@ -31,8 +37,8 @@ class RateLimiter:
         return max(1, int(self.rate_per_s)) if self.rate_per_s else 1_000_000
 
     def block_for(self, seconds: float) -> None:
-        """The provider asked us to wait (429 + Retry-After): nobody sends before then."""
-        self._blocked_until = max(self._blocked_until, self.clock() + max(seconds, 0.0))
+        """The provider asked us to wait (429 + Retry-After): nobody sends before then (at most MAX_PAUSE_S)."""
+        self._blocked_until = max(self._blocked_until, self.clock() + min(max(seconds, 0.0), MAX_PAUSE_S))
 
     @asynccontextmanager
     async def slot(self, n: int = 1) -> AsyncIterator[None]:

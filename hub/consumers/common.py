@@ -85,7 +85,9 @@ class StatusPublisher:
     def __init__(self, broker: KafkaBroker, topic: str, source: str) -> None:
         self.broker, self.topic, self.source = broker, topic, source
 
-    async def publish(self, statuses: Sequence[DeliveryStatus]) -> list[asyncio.Future[Any]]:
+    async def publish(self, statuses: Sequence[DeliveryStatus], *, again: bool = False) -> list[asyncio.Future[Any]]:
+        """Publish these statuses; `again`: they were published before (maybe), so they are not counted again.
+        A status's CloudEvent id is derived from the delivery, state and attempt, so consumers drop a repeat."""
         futures = [
             await self.broker.publish(
                 s.to_cloudevent(self.source), self.topic, key=s.resident_id.encode(),
@@ -93,7 +95,7 @@ class StatusPublisher:
             )
             for s in statuses
         ]
-        for observer in _observers.get(self.broker, ()):  # every outcome passes here: count it
+        for observer in () if again else _observers.get(self.broker, ()):  # every outcome passes here: count it
             try:
                 observer(statuses)
             except Exception:  # a metric must never fail a batch

@@ -1,7 +1,9 @@
 """A sender: delivery requests of one channel in, gateway calls out, outcomes recorded and published.
 
-claim (store) -> send (adapter) -> finish (store) -> status (Kafka) -> commit offsets. Requests of one
-resident are sent in order; different residents concurrently, up to `max_concurrent_sends`.
+claim the batch (store) -> for each gateway call: send (adapter) -> record its outcomes (store) -> publish its
+statuses (Kafka) -> ... -> every record acknowledged -> commit offsets. A call's outcomes are recorded as soon
+as it answers, never at the end of the batch: after a crash only the calls in flight then are in doubt.
+Requests of one resident are sent in order; different residents concurrently, up to `max_concurrent_sends`.
 
 This is the one place of the retry policy: a transient failure goes to the channel's next retry tier
 (`<prefix>.deliveries.<channel>.retry-<n>`, consumed after the tier's delay) and after the last tier to the
@@ -29,10 +31,13 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from hub.audience import still_wanted
+from hub.channels._http import BatchCall
 from hub.channels.base import ChannelAdapter, DeliveryResult
+from hub.channels.ratelimit import MAX_PAUSE_S
 from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.common import StatusPublisher, subscribe_batches
 from hub.consumers.dlq import DeadLetters, dead_letter, header_map
+from hub.consumers.outcomes import OutcomeRecorder, Outcomes
 from hub.dedup import Claim, delivery_id
 from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
 from hub.errors import EventError, PermanentError, StoreError, TransientError
@@ -58,6 +63,9 @@ class Work:
     request: DeliveryRequest
     attempt: int
     original_topic: str
+
+
+Result = DeliveryResult | BaseException  # what a gateway call gave one delivery
 
 
 def retry_state(headers: Mapping[str, str], topic: str, *, now_ms: int, max_wait_ms: int) -> tuple[int, str, int]:
@@ -148,12 +156,13 @@ class SenderConsumer:
             channel, threshold=settings.breaker_threshold, cooldown_s=settings.breaker_cooldown_s,
             max_cooldown_s=settings.breaker_max_cooldown_s,
         )
+        self.recorder = OutcomeRecorder(store, stage=self.stage, backoff_s=settings.infra_retry_backoff_s)
         self._slots = asyncio.Semaphore(settings.max_concurrent_sends)
 
     def register(self) -> None:
         tiers = self.settings.retry_tiers_s
-        # a handler may hold its batch while the breaker is open or a retry is not yet due
-        hold_ms = int((max([self.settings.breaker_max_cooldown_s, *tiers]) + 300) * 1000)
+        # a handler may hold its batch while the breaker is open, a 429 pauses the gateway or a retry is not due
+        hold_ms = int((max([self.settings.breaker_max_cooldown_s, MAX_PAUSE_S, *tiers]) + 300) * 1000)
         subscribe_batches(self.broker, [self.topics.deliveries(self.channel)],
                           self.settings.group_id(f"sender.{self.channel}"), self.settings,
                           self._handler(0), title=self.stage, max_poll_interval_ms=hold_ms)
@@ -203,15 +212,15 @@ class SenderConsumer:
         mine = [i for i, c in claims.items() if c in (Claim.NEW, Claim.AGAIN, Claim.IN_DOUBT)]
         self.in_flight.update(mine)
         try:
-            await self._process(batch, claims, outcomes, futures)
+            done = await self._process(batch, claims, Outcomes(outcomes, futures))
         except BaseException:  # the batch comes again: to other senders too, its claims must read as in doubt
             with contextlib.suppress(Exception):
                 await self.store.abandon(mine, self.owner)
             raise
         finally:
             self.in_flight.difference_update(mine)
-        if outcomes:
-            counts = collections.Counter(o.state for o in outcomes)
+        if done.statuses:
+            counts = collections.Counter(o.state for o in done.statuses)
             logger.info("%s%s: %s", self.stage, f":retry-{tier}" if tier else "",
                         ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
 
@@ -219,25 +228,27 @@ class SenderConsumer:
         return await self.store.claim(rows, self.owner, alive_within_s=self.settings.sender_liveness_s,
                                       lease_s=self.settings.sending_lease_s, mine_in_flight=self.in_flight)
 
-    async def _process(self, batch: dict[str, Work], claims: dict[str, Claim], outcomes: list[DeliveryStatus],
-                       futures: list[asyncio.Future[Any]]) -> None:
+    async def _process(self, batch: dict[str, Work], claims: dict[str, Claim], decided: Outcomes) -> Outcomes:
+        """Decide what needs no call and record it; then make the calls, each recorded as soon as it answers."""
         directory = await self.store.residents(w.request.resident_id for w in batch.values())
         by_resident: dict[str, list[Work]] = defaultdict(list)
         in_doubt: list[Work] = []
+        finished: list[Work] = []
         for delivery, work in batch.items():
             claim = claims[delivery]
             if claim is Claim.DONE:
-                outcomes.append(self._status(work, "deduplicated", reason="this delivery was already handled",
-                                             rule="deduplicated"))
+                finished.append(work)
+                decided += Outcomes([self._status(work, "deduplicated", reason="this delivery was already handled",
+                                                  rule="deduplicated")])
                 continue
             if claim is Claim.BUSY:  # another consumer is making this call now: look again after a while
-                futures.append(await self._defer(work))
+                decided += await self._defer(work)
                 continue
             verdict = still_wanted(advertising=work.request.advertising, urgent=work.request.urgent,
                                    resident=directory.get(work.request.resident_id))
             if verdict.action == "suppress":  # opted out (or withdrew consent) after the notice was queued
-                outcomes.append(self._status(work, "suppressed", reason=f"at send time: {verdict.reason}",
-                                             rule=verdict.rule))
+                decided += Outcomes([self._status(work, "suppressed", reason=f"at send time: {verdict.reason}",
+                                                  rule=verdict.rule)])
                 continue
             if claim is Claim.IN_DOUBT or (claim is Claim.AGAIN and self._can_look_up):
                 # AGAIN is in doubt too where the gateway can say: a failed attempt (a timeout after it accepted)
@@ -245,46 +256,61 @@ class SenderConsumer:
                 in_doubt.append(work)
             by_resident[work.request.resident_id].append(work)
         if in_doubt:  # a sender died around the gateway call, or an earlier attempt failed in doubt
-            try:
-                accepted = await self._already_accepted(in_doubt)
-            except TransientError as e:  # the gateway cannot say now: not a call to risk; the next tier asks again
-                accepted = set()
-                for work in in_doubt:
-                    by_resident[work.request.resident_id].remove(work)
-                    outcomes.append(await self._retry_later(work, e, futures))
-            for work in in_doubt:
-                if work.request.delivery_id in accepted:
-                    by_resident[work.request.resident_id].remove(work)
-                    outcomes.append(self._status(work, "sent", reason="the gateway had accepted an earlier attempt"))
-            by_resident = defaultdict(list, {k: v for k, v in by_resident.items() if v})
+            looked_up, settled = await self._look_up(in_doubt)
+            decided += looked_up
+            by_resident = defaultdict(list, {resident: kept for resident, works in by_resident.items()
+                                             if (kept := [w for w in works if w.request.delivery_id not in settled])})
+        decided += await self._publish_again(finished)
+        done = await self._finish(decided)
 
-        if hasattr(self.adapter, "send_batch"):
+        if hasattr(self.adapter, "batch_calls"):
             # a gateway call carries many residents; round i carries each resident's i-th delivery, in order
             for round_ in itertools.zip_longest(*by_resident.values()):
-                outcomes.extend(await self._deliver_many([w for w in round_ if w is not None], futures))
+                done += await self._deliver_round([w for w in round_ if w is not None])
         else:
-            async def send_in_order(items: list[Work]) -> None:
-                for work in items:
-                    outcomes.extend(await self._deliver(work, futures))
+            async def send_in_order(items: list[Work]) -> Outcomes:
+                return Outcomes.join([await self._deliver(work) for work in items])
 
-            await asyncio.gather(*(send_in_order(items) for items in by_resident.values()))
-        await self._record(outcomes)
-        futures.extend(await self.status.publish(outcomes))
-        await asyncio.gather(*futures)
+            done += Outcomes.join(await asyncio.gather(*(send_in_order(items) for items in by_resident.values())))
+        await asyncio.gather(*done.published)
+        return done
 
-    async def _record(self, outcomes: Sequence[DeliveryStatus]) -> None:
-        """Record the outcomes of gateway calls already made, however long the store takes to come back. A
-        store failure here must not fail the batch: it would come again and its calls, their claims left
-        `sending`, would be made again (SMS and email cannot tell a repeat). A process that dies meanwhile
-        leaves them in doubt, as documented in docs/RELIABILITY.md."""
-        while True:
-            try:
-                await self.store.finish(outcomes)
-                return
-            except StoreError as e:
-                logger.error("%s: %d outcomes of calls already made are not recorded yet; trying again: %s",
-                             self.stage, len(outcomes), e)
-                await asyncio.sleep(max(self.settings.infra_retry_backoff_s, 0.1))
+    async def _finish(self, done: Outcomes) -> Outcomes:
+        """Record these outcomes now (in one write with those of calls answering meanwhile), then publish them."""
+        if not done.statuses:
+            return done
+        await self.recorder.record(done.statuses)
+        return Outcomes(done.statuses, done.published + await self.status.publish(done.statuses))
+
+    async def _publish_again(self, finished: list[Work]) -> Outcomes:
+        """Deliveries finished before (a redelivered batch): publish again the statuses that finished them, and
+        an AlimTalk's first results check. A process that died after recording an outcome and before its
+        status reached the broker would otherwise never tell it. A status's CloudEvent id is the same each time
+        (delivery, state, attempt), so consumers drop a repeat; a repeated check finds the SMS claimed."""
+        if not finished:
+            return Outcomes()
+        recorded = await self.store.final_outcomes(w.request.delivery_id for w in finished)
+        published: list[asyncio.Future[Any]] = []
+        for work in finished:
+            statuses = recorded.get(work.request.delivery_id, [])
+            published += await self.status.publish(statuses, again=True)
+            last = statuses[-1] if statuses else None
+            if (last is not None and last.state == "sent" and last.provider_ref and self.checks_results
+                    and work.request.fallback is not None):
+                published.append(await self._check_later(work.request, last.provider_ref, 1, last.attempt))
+        return Outcomes(published=published)
+
+    async def _look_up(self, in_doubt: list[Work]) -> tuple[Outcomes, set[str]]:
+        """Of deliveries in doubt, settle those that need no call: the gateway has them (sent), or it cannot say
+        now (the next tier asks again: not a call to risk). Their outcomes, and their ids."""
+        try:
+            accepted = await self._already_accepted(in_doubt)
+        except TransientError as e:
+            retried = Outcomes.join([await self._retry_later(work, e) for work in in_doubt])
+            return retried, {w.request.delivery_id for w in in_doubt}
+        found = [w for w in in_doubt if w.request.delivery_id in accepted]
+        return (Outcomes([self._status(w, "sent", reason="the gateway had accepted an earlier attempt") for w in found]),
+                {w.request.delivery_id for w in found})
 
     # -- one delivery
 
@@ -306,53 +332,74 @@ class SenderConsumer:
                        "are sent again", len(ids), len(found), self.adapter.provider)
         return found
 
-    async def _deliver(self, work: Work, futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:
+    async def _deliver(self, work: Work) -> Outcomes:
+        """One delivery in one gateway call (SMTP, the outbox), its outcome recorded as soon as it answers."""
         async with self._slots:
             trial = await self.breaker.wait_until_allowed()
             try:
-                result: DeliveryResult | BaseException = await self.adapter.send(work.request)
+                result: Result = await self.adapter.send(work.request)
             except Exception as e:
                 result = e
             self._tell_breaker([result], trial)
-        return await self._settle(work, result, futures)
+        return await self._answered([(work, result)])
 
-    async def _deliver_many(self, works: list[Work], futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:
-        """Many deliveries in as few gateway calls as the provider allows (AlimTalk 1,000, SENS 100 a call)."""
+    async def _deliver_round(self, works: list[Work]) -> Outcomes:
+        """Many deliveries in as few gateway calls as the provider allows (AlimTalk 1,000, SENS 100 a call),
+        made one after another, each call's outcomes recorded as soon as it answers."""
+        plan = self.adapter.batch_calls([w.request for w in works])  # type: ignore[attr-defined]
+        done = await self._answered([(works[i], error) for i, error in plan.refused.items()])
+        for call in plan.calls:
+            done += await self._call(call, [works[i] for i in call.positions])
+        return done
+
+    async def _call(self, call: BatchCall, works: list[Work]) -> Outcomes:
         trial = await self.breaker.wait_until_allowed()
         try:
-            results: list[DeliveryResult | BaseException] = list(
-                await self.adapter.send_batch([w.request for w in works]))  # type: ignore[attr-defined]
+            results: list[Result] = list(await call.make())
         except Exception as e:  # an adapter bug: every delivery of the call waits for a retry
             results = [e] * len(works)
         self._tell_breaker(results, trial)
-        out: list[DeliveryStatus] = []
-        for work, result in zip(works, results, strict=True):
-            out.extend(await self._settle(work, result, futures))
-        return out
+        return await self._answered(list(zip(works, results, strict=True)))
+
+    async def _answered(self, answered: list[tuple[Work, Result]]) -> Outcomes:
+        """A gateway call answered: record and publish its outcomes now. Deliveries AlimTalk cannot reach then
+        go as SMS (대체발송), each recorded with its SMS call's outcome as soon as that answers."""
+        settled, falls_back = Outcomes(), []
+        for work, result in answered:
+            if isinstance(result, PermanentError) and self._falls_back(work, result):
+                falls_back.append((work, result))
+            else:
+                settled += await self._settle(work, result)
+        done = await self._finish(settled)
+        for work, error in falls_back:
+            done += await self._finish(await self._fall_back(work, error))
+        return done
 
     def _tell_breaker(self, results: Sequence[DeliveryResult | BaseException], trial: bool) -> None:
         """A call whose every delivery failed for a passing reason counts against the channel; any answer
         from the gateway (even a refusal) shows that the channel works."""
         if results and all(isinstance(r, Exception) and not isinstance(r, PermanentError) for r in results):
-            self.breaker.failure(trial)
+            waits = [r.retry_after_s for r in results if isinstance(r, TransientError) and r.retry_after_s is not None]
+            self.breaker.failure(trial, retry_after_s=max(waits) if waits else None)
         else:
             self.breaker.success(trial)
 
-    async def _settle(self, work: Work, result: DeliveryResult | BaseException,
-                      futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:
+    def _falls_back(self, work: Work, error: PermanentError) -> bool:
+        return self.channel == "kakao" and error.fallback_ok and work.request.fallback is not None
+
+    async def _settle(self, work: Work, result: Result) -> Outcomes:
         if isinstance(result, PermanentError):
-            if self.channel == "kakao" and result.fallback_ok and work.request.fallback is not None:
-                return await self._fall_back(work, result, futures)
-            return [self._status(work, "failed", reason=str(result))]
+            return Outcomes([self._status(work, "failed", reason=str(result))])
         if isinstance(result, BaseException):  # TransientError, or an adapter bug: keep it for a retry
             if not isinstance(result, TransientError):
                 logger.error("adapter %s failed on delivery %s: %r", self.adapter.provider,
                              work.request.delivery_id, result)
-            return [await self._retry_later(work, result, futures)]
+            return await self._retry_later(work, result)
+        checks = []
         if self.checks_results and work.request.fallback is not None and result.provider_ref:
-            futures.append(await self._check_later(work.request, result.provider_ref, 1, work.attempt))
-        return [self._status(work, "sent", provider_ref=result.provider_ref, reason=result.detail,
-                             provider=result.provider)]
+            checks.append(await self._check_later(work.request, result.provider_ref, 1, work.attempt))
+        return Outcomes([self._status(work, "sent", provider_ref=result.provider_ref, reason=result.detail,
+                                      provider=result.provider)], checks)
 
     # -- the provider's later verdict (AlimTalk)
 
@@ -383,37 +430,37 @@ class SenderConsumer:
             await asyncio.sleep(wait_s)
         verdicts = await self.adapter.delivery_results([ref for _, _, ref, _, _ in items])  # type: ignore[attr-defined]
         directory = await self.store.residents(request.resident_id for _, request, _, _, _ in items)
-        outcomes: list[DeliveryStatus] = []
+        decided = Outcomes(published=futures)  # verdicts that need no call (and dead letters): recorded together
+        falls_back: list[tuple[Work, PermanentError]] = []
         for record, request, ref, check, attempt in items:
             verdict = verdicts.get(ref)
             work = Work(record, request, attempt, self.topics.deliveries(self.channel))
             if verdict is None or verdict.state == "pending":
                 if check < len(self.settings.result_checks_s):
-                    futures.append(await self._check_later(request, ref, check + 1, attempt))
+                    decided += Outcomes(published=[await self._check_later(request, ref, check + 1, attempt)])
                 else:
                     logger.warning("%s: no verdict for delivery %s after %d checks", self.stage,
                                    request.delivery_id, check)
             elif verdict.state == "delivered":
-                outcomes.append(self._status(work, "delivered", provider_ref=ref, reason="Kakao delivered it"))
+                decided += Outcomes([self._status(work, "delivered", provider_ref=ref, reason="Kakao delivered it")])
             elif verdict.fallback_ok:
                 wanted = still_wanted(advertising=request.advertising, urgent=request.urgent,
                                       resident=directory.get(request.resident_id))
                 if wanted.action == "suppress":  # opted out since the AlimTalk went: no SMS either
-                    outcomes.append(self._status(work, "failed", provider_ref=ref, rule=wanted.rule,
-                                                 reason=f"Kakao did not deliver it ({verdict.code}); no SMS: "
-                                                        f"{wanted.reason}"))
+                    decided += Outcomes([self._status(work, "failed", provider_ref=ref, rule=wanted.rule,
+                                                      reason=f"Kakao did not deliver it ({verdict.code}); no SMS: "
+                                                             f"{wanted.reason}")])
                 else:
-                    outcomes.extend(await self._fall_back(work, PermanentError(f"{verdict.code} {verdict.message}"),
-                                                          futures))
+                    falls_back.append((work, PermanentError(f"{verdict.code} {verdict.message}")))
             else:
-                outcomes.append(self._status(work, "failed", provider_ref=ref,
-                                             reason=f"Kakao did not deliver it: {verdict.code} {verdict.message}"))
-        await self._record(outcomes)
-        futures.extend(await self.status.publish(outcomes))
-        await asyncio.gather(*futures)
+                decided += Outcomes([self._status(work, "failed", provider_ref=ref,
+                                                  reason=f"Kakao did not deliver it: {verdict.code} {verdict.message}")])
+        done = await self._finish(decided)
+        for work, error in falls_back:  # each SMS recorded as soon as its call answers
+            done += await self._finish(await self._fall_back(work, error))
+        await asyncio.gather(*done.published)
 
-    async def _retry_later(self, work: Work, error: BaseException, futures: list[asyncio.Future[Any]],
-                           *, channel: str | None = None) -> DeliveryStatus:
+    async def _retry_later(self, work: Work, error: BaseException, *, channel: str | None = None) -> Outcomes:
         """The next retry tier for this attempt, or the dead-letter topic after the last one."""
         channel = channel or self.channel
         reason = f"{type(error).__name__}: {error}"
@@ -424,24 +471,26 @@ class SenderConsumer:
                 key=work.request.resident_id.encode(), value=work.request.to_kafka(),
                 headers=[("content-type", b"application/json")],
             )
-            futures.append(await dead_letter(self.broker, self.topics.dlq, record, error, self.stage))
-            return self._status(work, "dead-lettered", reason=f"after {work.attempt} attempts: {reason}")
+            letter = await dead_letter(self.broker, self.topics.dlq, record, error, self.stage)
+            return Outcomes([self._status(work, "dead-lettered", reason=f"after {work.attempt} attempts: {reason}")],
+                            [letter])
         delay = tiers[work.attempt - 1]
         original = self.topics.deliveries(channel) if channel != self.channel else work.original_topic
-        futures.append(await self._to_tier(work.request, channel, work.attempt, attempt=work.attempt,
-                                           original_topic=original, delay_s=delay, why=reason))
-        return self._status(work, "retried", reason=f"attempt {work.attempt} failed, next in {delay:g} s: {reason}",
-                            provider=self.fallback.provider if channel != self.channel and self.fallback else None)
+        retry = await self._to_tier(work.request, channel, work.attempt, attempt=work.attempt,
+                                    original_topic=original, delay_s=delay, why=reason)
+        return Outcomes([self._status(
+            work, "retried", reason=f"attempt {work.attempt} failed, next in {delay:g} s: {reason}",
+            provider=self.fallback.provider if channel != self.channel and self.fallback else None)], [retry])
 
-    async def _defer(self, work: Work) -> asyncio.Future[Any]:
+    async def _defer(self, work: Work) -> Outcomes:
         """A delivery another live sender is sending: to the first retry tier, its attempt count unchanged. If
         that sender finishes, the claim then finds it DONE; if it dies, IN_DOUBT (and the usual checks)."""
         delay = self.settings.retry_tiers_s[0] if self.settings.retry_tiers_s else self.settings.sender_liveness_s
         logger.info("%s: delivery %s is being sent by another sender; looking again in %g s", self.stage,
                     work.request.delivery_id, delay)
-        return await self._to_tier(work.request, self.channel, 1, attempt=work.attempt - 1,
-                                   original_topic=work.original_topic, delay_s=delay,
-                                   why="busy: another sender is sending it")
+        return Outcomes(published=[await self._to_tier(work.request, self.channel, 1, attempt=work.attempt - 1,
+                                                       original_topic=work.original_topic, delay_s=delay,
+                                                       why="busy: another sender is sending it")])
 
     async def _to_tier(self, request: DeliveryRequest, channel: str, tier: int, *, attempt: int, original_topic: str,
                        delay_s: float, why: str) -> asyncio.Future[Any]:
@@ -454,35 +503,39 @@ class SenderConsumer:
             no_confirm=True,
         )
 
-    async def _fall_back(self, work: Work, error: PermanentError, futures: list[asyncio.Future[Any]]) -> list[DeliveryStatus]:
+    async def _fall_back(self, work: Work, error: PermanentError) -> Outcomes:
         """대체발송: AlimTalk cannot reach this resident, so the hub sends the SMS/LMS rendition itself."""
         sms = fallback_request(work.request)
         assert sms is not None
         why = f"AlimTalk failed ({error}); sent as {sms.content.kind}"
         kakao_status = self._status(work, "fallback", reason=why)
         sms_work = Work(None, sms, 1, self.topics.deliveries("sms"))
+
+        def kakao(reason: str) -> Outcomes:
+            return Outcomes([kakao_status.model_copy(update={"reason": reason})])
+
         if self.fallback is None:
-            return [kakao_status.model_copy(update={"reason": f"{why}: queued for the SMS sender"}),
-                    await self._retry_later(sms_work, error, futures, channel="sms")]
+            return Outcomes.join([kakao(f"{why}: queued for the SMS sender"),
+                                  await self._retry_later(sms_work, error, channel="sms")])
         try:
             claim = (await self._claim([_row(sms)]))[sms.delivery_id]
         except StoreError as e:  # not a reason to fail the batch, whose other calls were made: the SMS sender's
             # first retry tier claims and sends it once the store is back
-            return [kakao_status.model_copy(update={"reason": f"{why}: queued for the SMS sender ({e})"}),
-                    await self._retry_later(sms_work, e, futures, channel="sms")]
+            return Outcomes.join([kakao(f"{why}: queued for the SMS sender ({e})"),
+                                  await self._retry_later(sms_work, e, channel="sms")])
         if claim is Claim.DONE:
-            return [kakao_status.model_copy(update={"reason": f"AlimTalk failed ({error}); the SMS was already sent"})]
+            return kakao(f"AlimTalk failed ({error}); the SMS was already sent")
         if claim is Claim.BUSY:  # the SMS sender is sending this very SMS now (its own record covers it)
-            return [kakao_status.model_copy(update={"reason": f"AlimTalk failed ({error}); the SMS is being sent"})]
+            return kakao(f"AlimTalk failed ({error}); the SMS is being sent")
         try:
             result = await self.fallback.send(sms)
         except PermanentError as e:
-            return [self._status(work, "failed", reason=f"AlimTalk failed ({error}) and so did SMS ({e})"),
-                    self._status(sms_work, "failed", reason=str(e), provider=self.fallback.provider)]
+            return Outcomes([self._status(work, "failed", reason=f"AlimTalk failed ({error}) and so did SMS ({e})"),
+                             self._status(sms_work, "failed", reason=str(e), provider=self.fallback.provider)])
         except Exception as e:
-            return [kakao_status, await self._retry_later(sms_work, e, futures, channel="sms")]
-        return [kakao_status, self._status(sms_work, "sent", reason="대체발송 (fallback for AlimTalk)",
-                                           provider_ref=result.provider_ref, provider=result.provider)]
+            return Outcomes.join([Outcomes([kakao_status]), await self._retry_later(sms_work, e, channel="sms")])
+        return Outcomes([kakao_status, self._status(sms_work, "sent", reason="대체발송 (fallback for AlimTalk)",
+                                                    provider_ref=result.provider_ref, provider=result.provider)])
 
     def _status(self, work: Work, state: str, *, reason: str | None = None, provider_ref: str | None = None,
                 provider: str | None = None, rule: str | None = None) -> DeliveryStatus:

@@ -230,6 +230,23 @@ class Store(DirectoryQueries):
                 await conn.execute(_CLOSE, closing)
             await conn.execute(insert(DeliveryLogRow), [_log_values(o) for o in outcomes])
 
+    async def final_outcomes(self, ids: Iterable[str]) -> dict[str, list[DeliveryStatus]]:
+        """The recorded outcomes that closed these deliveries (a final state), oldest first: id -> outcomes."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return {}
+        async with self._translate(), self.sessions() as session:
+            rows = (await session.scalars(
+                select(DeliveryLogRow)
+                .where(DeliveryLogRow.delivery_id.in_(ids), DeliveryLogRow.state.in_(FINAL_STATES))
+                .order_by(DeliveryLogRow.id)
+            )).all()
+        out: dict[str, list[DeliveryStatus]] = {}
+        for row in rows:
+            values = {f: getattr(row, f) for f in _LOG_FIELDS}
+            out.setdefault(row.delivery_id or "", []).append(DeliveryStatus(**{**values, "at": row.at}))
+        return out
+
     async def log(self, outcomes: Iterable[DeliveryStatus]) -> None:
         """Record outcomes that close no delivery (deduplicated, suppressed, deferred)."""
         rows = [_log_values(o) for o in outcomes]

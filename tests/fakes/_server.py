@@ -6,9 +6,13 @@ Scripted behaviours, consumed one per request in arrival order (then "ok" for ev
 - "5xx" or ("5xx", status): an HTTP 5xx, nothing recorded as delivered;
 - "timeout": wait `slow_s` (longer than the client's timeout), then handle normally: the gateway got the
   request but the client gave up on the answer, as when a real call ends in doubt;
-- ("429", seconds): HTTP 429 with `Retry-After: seconds`;
+- ("429", value): HTTP 429 with `Retry-After: value` (a callable is called at answer time for the value, e.g.
+  an HTTP date a few seconds ahead);
 - anything else is the provider's (an NHN result code, a SENS HTTP status).
 `down = True` answers 503 to every request.
+
+Each request records when it arrived and when its answer had been written to the socket (`time.monotonic()`),
+so a test can tell which calls were in flight at a moment (a kill).
 """
 
 from __future__ import annotations
@@ -37,11 +41,17 @@ class Received:
     at: float  # time.time() at arrival
     status: int = 0  # what the fake answered
     answer: Any = None
+    arrived: float = 0.0  # time.monotonic() when the request had been read
+    answered: float | None = None  # time.monotonic() when the answer had been written (None: never)
 
 
 @dataclass
 class FakeGateway:
     slow_s: float = 2.0
+    # how long the gateway takes to answer a send (POST) it has handled, accepted and counted: a sender spends
+    # most of a call waiting for the answer, so a kill at a random moment may land after the gateway took the
+    # messages and before the hub heard so
+    answer_delay_s: float = 0.0
     down: bool = False
     requests: list[Received] = field(default_factory=list)  # every request that arrived
     received: list[Received] = field(default_factory=list)  # accepted requests
@@ -53,6 +63,7 @@ class FakeGateway:
         self.lock = threading.RLock()
         self._script: deque[Behaviour] = deque()
         self._stopping = threading.Event()
+        self._current = threading.local()  # the request this handler thread is answering
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -102,9 +113,10 @@ class FakeGateway:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        rec = Received(method, path, headers, raw, body, time.time())
+        rec = Received(method, path, headers, raw, body, time.time(), arrived=time.monotonic())
+        self._current.rec = rec
         with self.lock:
-            self.arrival_times.append(time.monotonic())
+            self.arrival_times.append(rec.arrived)
             self.requests.append(rec)
             behaviour = "ok" if self.down else (self._script.popleft() if self._script else "ok")
         if self.down:
@@ -116,11 +128,21 @@ class FakeGateway:
             status = behaviour[1] if isinstance(behaviour, tuple) else 500
             answer = (status, {}, {"error": "Internal Server Error"})
         elif isinstance(behaviour, tuple) and behaviour[0] == "429":
-            answer = (429, {"Retry-After": str(behaviour[1])}, {"error": "Too Many Requests"})
+            value = behaviour[1]() if callable(behaviour[1]) else behaviour[1]
+            answer = (429, {"Retry-After": str(value)}, {"error": "Too Many Requests"})
         else:
             answer = self.handle(rec, behaviour)
         rec.status, rec.answer = answer[0], answer[2]
+        if method == "POST" and self.answer_delay_s:
+            self._stopping.wait(self.answer_delay_s)
         return answer
+
+    def answer_written(self) -> None:
+        """Called by the handler once the answer to this thread's current request is in the socket."""
+        rec = getattr(self._current, "rec", None)
+        if rec is not None:
+            rec.answered = time.monotonic()
+            self._current.rec = None
 
     def accept(self, rec: Received, delivered: list[tuple[str, str]]) -> None:
         with self.lock:
@@ -158,6 +180,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
+            self.wfile.flush()
+            fake.answer_written()
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a scripted timeout)
 

@@ -103,25 +103,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # --------------------------------------------------------------------------- the NHN AlimTalk fake as the receiving end
 
 
-@dataclass
-class SlowAnswerNhn(FakeNhnAlimtalk):
-    """The NHN fake, answering each send `answer_delay_s` after it has accepted (and counted) it: a sender spends
-    most of a call waiting for the answer, so a kill at a random moment often lands after the gateway took the
-    messages and before the hub heard so, the window the in-doubt lookup exists for."""
-
-    answer_delay_s: float = 0.0
-
-    def respond(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Any:
-        answer = super().respond(method, path, headers, raw)
-        if method == "POST" and self.answer_delay_s:
-            self._stopping.wait(self.answer_delay_s)
-        return answer
-
-
 @pytest.fixture
-def nhn() -> Iterator[SlowAnswerNhn]:
+def nhn() -> Iterator[FakeNhnAlimtalk]:
     """The NHN fake; answers at once unless a test sets `answer_delay_s`."""
-    with SlowAnswerNhn(slow_s=1.5) as fake:
+    with FakeNhnAlimtalk(slow_s=1.5) as fake:
         yield fake
 
 

@@ -22,10 +22,10 @@ from hub.kafka_local import LocalKafka, LocalKafkaError
 from hub.settings import Settings
 from hub.topics import Topics
 from tests.conftest import _free_ports, wait_for
+from tests.fakes.nhn_alimtalk import FakeNhnAlimtalk
 from tests.faults.conftest import (
     ANSWER_DELAY_S,
     HubProcess,
-    SlowAnswerNhn,
     Stream,
     Tally,
     delivered_numbers,
@@ -80,7 +80,7 @@ def sigkill(local: LocalKafka) -> int:
 
 
 async def test_broker_killed_and_restarted_mid_stream_delivers_each_alimtalk_once(
-        own_broker: LocalKafka, nhn: SlowAnswerNhn, tmp_path: Path) -> None:
+        own_broker: LocalKafka, nhn: FakeNhnAlimtalk, tmp_path: Path) -> None:
     total = 1500
     base = Settings(
         kafka_bootstrap_servers=own_broker.bootstrap, topic_prefix=f"t{uuid.uuid4().hex[:10]}", topic_partitions=3,

@@ -17,10 +17,10 @@ import pytest
 
 from hub.topics import Topics
 from tests.conftest import wait_for
+from tests.fakes.nhn_alimtalk import FakeNhnAlimtalk
 from tests.faults.conftest import (
     ANSWER_DELAY_S,
     HubProcess,
-    SlowAnswerNhn,
     Tally,
     all_partitions,
     delivered_numbers,
@@ -36,7 +36,7 @@ from tests.faults.conftest import (
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 async def test_sigkill_five_times_during_a_stream_delivers_each_alimtalk_once(
-        settings: Any, producer: Any, nhn: SlowAnswerNhn, tmp_path: Path) -> None:
+        settings: Any, producer: Any, nhn: FakeNhnAlimtalk, tmp_path: Path) -> None:
     seed = int(os.environ.get("HUB_FAULT_SEED") or random.SystemRandom().randrange(2**32))
     rng = random.Random(seed)
     print(f"\nSIGKILL x5: seed={seed} (HUB_FAULT_SEED={seed} repeats these moments)")
@@ -82,7 +82,7 @@ async def test_sigkill_five_times_during_a_stream_delivers_each_alimtalk_once(
 
 
 async def test_two_hubs_in_one_group_one_killed_the_other_takes_over(
-        settings: Any, producer: Any, nhn: SlowAnswerNhn, tmp_path: Path) -> None:
+        settings: Any, producer: Any, nhn: FakeNhnAlimtalk, tmp_path: Path) -> None:
     """Two `hub run` processes with the same settings share the consumer groups and the SQLite store (WAL,
     busy timeout: one host). One is killed mid-stream; the other must take all its partitions and finish.
     Both run the roles this stream needs, router and sender:kakao: a process joining a group waits for the

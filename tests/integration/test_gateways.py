@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,12 @@ EMAIL = {"resident_id": "R-email", "name": "박메일", "email": "mail@example.o
 
 async def start(hub_factory: Any, gw: Settings, **overrides: Any) -> Any:
     return await hub_factory(None, **gw.model_copy(update=overrides).model_dump())
+
+
+async def cli(settings: Settings, *args: str) -> Any:
+    """`hub ARGS...` in a thread: a blocking call would stall the in-process hub's heartbeats meanwhile (on a
+    loaded machine past the session timeout: a rebalance, and a batch consumed again)."""
+    return await asyncio.to_thread(run_cli, settings, *args)
 
 
 async def states(hub: Any, event_id: str) -> list[tuple[str, str | None, str, int]]:
@@ -127,20 +134,20 @@ async def test_gateway_down_past_every_tier_then_replay_delivers_once(gw: Settin
     letters = await wait_for(lambda: read_dead_letters(gw), what="the dead letter to be readable")
     assert len(letters) == 1 and letters[0].stage == "sender:sms" and letters[0].error_class == "TransientError"
     assert letters[0].replay_topic == f"{gw.topic_prefix}.deliveries.sms"
-    listed = run_cli(gw, "dlq", "list", "--json")
+    listed = await cli(gw, "dlq", "list", "--json")
     assert listed.returncode == 0 and '"stage": "sender:sms"' in listed.stdout and "010-2222-0002" not in listed.stdout
 
     sens.down = False
-    replayed = run_cli(gw, "dlq", "replay", "--all")
+    replayed = await cli(gw, "dlq", "replay", "--all")
     assert replayed.returncode == 0, replayed.stderr
     await wait_for(lambda: sens.delivered, what="the replayed delivery")
-    assert run_cli(gw, "dlq", "replay", "--all").returncode == 0  # a second replay must not send again
+    assert (await cli(gw, "dlq", "replay", "--all")).returncode == 0  # a second replay must not send again
     await wait_for(lambda: _count(hub, "ca-1", "deduplicated", 1), what="the second replay deduplicated")
     await asyncio.sleep(1)
     assert [to for to, _ in sens.delivered] == ["01022220002"]
     assert [s for _, _, s, _ in await states(hub, "ca-1")] == [
         "retried", "retried", "dead-lettered", "sent", "deduplicated"]
-    shown = run_cli(gw, "deliveries", "--event", "ca-1", "--json")
+    shown = await cli(gw, "deliveries", "--event", "ca-1", "--json")
     assert '"state": "dead-lettered"' in shown.stdout and "010-****-0002" in shown.stdout and "01022220002" not in shown.stdout
 
 
@@ -199,6 +206,62 @@ async def test_429_is_waited_out_and_the_rate_is_never_exceeded(gw: Settings, hu
     refused = next(i for i, r in enumerate(sens.requests) if r.status == 429)
     assert max(gaps[refused:]) >= 0.95, "after the 429 the adapter waited Retry-After before calling again"
     assert not await _count(hub, "b-0", "retried", 1)  # waited out in place, not sent through the retry tiers
+
+
+async def test_a_retry_after_beyond_the_inline_wait_pauses_every_call_and_the_breaker(
+        gw: Settings, hub_factory: Any, producer: Any, sens: FakeSens) -> None:
+    """The traced case, scaled down: a Retry-After (3 s) longer than what is waited out in place (0.5 s) fails
+    its call for a retry tier, and two such calls open the breaker (cooldown 1 s). No SENS call may arrive
+    before a Retry-After runs out: not the other residents' calls, not the retry, not the breaker's trial."""
+    sens.script(("429", 3), ("429", 3))
+    await start(hub_factory, gw, rate_limits_per_s={"sens": 1}, max_inline_retry_after_s=0.5, breaker_threshold=2,
+                breaker_cooldown_s=1.0, retry_tiers_s=[0.5, 1.0, 1.0])
+    for i in range(4):
+        await send_event(producer, gw, event_for("water.bill.issued.v1", f"ra-{i}",
+                                                 [{**SMS, "resident_id": f"R-{i}", "phone": f"010-3100-{i:04d}"}]))
+    await wait_for(lambda: len({to for to, _ in sens.delivered}) >= 4, timeout_s=90, what="every SMS")
+    with sens.lock:  # at 1 message per second the calls never overlap: each leaves after the previous answered
+        calls = list(sens.requests)
+    early = [(i, j, later.arrived - refused.answered) for i, refused in enumerate(calls) if refused.status == 429
+             for j, later in enumerate(calls) if j > i and refused.answered and later.arrived < refused.answered + 3]
+    print(f"\nRetry-After 3 s: {len(calls)} calls, gaps after each 429: "
+          f"{[round(calls[i + 1].arrived - c.answered, 2) for i, c in enumerate(calls[:-1]) if c.status == 429]}")
+    assert [c.status for c in calls].count(429) == 2
+    assert early == [], "calls arrived before the Retry-After ran out (429 call, later call, seconds after)"
+    assert len(sens.delivered) == 4
+
+
+async def test_a_status_lost_after_its_outcome_was_recorded_is_published_when_the_batch_comes_again(
+        gw: Settings, hub_factory: Any, producer: Any, sens: FakeSens, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sender records a call's outcome, then publishes its status. Kafka fails the publish (as a process
+    dying between the two would): the batch comes again, finds the delivery finished, and must publish the
+    recorded `sent` status again, under the same CloudEvent id, not only `deduplicated`."""
+    from aiokafka.errors import KafkaConnectionError
+
+    from hub.consumers.common import StatusPublisher
+    from hub.topics import Topics
+    from tests.conftest import read_topic
+
+    publish = StatusPublisher.publish
+    failed: list[str] = []
+
+    async def failing_once(self: StatusPublisher, statuses: Any, **kw: Any) -> Any:
+        if not failed and any(s.state == "sent" for s in statuses):
+            failed.extend(s.delivery_id for s in statuses if s.state == "sent")
+            raise KafkaConnectionError("injected: the broker went away after the outcome was recorded")
+        return await publish(self, statuses, **kw)
+
+    monkeypatch.setattr(StatusPublisher, "publish", failing_once)
+    hub = await start(hub_factory, gw)
+    await send_event(producer, gw, event_for("civil.application.received.v1", "lost-1", [SMS]))
+    await wait_for(lambda: _count(hub, "lost-1", "deduplicated", 1), timeout_s=60, what="the batch to come again")
+    records = await read_topic(gw.kafka_bootstrap_servers, Topics.of(gw).status, expect=3, timeout_s=10)
+    events = [json.loads(r.value) for r in records]
+    ids = {(e["id"], e["data"]["state"]) for e in events if e["data"].get("delivery_id") in failed}
+    print(f"\nstatus after a lost publish: {sorted(state for _, state in ids)}")
+    assert len(failed) == 1 and [to for to, _ in sens.delivered] == ["01022220002"]
+    assert (f"{failed[0]}:sent:1", "sent") in ids, "the recorded sent status reached the status topic"
+    assert [s for _, _, s, _ in await states(hub, "lost-1")] == ["sent", "deduplicated"]
 
 
 async def test_sigkill_around_the_gateway_call_sends_each_delivery_once(gw: Settings, producer: Any,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
+from unittest.mock import patch
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hub.channels.ratelimit import RateLimiter
 from hub.consumers.breaker import CircuitBreaker
@@ -121,3 +125,81 @@ async def test_a_call_in_flight_keeps_its_room_until_it_completes(clock: FakeClo
     await asyncio.gather(call("a", 5.0), call("b", 0.0), call("c", 0.0))
     starts = {name: at for name, what, at in order if what == "start"}
     assert starts["c"] >= starts["b"] + 1.0, "c waits a second after b completed, while a is still in flight"
+
+
+# -- a 429's Retry-After and the breaker: its cooldown is never shorter than the last Retry-After
+
+
+async def test_a_retry_after_longer_than_the_cooldown_holds_the_breaker_open_until_it_runs_out(clock: FakeClock) -> None:
+    """The traced case: Retry-After 40 s, cooldown 30 s; the breaker let calls through after 30 s."""
+    breaker = CircuitBreaker("sms", threshold=5, cooldown_s=30, max_cooldown_s=300, clock=clock)
+    start = clock.now
+    for _ in range(5):
+        breaker.failure(retry_after_s=40)
+    assert breaker.state == "open"
+    trial = await breaker.wait_until_allowed()
+    assert trial and clock.now >= start + 40
+
+
+async def test_a_retry_after_from_a_call_in_flight_when_it_opened_extends_the_cooldown(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("sms", threshold=2, cooldown_s=30, clock=clock)
+    breaker.failure()
+    breaker.failure()  # open for 30 s
+    clock.now += 5
+    breaker.failure(retry_after_s=60)  # a call that left before it opened comes back with a 429
+    trial = await breaker.wait_until_allowed()
+    assert trial and clock.now >= 1000 + 5 + 60
+
+
+async def test_a_failed_trial_waits_for_its_retry_after_when_longer_than_the_doubled_cooldown(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("kakao", threshold=1, cooldown_s=10, max_cooldown_s=300, clock=clock)
+    breaker.failure()
+    trial = await breaker.wait_until_allowed()
+    failed_at = clock.now
+    breaker.failure(trial, retry_after_s=120)  # doubled cooldown 20 s, Retry-After 120 s
+    assert await breaker.wait_until_allowed()
+    assert clock.now >= failed_at + 120
+
+
+Step = tuple[str, float | None]
+steps = st.lists(st.one_of(
+    st.tuples(st.just("call-fails"), st.one_of(st.none(), st.floats(0, 400))),  # a call; a 429 gives a Retry-After
+    st.tuples(st.just("call-succeeds"), st.none()),
+    st.tuples(st.just("in-flight-fails"), st.one_of(st.none(), st.floats(0, 400))),  # a call let through earlier
+    st.tuples(st.just("time-passes"), st.floats(0, 200)),
+), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=steps, threshold=st.integers(1, 5), cooldown_s=st.floats(0, 60), max_cooldown_s=st.floats(0, 300))
+def test_an_open_breaker_lets_no_call_through_before_the_last_retry_after(
+        steps: list[Step], threshold: int, cooldown_s: float, max_cooldown_s: float) -> None:
+    fake = FakeClock()
+
+    async def sleep(seconds: float) -> None:
+        fake.now += max(seconds, 0)
+
+    async def scenario() -> None:
+        breaker = CircuitBreaker("sms", threshold=threshold, cooldown_s=cooldown_s, max_cooldown_s=max_cooldown_s,
+                                 clock=fake)
+        last_instant = -math.inf
+        for kind, value in steps:
+            if kind == "time-passes":
+                fake.now += value or 0
+                continue
+            if kind == "in-flight-fails":
+                breaker.failure(retry_after_s=value)
+            else:
+                was_open = breaker.open_until is not None
+                trial = await breaker.wait_until_allowed()
+                if was_open:
+                    assert fake.now >= last_instant, "an open breaker let a call through before a Retry-After ran out"
+                if kind == "call-fails":
+                    breaker.failure(trial, retry_after_s=value)
+                else:
+                    breaker.success(trial)
+            if value is not None and kind != "call-succeeds":
+                last_instant = fake.now + value
+
+    with patch("asyncio.sleep", sleep):
+        asyncio.run(scenario())
