@@ -16,7 +16,7 @@ import hashlib
 
 
 def delivery_id(notice_key: str, resident_id: str, channel: str) -> str:
-    digest = hashlib.sha256(f"{notice_key}\x1f{resident_id}\x1f{channel}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{notice_key}\x1f{resident_id}\x1f{channel}".encode("utf-8", "surrogatepass")).hexdigest()  # any text: ids are not refused here
     return digest[:32]
 
 

@@ -80,5 +80,10 @@ class StoreError(HubError):
     retriable = True
 
 
+class StoreRefusedError(HubError):
+    """Raised when the store refuses a value (too long for its column, a constraint): retrying cannot help, so
+    it is not an outage; the record that brought the value is dead-lettered."""
+
+
 class NaiveDatetimeError(HubError, TypeError):
     """Raised when a datetime without a UTC offset reaches the store or a time shown to a person: a bug."""

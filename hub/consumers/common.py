@@ -13,7 +13,9 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from hub.consumers.dlq import DeadLetters, is_outage
 from hub.delivery import DeliveryStatus
+from hub.errors import HubError
 from hub.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,14 +53,15 @@ async def _raw_bodies(message: Any) -> list[bytes]:
 
 
 def subscribe_batches(broker: KafkaBroker, topics: Sequence[str], group_id: str, settings: Settings,
-                      handler: BatchHandler, *, title: str, **options: Any) -> None:
+                      handler: BatchHandler, *, title: str, letters: DeadLetters, **options: Any) -> None:
     """Subscribe `handler` to batches of raw records. Offsets are committed only after the handler returns
-    (at-least-once); when it raises, the batch's partitions are rewound and the batch comes again."""
+    (at-least-once); when the store or Kafka is unavailable, the batch's partitions are rewound and the batch
+    comes again. Any other failure of a whole batch is isolated to its records (`isolate`)."""
 
     async def consume(msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         try:
-            await handler(records)
+            await handle_isolated(handler, records, letters, title)
         except Exception as e:  # the store or Kafka failed us: rewind and try the batch again, after a pause
             logger.error("%s: batch of %d will be processed again: %s: %s", title, len(records), type(e).__name__, e)
             await asyncio.sleep(settings.infra_retry_backoff_s)
@@ -77,6 +80,32 @@ def subscribe_batches(broker: KafkaBroker, topics: Sequence[str], group_id: str,
         title=title,
         **options,
     )(consume)
+
+
+async def handle_isolated(handler: BatchHandler, records: Sequence[Any], letters: DeadLetters, title: str) -> None:
+    """Run `handler` on a batch; when it fails for anything but an outage (`is_outage`), run it again on each
+    record alone, and dead-letter a record that still fails by itself. Handlers already dead-letter a record's
+    own faults one by one; this catches what fails at the batch's level (a store write of the whole batch that
+    one record's value breaks, a bug in a batch step), which would otherwise rewind the batch for ever and stop
+    every record behind it. Handlers are idempotent (the ledger), so a record handled twice is handled once."""
+    try:
+        await handler(records)
+        return
+    except Exception as e:
+        if is_outage(e):
+            raise
+        logger.error("%s: a batch of %d failed as a whole (%s: %s); handling its records one by one", title,
+                     len(records), type(e).__name__, e, exc_info=not isinstance(e, HubError))
+        if len(records) == 1:
+            await (await letters.add(records[0], e))
+            return
+    for record in records:
+        try:
+            await handler((record,))
+        except Exception as e:
+            if is_outage(e):
+                raise
+            await (await letters.add(record, e))
 
 
 class StatusPublisher:

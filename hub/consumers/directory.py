@@ -34,7 +34,7 @@ class DirectoryConsumer:
 
     def register(self) -> None:
         subscribe_batches(self.broker, [self.topics.residents], self.settings.group_id("directory"), self.settings,
-                          self.handle_batch, title="directory")
+                          self.handle_batch, title="directory", letters=self.letters)
 
     async def handle_batch(self, records: Sequence[Any]) -> None:
         futures: list[asyncio.Future[Any]] = []

@@ -80,7 +80,7 @@ class RouterConsumer:
 
     def register(self) -> None:
         subscribe_batches(self.broker, self.topics.all_events, self.settings.group_id("router"), self.settings,
-                          self.handle_batch, title="router")
+                          self.handle_batch, title="router", letters=self.letters)
 
     # -- who
 

@@ -11,9 +11,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from types import SimpleNamespace
 
 from faststream.kafka import KafkaBroker
 
+from hub.consumers.dlq import DeadLetters
 from hub.delivery import DeliveryRequest
 from hub.periodic import Periodic
 from hub.store import Store
@@ -29,24 +31,39 @@ class Scheduler(Periodic):
                  clock: Callable[[], datetime], interval_s: float = 1.0) -> None:
         super().__init__(interval_s)
         self.broker, self.store, self.topics, self.owner, self.clock = broker, store, topics, owner, clock
+        self.letters = DeadLetters(broker, topics.dlq, "scheduler")
 
     async def step(self) -> int:
         return await self.release_due()
 
     async def release_due(self) -> int:
-        """Publish every held delivery that is due now; return how many."""
+        """Publish every held delivery that is due now; return how many. A held row that cannot be read as a
+        delivery request (written by another version, or damaged) is dead-lettered and closed, never left to
+        stop the releases behind it."""
         released = 0
         while rows := await self.store.claim_due(self.clock(), self.owner):
-            futures = []
-            for _, raw in rows:
-                request = DeliveryRequest.model_validate_json(raw)
+            futures, bad = [], []
+            for row_id, raw in rows:
+                try:
+                    request = DeliveryRequest.model_validate_json(raw)
+                except ValueError as e:  # pydantic's ValidationError is a ValueError
+                    bad.append(row_id)
+                    futures.append(await self.letters.add(_held_record(row_id, raw), e))
+                    continue
                 futures.append(await self.broker.publish(
                     raw.encode(), self.topics.deliveries(request.channel), key=request.resident_id.encode(),
                     headers={"content-type": "application/json", "hub_released_from": "scheduled"}, no_confirm=True,
                 ))
             await asyncio.gather(*futures)
-            await self.store.mark_released([row_id for row_id, _ in rows])
-            released += len(rows)
+            await self.store.mark_released([row_id for row_id, _ in rows if row_id not in bad])
+            await self.store.mark_released(bad, state="unreadable")
+            released += len(rows) - len(bad)
         if released:
             logger.info("scheduler: released %d held deliveries", released)
         return released
+
+
+def _held_record(row_id: int, raw: str) -> SimpleNamespace:
+    """A held row as the dead-letter topic takes records: from the store's `scheduled` table, at its row id."""
+    return SimpleNamespace(topic="scheduled", partition=-1, offset=row_id, key=None,
+                           value=raw.encode("utf-8", "replace"), headers=[("content-type", b"application/json")])

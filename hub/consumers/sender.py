@@ -165,15 +165,16 @@ class SenderConsumer:
         hold_ms = int((max([self.settings.breaker_max_cooldown_s, MAX_PAUSE_S, *tiers]) + 300) * 1000)
         subscribe_batches(self.broker, [self.topics.deliveries(self.channel)],
                           self.settings.group_id(f"sender.{self.channel}"), self.settings,
-                          self._handler(0), title=self.stage, max_poll_interval_ms=hold_ms)
+                          self._handler(0), title=self.stage, letters=self.letters, max_poll_interval_ms=hold_ms)
         for tier in range(1, len(tiers) + 1):
             subscribe_batches(self.broker, [self.topics.retry(self.channel, tier)],
                               self.settings.group_id(f"sender.{self.channel}.retry-{tier}"), self.settings,
-                              self._handler(tier), title=f"{self.stage}:retry-{tier}", max_poll_interval_ms=hold_ms)
+                              self._handler(tier), title=f"{self.stage}:retry-{tier}", letters=self.letters,
+                              max_poll_interval_ms=hold_ms)
         if self.checks_results:
             subscribe_batches(self.broker, [self.topics.results(self.channel)],
                               self.settings.group_id(f"sender.{self.channel}.results"), self.settings,
-                              self.check_results, title=f"{self.stage}:results",
+                              self.check_results, title=f"{self.stage}:results", letters=self.letters,
                               max_poll_interval_ms=int((max(self.settings.result_checks_s) + 300) * 1000))
 
     @property

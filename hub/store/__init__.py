@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from hub.dedup import Claim
 from hub.delivery import DeliveryStatus
-from hub.errors import StoreError
+from hub.errors import StoreError, StoreRefusedError
 from hub.store.directory import DirectoryQueries
 from hub.store.models import Base, DeliveryLogRow, DeliveryRow, ScheduledRow, SenderRow, UtcDateTime
 from hub.times import utcnow
@@ -291,7 +291,7 @@ class Store(DirectoryQueries):
             ("delivery_log", DeliveryLogRow, (DeliveryLogRow.at < older_than) & ~active),
             ("deliveries", DeliveryRow,
              (DeliveryRow.updated_at < older_than) & DeliveryRow.status.in_(PURGEABLE_STATES)),
-            ("scheduled", ScheduledRow, (ScheduledRow.created_at < older_than) & (ScheduledRow.state == "released")),
+            ("scheduled", ScheduledRow, (ScheduledRow.created_at < older_than) & ScheduledRow.state.in_(("released", "unreadable"))),
             ("ingest_events", IngestEventRow, IngestEventRow.created_at < older_than),
             ("ingest_idempotency", IdempotencyRow, IdempotencyRow.created_at < older_than),
         ]
@@ -317,6 +317,10 @@ class _Translate:
         return None
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        # a value the store refuses is the data's fault, not an outage: retrying the batch would never end
+        if isinstance(exc, DataError | IntegrityError):
+            raise StoreRefusedError(f"the store refused a value: {type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0][:200]}") from exc
         # a pool that has no connection to give (PoolTimeoutError) is the store being unavailable too: retry,
         # never dead-letter the event that happened to meet it
         if exc is not None and isinstance(exc, OperationalError | DBAPIError | DisconnectionError | PoolTimeoutError

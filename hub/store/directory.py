@@ -154,10 +154,11 @@ class DirectoryQueries:
             )
             return [(row[0], row[1]) for row in claimed.all()]
 
-    async def mark_released(self, ids: Sequence[int]) -> None:
+    async def mark_released(self, ids: Sequence[int], *, state: str = "released") -> None:
+        """Close claimed held rows: `released` (published), or `unreadable` (dead-lettered)."""
         if ids:
             async with self._translate(), self.sessions.begin() as session:
-                await session.execute(update(ScheduledRow).where(ScheduledRow.id.in_(list(ids))).values(state="released"))
+                await session.execute(update(ScheduledRow).where(ScheduledRow.id.in_(list(ids))).values(state=state))
 
     async def held(self, *, event_id: str, resident_id: str | None = None) -> list[ScheduledRow]:
         query = select(ScheduledRow).where(ScheduledRow.event_id == event_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -9,6 +10,28 @@ from sqlalchemy import JSON, Boolean, DateTime, Dialect, Index, Integer, String,
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hub.times import as_utc
+
+_UNKEEPABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(value: str, limit: int | None = None) -> str:
+    """Text every backend keeps: NUL (PostgreSQL refuses it) and lone surrogates (no UTF-8 for them) become
+    U+FFFD, and text longer than `limit` characters is cut, ending in '…'."""
+    value = _UNKEEPABLE.sub("\ufffd", value)
+    return value if limit is None or len(value) <= limit else value[: limit - 1] + "…"
+
+
+class Note(TypeDecorator[str]):
+    """Text the hub records but never looks up by (a reason, a gateway's reference, a masked address, a name). A
+    write never fails on it: whatever an event or a gateway put there is cleaned and cut to the column
+    (`clean_text`). A refused value would read as the store being down, and rewind a batch for ever. Ids and
+    keys are not Notes: the models validate them before they get here."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else clean_text(value, self.impl.length)  # type: ignore[attr-defined]  # impl is a String instance here
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -39,17 +62,17 @@ class DeliveryRow(Base):
     __tablename__ = "deliveries"
 
     delivery_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    notice_key: Mapped[str] = mapped_column(String(500))
+    notice_key: Mapped[str] = mapped_column(Note())  # source (500) + id (200): no length to outgrow
     event_id: Mapped[str] = mapped_column(String(200), index=True)
-    event_type: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(Note(200))
     resident_id: Mapped[str] = mapped_column(String(64), index=True)
     channel: Mapped[str] = mapped_column(String(16))
-    to_masked: Mapped[str] = mapped_column(String(300), default="")
+    to_masked: Mapped[str] = mapped_column(Note(300), default="")
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
-    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
-    provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Note(), nullable=True)
+    provider_ref: Mapped[str | None] = mapped_column(Note(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
@@ -74,15 +97,15 @@ class DeliveryLogRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     delivery_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     event_id: Mapped[str] = mapped_column(String(200))
-    event_type: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(Note(200))
     resident_id: Mapped[str] = mapped_column(String(64), index=True)
     channel: Mapped[str | None] = mapped_column(String(16), nullable=True)
     state: Mapped[str] = mapped_column(String(20))
-    to_masked: Mapped[str] = mapped_column(String(300), default="")
-    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    rule: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    provider: Mapped[str | None] = mapped_column(String(50), nullable=True)
-    provider_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    to_masked: Mapped[str] = mapped_column(Note(300), default="")
+    reason: Mapped[str | None] = mapped_column(Note(), nullable=True)
+    rule: Mapped[str | None] = mapped_column(Note(50), nullable=True)
+    provider: Mapped[str | None] = mapped_column(Note(50), nullable=True)
+    provider_ref: Mapped[str | None] = mapped_column(Note(200), nullable=True)
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
 
@@ -94,7 +117,7 @@ class ResidentRow(Base):
     __tablename__ = "residents"
 
     resident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    name: Mapped[str | None] = mapped_column(Note(50), nullable=True)
     phone: Mapped[str | None] = mapped_column(String(20), nullable=True, index=True)
     email: Mapped[str | None] = mapped_column(String(254), nullable=True)
     district: Mapped[str | None] = mapped_column(String(10), nullable=True, index=True)
@@ -123,9 +146,9 @@ class ScheduledRow(Base):
     resident_id: Mapped[str] = mapped_column(String(64))
     channel: Mapped[str] = mapped_column(String(16))
     due_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    rule: Mapped[str] = mapped_column(String(50))
+    rule: Mapped[str] = mapped_column(Note(50))
     request: Mapped[str] = mapped_column(Text)  # the DeliveryRequest JSON, released as it is
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, releasing, released
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, releasing, released, unreadable (dead-lettered)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())

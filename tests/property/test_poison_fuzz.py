@@ -64,7 +64,8 @@ def poison_record(draw: st.DrawFn) -> Record:
         event["data"]["recipients"] = draw(st.sampled_from([True, 0, 1.5, None, "R-1", {"resident_id": "R-1"}]))
     else:
         event[draw(st.sampled_from(["id", "source", "dedupkey"]))] = "poison\x00"
-        event["data"]["recipient"]["resident_id"] = draw(st.sampled_from(["R-\x00", "R-0001", "R\x1b[31m"]))
+        named = event["data"]["recipient"] if "recipient" in event["data"] else event["data"]["recipients"][0]
+        named["resident_id"] = draw(st.sampled_from(["R-\x00", "R-0001", "R\x1b[31m"]))  # county news: a list
     mode = draw(st.sampled_from(["structured", "binary"]))
     return Record(*encode(event, mode), f"recipients not a list, {mode}")
 
