@@ -8,8 +8,9 @@ import json
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub.errors import EventError
 from hub.events import Channel
 from hub.masking import mask_address
 from hub.rendering import RenderedMessage, SmsContent
@@ -55,6 +56,18 @@ class DeliveryRequest(BaseModel):
     @classmethod
     def from_kafka(cls, value: bytes | None) -> DeliveryRequest:
         return cls.model_validate_json(value or b"")
+
+
+def read_delivery(value: bytes | None, channel: str) -> DeliveryRequest:
+    """A record of the channel's deliveries topic -> its request; EventError (with the reason) for anything
+    else. The sender reads every record so, and `hub dlq replay` checks a dead letter so before replaying it."""
+    try:
+        request = DeliveryRequest.from_kafka(value)
+    except ValidationError as e:
+        raise EventError(f"not a delivery request: {e}") from e
+    if request.channel != channel:
+        raise EventError(f"a {request.channel} delivery on the {channel} topic")
+    return request
 
 
 class DeliveryStatus(BaseModel):

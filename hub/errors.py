@@ -67,3 +67,7 @@ class StoreError(HubError):
     """Raised when the store cannot be reached or written: the work is not recorded and must be redone."""
 
     retriable = True
+
+
+class UnknownGroupError(HubError):
+    """Raised when a consumer group asked for by name does not exist on the broker."""

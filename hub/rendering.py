@@ -32,6 +32,7 @@ from hub.errors import RenderError
 
 if TYPE_CHECKING:
     from hub.events import Channel, DomainEvent, Recipient
+    from hub.settings import Settings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 KST = ZoneInfo("Asia/Seoul")
@@ -230,6 +231,12 @@ class Identity:
     sms_subject: str = "양평군 알림"
     optout_phone: str = "080-000-0000"  # 무료 수신거부 번호 for advertising
     optout_url: str = "https://talk.yp.example.kr/unsubscribe"
+
+    @classmethod
+    def of(cls, settings: Settings) -> Identity:
+        """The county as the settings name it (HUB_COUNTY_NAME, HUB_COUNTY_CONTACT, ...)."""
+        return cls(settings.county_name, settings.county_contact, settings.sms_default_subject,
+                   settings.advertising_optout_phone, settings.advertising_optout_url)
 
 
 @dataclass

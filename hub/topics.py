@@ -95,6 +95,15 @@ def kafka_client_options(settings: Settings) -> dict[str, object]:
     return options
 
 
+async def reach_broker(settings: Settings) -> None:
+    """Connect to the brokers once and leave; KafkaConnectionError when none answers."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings))
+    try:
+        await admin.start()
+    finally:
+        await admin.close()
+
+
 async def ensure_topics(settings: Settings, topics: Topics | None = None) -> list[str]:
     """Create the hub's topics that do not exist yet; return the names created."""
     topics = topics or Topics.of(settings)

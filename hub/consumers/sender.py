@@ -33,7 +33,7 @@ from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.common import StatusPublisher, subscribe_batches
 from hub.consumers.dlq import dead_letter, header_map
 from hub.dedup import Claim, delivery_id
-from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
+from hub.delivery import DeliveryRequest, DeliveryStatus, read_delivery, utcnow
 from hub.errors import EventError, PermanentError, StoreError, TransientError
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
@@ -140,12 +140,9 @@ class SenderConsumer:
         not_before_ms = 0
         for record in records:
             try:
-                request = DeliveryRequest.from_kafka(record.value)
-                if request.channel != self.channel:
-                    raise EventError(f"a {request.channel} delivery on the {self.channel} topic")
-            except (ValidationError, EventError) as e:
-                error = e if isinstance(e, EventError) else EventError(f"not a delivery request: {e}")
-                futures.append(await dead_letter(self.broker, self.topics.dlq, record, error, self.stage))
+                request = read_delivery(record.value, self.channel)
+            except EventError as e:
+                futures.append(await dead_letter(self.broker, self.topics.dlq, record, e, self.stage))
                 continue
             attempt, original_topic, due_ms = retry_state(
                 header_map(record), record.topic, now_ms=int(time.time() * 1000),
