@@ -364,8 +364,8 @@ class Renderer:
         if isinstance(content, KakaoContent):
             raise RenderError("AlimTalk cannot carry advertising; send it by SMS/LMS or email")
         if isinstance(content, SmsContent):
-            text = f"(광고){me.name}\n{content.text}\n무료거부 {me.optout_phone}"
-            subject = f"(광고) {content.subject or me.sms_subject}"
+            text = f"{_ad_opening(content.text, me.name)}\n문의 {me.contact} / 무료거부 {me.optout_phone}"
+            subject = _ad_opening(content.subject or me.sms_subject, me.name)
             try:
                 return sms_content(text, subject)
             except RenderError as e:
@@ -424,6 +424,13 @@ class Renderer:
             raise RenderError(f"email subject is {len(subject)} characters; keep it under {EMAIL_SUBJECT_MAX_CHARS}")
         return EmailContent(subject=subject, text=tset.email_text.render(ctx).strip() + "\n",
                             html=tset.email_html.render(ctx))
+
+
+def _ad_opening(text: str, sender: str) -> str:
+    """"(광고)" first, then the sender's name. A template's text opens with a tag naming the county
+    ("[양평군] ...", "[Yangpyeong County] ..."; tests/property/test_message_wording.py holds every template to
+    it): the mark goes before it, so the name is not said twice. A text without one gets the name in a tag."""
+    return f"(광고){text}" if text.startswith("[") else f"(광고)[{sender}] {text}"
 
 
 def check_all(renderer: Renderer, samples: Iterable[tuple[DomainEvent, Recipient]]) -> list[str]:
