@@ -36,6 +36,17 @@ def chromium() -> str:
                 "install Debian's package (`apt-get install -y chromium`; .ci/run does) or set CHROMIUM=/path")
 
 
+def test_a_korean_font_is_there_for_the_browser() -> None:
+    """Without a CJK font, Chromium draws the dashboard's Korean labels (운영 현황, 미해결 데드레터) as empty boxes:
+    scripts/system-deps.sh installs fonts-noto-cjk where the dashboard is tested, the Dockerfile where it ships."""
+    import subprocess
+
+    fc_list = shutil.which("fc-list")
+    assert fc_list, "fontconfig's fc-list is missing (Chromium brings it): install Debian's chromium package"
+    found = subprocess.run([fc_list, ":lang=ko", "family"], capture_output=True, text=True, check=True).stdout
+    assert found.strip(), "no font covers Korean: install fonts-noto-cjk (scripts/system-deps.sh test does)"
+
+
 async def dump_dom(url: str, profile: Path, *, budget_ms: int = 5000) -> str:
     """The page's DOM after its scripts ran for `budget_ms` of virtual time (fetches complete within it)."""
     proc = await asyncio.create_subprocess_exec(
