@@ -567,6 +567,10 @@ def dlq_replay(
     settings = Settings()
     found = _with_store(lambda store: load(settings, store))
     results = checked(select(found, ref, stage, error_class, event), settings)
+    if not results:
+        console.print(f"nothing to replay: no unresolved dead letter in {found.topic} is chosen "
+                      "(`hub dlq list --resolved` shows the handled ones; --ref replays one of them again)")
+        return
     failing = [(d, reason) for d, reason in results if reason]
     for d, reason in failing:
         console.print(f"would fail again: {d.ref} ({d.stage}): {redact(reason)[:300]}", markup=False,

@@ -150,7 +150,9 @@ def explain(e: BaseException) -> list[str]:
     if isinstance(e, SettingsError):  # a value pydantic-settings could not even parse (JSON lists and maps)
         field = re.search(r'field "(\w+)"', str(e))
         name = f"HUB_{field[1].upper()}" if field else "a setting"
-        return [f"bad setting: {name} cannot be read ({redact(str(e))})",
+        value = os.environ.get(name)
+        shown = "" if value is None or _SECRET.search(name) else f"={value!r}"
+        return [f"bad setting: {name}{shown} is not valid JSON",
                 "lists and maps are written as JSON, e.g. HUB_RETRY_TIERS_S='[10, 60, 600]'"]
     if isinstance(e, Failed):
         return [str(e), *([e.hint] if e.hint else [])]

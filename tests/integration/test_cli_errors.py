@@ -242,3 +242,14 @@ def test_a_boolean_option_reads_and_works_as_a_flag(path: tuple[str, ...], flag:
     assert result.exit_code == 2, result.output
     short_failure(result.exit_code, result.stderr)
     assert f"{flag} is a flag and takes no value" in result.stderr, result.stderr
+
+
+def test_a_list_setting_that_is_not_json_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    result = runner.invoke(app, ["lag"], env=quiet_env(tmp_path, HUB_RETRY_TIERS_S="10,60,600"))
+
+    assert result.exit_code == 1, result.output
+    short_failure(result.exit_code, result.stderr)
+    assert "HUB_RETRY_TIERS_S='10,60,600' is not valid JSON" in result.stderr
+    assert "'[10, 60, 600]'" in result.stderr
