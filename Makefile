@@ -1,11 +1,11 @@
 # The two commands of the README: `make run` and `make test`. Everything else is a step of those.
-UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# scripts/uv finds uv, or installs it into a venv of its own (a stock Debian or Ubuntu Python refuses pip).
+UV := scripts/uv
 HUB := $(UV) run --frozen hub
 
 .PHONY: run test install kafka-up kafka-down lint schemas templates-check bench clean
 
-install:  ## Python deps, pinned by uv.lock (uv itself from PyPI when missing)
-	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv>=0.5"
+install:  ## Python deps, pinned by uv.lock, in .venv (the `hub` command: .venv/bin/hub)
 	$(UV) sync --frozen --all-extras
 
 kafka-up: install  ## a local single-node Kafka (KRaft) from the Apache jars on Maven Central

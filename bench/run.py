@@ -480,7 +480,8 @@ async def main(args: argparse.Namespace) -> int:
     wall = time.time()
     load_at_start = os.getloadavg()
     work = Path(tempfile.mkdtemp(prefix="notice-hub-bench-"))
-    kafka = LocalKafka(work / "kafka", port=free_port(), controller_port=free_port(), heap_mb=1024)
+    kafka = LocalKafka(work / "kafka", port=free_port(), controller_port=free_port(), heap_mb=1024,
+                       auto_create_topics=True)  # the raw aiokafka side produces to topics no hub created
     log(f"starting Apache Kafka {kafka.version} in {work / 'kafka'}")
     bootstrap = kafka.start(timeout_s=180)
     sens = BenchSens().start()

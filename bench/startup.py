@@ -41,7 +41,8 @@ def main() -> None:
         "group.initial.rebalance.delay.ms=0", f"group.initial.rebalance.delay.ms={args.delay_ms}")
     home = Path(tempfile.mkdtemp(prefix="notice-hub-startup-"))
     port, controller_port = _free_ports(2)
-    broker = local_kafka.LocalKafka(home, port=port, controller_port=controller_port, heap_mb=512)
+    broker = local_kafka.LocalKafka(home, port=port, controller_port=controller_port, heap_mb=512,
+                                    auto_create_topics=True)
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.start(timeout_s=180),
            "HUB_TOPIC_PREFIX": f"s{uuid.uuid4().hex[:8]}", "HUB_DATABASE_URL": f"sqlite+aiosqlite:///{home}/hub.db",
            "HUB_OUTBOX_DIR": str(home / "outbox"), "HUB_OPS_PORT": "0"}

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,10 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hub.cli_errors import Failed, HubGroup, UsageProblem
 from hub.masking import redact
 from hub.settings import Settings
+from hub.topics import Topics, reach_broker
 
-app = typer.Typer(no_args_is_help=True, help="notice-hub: county domain events in, Korean notices out.")
+app = typer.Typer(cls=HubGroup, no_args_is_help=True, help="notice-hub: county domain events in, Korean notices out.")
 kafka_app = typer.Typer(no_args_is_help=True, help="A local single-node Kafka broker (KRaft) for development.")
 schemas_app = typer.Typer(no_args_is_help=True, help="JSON Schemas of the event catalogue.")
 templates_app = typer.Typer(no_args_is_help=True, help="Check and preview message templates.")
@@ -31,13 +34,38 @@ console = Console()
 err = Console(stderr=True)
 
 
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="on failure, show the traceback and the libraries' logs "
+                                                        "(anywhere on the command line; or HUB_DEBUG=1)")] = False,
+) -> None:
+    """notice-hub: county domain events in, Korean notices out. A command that fails says why in a line or
+    two: exit 2 for a usage error, 1 for any other."""
+
+
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file the user named on the command line; a file that is not JSON is a usage error (exit 2)."""
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise UsageProblem(f"{what} {path}: not valid JSON ({str(e)[:160]})",
+                           "give a file holding one JSON object (schemas/<event type>.json describes the data)") from e
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
-    from hub.logs import install_repeat_limit
+    from hub.logs import demote_group_forming, install_repeat_limit
     from hub.masking import install_redaction
 
+    if level.upper() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter(f"{log_format!r} is not text or json", param_hint="--log-format")
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True,
     )
     if log_format == "json":  # one JSON object per line (hub/logs.py)
         from hub.logs import JsonFormatter
@@ -48,6 +76,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     install_redaction()
     install_repeat_limit()
+    demote_group_forming()
 
 
 # --------------------------------------------------------------------------- run
@@ -64,14 +93,20 @@ def run(
 
     settings = Settings()
     log_format = log_format or settings.log_format
-    if log_format not in ("text", "json"):
-        raise typer.BadParameter("--log-format is text or json")
-    configure_logging(log_level, log_format)
     try:
         hub = Hub(settings, role)
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from e
-    asyncio.run(hub.run_until_signalled())
+        raise typer.BadParameter(str(e), param_hint="--role") from e
+    asyncio.run(reach_broker(settings))  # a broker that does not answer: said in two lines, before the logs start
+    configure_logging(log_level, log_format)
+    asyncio.run(hub.run_until_signalled(on_ready=ready_block if log_format == "text" else None))
+
+
+def ready_block(hub: Any) -> None:
+    """Where things are, once every consumer joined its group: the next thing to do is in it."""
+    from hub.cli_ready import ready_lines
+
+    err.print("\n".join(ready_lines(hub)), markup=False, highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- kafka
@@ -106,7 +141,10 @@ def kafka_status() -> None:
     """Show whether the local broker runs, and where."""
     status = _local_kafka().status()
     console.print_json(json.dumps(status, default=str))
-    raise typer.Exit(0 if status["running"] else 1)
+    if not status["running"]:
+        err.print(f"the local broker is not running (at {status['bootstrap']}): `hub kafka up` starts it",
+                  markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 # --------------------------------------------------------------------------- publish
@@ -115,7 +153,8 @@ def kafka_status() -> None:
 @app.command()
 def publish(
     event_type: Annotated[str, typer.Argument(help="e.g. waste.large_item.received.v1")],
-    data: Annotated[Path | None, typer.Option("--data", help="JSON file with the event data")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="JSON file with the event data", exists=True,
+                                              dir_okay=False)] = None,
     sample: Annotated[bool, typer.Option("--sample", help="use the catalogue's example data")] = False,
     event_id: Annotated[str | None, typer.Option("--id", help="event id (default: a new UUID)")] = None,
     source: Annotated[str, typer.Option(help="CloudEvents source of the publishing system")] = "/cli",
@@ -124,20 +163,39 @@ def publish(
     mode: Annotated[str, typer.Option(help="binary or structured (CloudEvents Kafka binding)")] = "binary",
 ) -> None:
     """Publish one event to its domain topic, as a department system would."""
+    from hub.errors import EventError
     from hub.events import CATALOGUE, new_event, sample_data, validate_event
     from hub.publisher import publish_event
 
     if event_type not in CATALOGUE:
-        raise typer.BadParameter(f"unknown event type {event_type!r}; known: {', '.join(CATALOGUE)}")
+        raise UsageProblem(f"unknown event type {event_type!r}", "`hub schemas list` lists the event types")
     if (data is None) == (not sample):
-        raise typer.BadParameter("give --data FILE or --sample")
-    payload = sample_data(event_type) if sample else json.loads(Path(data).read_text(encoding="utf-8"))  # type: ignore[arg-type]
-    event = new_event(event_type, payload, source=source, id=event_id or str(uuid.uuid4()), subject=subject,
-                      dedupkey=dedup_key)
-    validate_event(event)  # refuse locally what the router would dead-letter
+        raise UsageProblem("give --data FILE or --sample (not both)", "e.g. hub publish water.bill.issued.v1 --sample")
+    if mode not in ("binary", "structured"):
+        raise typer.BadParameter(f"{mode!r} is not binary or structured", param_hint="--mode")
+    payload = sample_data(event_type) if data is None else read_json(data, "--data")
     settings = Settings()
+    try:
+        event = new_event(event_type, payload, source=source, id=event_id or str(uuid.uuid4()), subject=subject,
+                          dedupkey=dedup_key)
+        validate_event(event)  # refuse locally what the router would dead-letter
+    except (EventError, ValueError) as e:  # pydantic's ValidationError is a ValueError
+        raise UsageProblem(f"the event is not valid: {redact(str(e))[:300]}",
+                           f"schemas/{event_type}.json describes its data") from e
+    asyncio.run(_require_topic(settings, Topics.of(settings).events(CATALOGUE[event_type].domain)))
     topic, partition, offset = asyncio.run(publish_event(settings, event, structured=(mode == "structured")))
     console.print(f"published {event.type} id={event.id} to {topic}[{partition}]@{offset}")
+
+
+async def _require_topic(settings: Settings, topic: str) -> None:
+    """The broker does not create topics on its own (docker-compose.yml, `hub kafka up`): the hub does, with
+    the partitions and compaction it needs, when it starts. Say so instead of waiting for a topic in vain."""
+    from hub.consumers.dlq import topic_partitions
+
+    if not await topic_partitions(settings, topic):
+        raise Failed(f"topic {topic} does not exist on {settings.kafka_bootstrap_servers}",
+                     f"start the hub once (`make run` or `hub run`): it creates its topics (HUB_TOPIC_PREFIX="
+                     f"{settings.topic_prefix})")
 
 
 # --------------------------------------------------------------------------- schemas
@@ -183,9 +241,9 @@ def _sample_events() -> list[Any]:
 @templates_app.command("check")
 def templates_check() -> None:
     """Render every template against the catalogue's sample events; report every violation."""
-    from hub.rendering import Renderer, check_all
+    from hub.rendering import Identity, Renderer, check_all
 
-    problems = check_all(Renderer(), _sample_events())
+    problems = check_all(Renderer(identity=Identity.of(Settings())), _sample_events())
     for problem in problems:
         err.print(f"[red]✗[/] {problem}")
     if problems:
@@ -197,28 +255,51 @@ def templates_check() -> None:
 def templates_preview(
     event_type: str,
     channel: Annotated[str, typer.Option(help="kakao, sms or email")] = "sms",
-    data: Annotated[Path | None, typer.Option("--data", help="event data JSON (default: the sample)")] = None,
-    locale: Annotated[str, typer.Option()] = "ko",
+    data: Annotated[Path | None, typer.Option("--data", help="event data JSON (default: the sample)", exists=True,
+                                              dir_okay=False)] = None,
+    locale: Annotated[str, typer.Option(help="ko, en or vi (Korean where the locale has no template)")] = "ko",
+    as_json: Annotated[bool, typer.Option("--json", help="the rendered message as JSON (with the HTML part)")] = False,
 ) -> None:
-    """Show one rendered message, with its byte count for SMS/LMS."""
+    """Show one rendered message as the resident gets it (with its byte count for SMS/LMS), rendered with the
+    county of the settings (HUB_COUNTY_NAME, ...); advertising gets what the law adds."""
     from hub.errors import HubError
     from hub.events import CATALOGUE, Recipient, new_event, sample_data, validate_event
-    from hub.rendering import Renderer
+    from hub.rendering import Identity, Renderer
 
     if event_type not in CATALOGUE:
-        raise typer.BadParameter(f"unknown event type {event_type!r}; known: {', '.join(CATALOGUE)}")
-    payload = json.loads(data.read_text(encoding="utf-8")) if data else sample_data(event_type)
+        raise UsageProblem(f"unknown event type {event_type!r}", "`hub schemas list` lists the event types")
+    payload = read_json(data, "--data") if data else sample_data(event_type)
+    renderer = Renderer(identity=Identity.of(Settings()))
     try:
         event = validate_event(new_event(event_type, payload, source="/preview", id="preview"))
         recipient = event.data.recipients[0] if event.data.recipients else Recipient(resident_id="preview")
-        message = Renderer().render(event, recipient.model_copy(update={"locale": locale}), channel)  # type: ignore[arg-type]
+        message = renderer.render(event, recipient.model_copy(update={"locale": locale}), channel)  # type: ignore[arg-type]
     except HubError as e:
         err.print(f"[red]{type(e).__name__}[/]: {e}")
         raise typer.Exit(1) from e
-    console.print_json(message.model_dump_json())
-    if hasattr(message, "text"):
-        console.rule(message.kind)
-        console.print(message.text, markup=False, highlight=False, soft_wrap=True)
+    if as_json:
+        typer.echo(message.model_dump_json(indent=2))
+        return
+    for line in preview_header(message):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    console.rule()
+    console.print(message.text, markup=False, highlight=False, soft_wrap=True)
+
+
+def preview_header(message: Any) -> list[str]:
+    """What the text alone does not show: the kind and size, the subject, AlimTalk's template and buttons."""
+    from hub.rendering import KAKAO_MAX_CHARS, LMS_MAX_BYTES, SMS_MAX_BYTES, KakaoContent, SmsContent
+
+    if isinstance(message, SmsContent):
+        limit = SMS_MAX_BYTES if message.kind == "SMS" else LMS_MAX_BYTES
+        lines = [f"{message.kind}: {message.byte_count} bytes (EUC-KR; {message.kind} allows {limit:,})"]
+        return [*lines, f"subject: {message.subject}"] if message.subject else lines
+    if isinstance(message, KakaoContent):
+        lines = [f"AlimTalk template {message.template_code}: {len(message.text)} characters "
+                 f"(allowed {KAKAO_MAX_CHARS:,})"]
+        return lines + [f"button: {b.get('name', '')} ({b.get('type', '')}) {b.get('url_mobile', '')}".rstrip()
+                        for b in message.buttons]
+    return ["email (text part below; --json shows the HTML part)", f"subject: {message.subject}"]
 
 
 # --------------------------------------------------------------------------- ledger
@@ -266,7 +347,7 @@ def deliveries(
 
 @app.command()
 def purge(
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="count what would be purged, delete nothing")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run/--no-dry-run", help="count what would be purged, delete nothing")] = False,
     days: Annotated[int | None, typer.Option(help="retention in days (default HUB_RETENTION_DAYS)", min=1)] = None,
 ) -> None:
     """Purge finished delivery records older than the retention (HUB_RETENTION_DAYS, default 180): deliveries,
@@ -297,8 +378,8 @@ app.add_typer(residents_app, name="residents")
 def residents_import(
     file: Annotated[Path, typer.Argument(help="CSV with a header: " + ", ".join(
         ("resident_id", "name", "phone", "email", "district", "interests", "locale", "channels", "consent_*",
-         "opted_out", "quiet_start", "quiet_end")))],
-    batch: Annotated[int, typer.Option(help="rows per transaction")] = 1000,
+         "opted_out", "quiet_start", "quiet_end")), exists=True, dir_okay=False)],
+    batch: Annotated[int, typer.Option(help="rows per transaction", min=1)] = 1000,
 ) -> None:
     """Import residents from CSV. Good rows are imported (again: nothing changes), bad rows are reported with
     their line number and reason; the exit code is 2 when any row was refused."""
@@ -368,8 +449,8 @@ def why(
             + (f", quiet {entry.quiet_hours.start:%H:%M}-{entry.quiet_hours.end:%H:%M}" if entry.quiet_hours else "")
         )
     if not history and not held:
-        console.print("[yellow]nothing recorded[/]: the event was not routed (yet), is unknown, or did not name or "
-                      "target this resident")
+        err.print("[yellow]nothing recorded[/]: the event was not routed (yet), is unknown, or did not name or "
+                  "target this resident")
         raise typer.Exit(1)
     for r in history:
         console.print(f"{kst(r.at, '%m-%d %H:%M:%S')}  {r.channel or '-':5}  {r.state:13} attempt {r.attempt}"
@@ -416,18 +497,11 @@ def _verdict(history: list[Any], held: list[Any]) -> str:
 # --------------------------------------------------------------------------- dead letters
 
 
-def _select(letters: list[Any], refs: list[str] | None, stage: str | None, error_class: str | None,
-            event: str | None) -> list[Any]:
-    chosen = letters
-    if refs:
-        chosen = [d for d in chosen if d.ref in set(refs)]
-    if stage:
-        chosen = [d for d in chosen if d.stage == stage]
-    if error_class:
-        chosen = [d for d in chosen if d.error_class == error_class]
-    if event:
-        chosen = [d for d in chosen if d.event_id == event]
-    return chosen
+def _resolution_json(resolution: Any) -> dict[str, Any] | None:
+    if resolution is None:
+        return None
+    return {"action": resolution.action, "by": resolution.by, "at": resolution.at.isoformat(),
+            "note": resolution.note}
 
 
 @dlq_app.command("list")
@@ -436,26 +510,35 @@ def dlq_list(
     stage: Annotated[str | None, typer.Option(help="router, sender:kakao, ...")] = None,
     error_class: Annotated[str | None, typer.Option("--error-class")] = None,
     event: Annotated[str | None, typer.Option("--event", help="event id")] = None,
+    resolved: Annotated[bool, typer.Option("--resolved", help="the handled ones too (resolved or replayed)")] = False,
 ) -> None:
-    """What is in the dead-letter topic: where each record came from and why it failed."""
-    from hub.consumers.dlq import read_dead_letters
+    """What is in the dead-letter topic and nobody handled yet: where each record came from and why it failed."""
+    from hub.cli_dlq import load, select
     from hub.masking import redact
-    from hub.times import kst_from_iso
+    from hub.times import kst, kst_from_iso
 
-    letters = _select(asyncio.run(read_dead_letters(Settings())), None, stage, error_class, event)
+    settings = Settings()
+    found = _with_store(lambda store: load(settings, store))
+    letters = select(found, [d.ref for d in found.letters] if resolved else None, stage, error_class, event)
     if as_json:
         for d in letters:
             console.print_json(json.dumps({
                 "ref": d.ref, "replay_to": d.replay_topic, "stage": d.stage, "error_class": d.error_class,
                 "reason": redact(d.reason), "event_id": d.event_id, "delivery_id": d.delivery_id,
-                "failed_at": d.headers.get("dlq_failed_at"),
+                "failed_at": d.headers.get("dlq_failed_at"), "resolved": _resolution_json(found.resolution(d)),
             }, ensure_ascii=False))
         return
-    table = Table("ref", "failed at", "stage", "event", "error", "reason")
+    table = Table("ref", "failed at", "stage", "event", "error", "reason", *(["handled"] if resolved else []))
     for d in letters:
-        failed_at = kst_from_iso(d.headers.get("dlq_failed_at", ""), "%Y-%m-%d %H:%M:%S")
-        table.add_row(d.ref, failed_at, d.stage, d.event_id or "-", d.error_class, redact(d.reason)[:160])
-    console.print(table if letters else "the dead-letter topic is empty")
+        handled = found.resolution(d)
+        done = [f"{handled.action} by {handled.by} at {kst(handled.at, '%Y-%m-%d %H:%M:%S')}: {handled.note}" if handled else ""]
+        table.add_row(d.ref, kst_from_iso(d.headers.get("dlq_failed_at", ""), "%Y-%m-%d %H:%M:%S"), d.stage, d.event_id or "-", d.error_class,
+                      redact(d.reason)[:160], *(done if resolved else []))
+    if letters:
+        console.print(table)
+    closed = len(found.letters) - len(found.unresolved)
+    console.print(f"{len(found.unresolved)} unresolved dead letter(s) in {found.topic}"
+                  + (f"; {closed} handled (--resolved shows them)" if closed and not resolved else ""))
 
 
 @dlq_app.command("replay")
@@ -464,22 +547,75 @@ def dlq_replay(
     stage: Annotated[str | None, typer.Option(help="only those that failed at this stage")] = None,
     error_class: Annotated[str | None, typer.Option("--error-class")] = None,
     event: Annotated[str | None, typer.Option("--event", help="event id")] = None,
-    replay_all: Annotated[bool, typer.Option("--all", help="every dead letter")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would be replayed")] = False,
+    replay_all: Annotated[bool, typer.Option("--all", help="every unresolved dead letter")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run/--no-dry-run", help="say what would be replayed")] = False,
+    force: Annotated[bool, typer.Option("--force", help="replay even what would fail again")] = False,
 ) -> None:
-    """Send dead letters back to the topic they failed on. Replayed deliveries still deduplicate."""
-    from hub.consumers.dlq import read_dead_letters, replay
+    """Send dead letters back to the topic they failed on, once each is checked as its consumer would read it:
+    one that would fail again is named with the reason, and nothing is replayed unless --force. Replayed
+    entries are recorded as handled; replayed deliveries still deduplicate."""
+    from hub.cli_dlq import check_refs, checked, load, operator, select
+    from hub.consumers.dlq import replay
+    from hub.delivery import utcnow
+    from hub.store.dead_letters import record_resolutions
 
     if not (ref or stage or error_class or event or replay_all):
-        raise typer.BadParameter("choose what to replay: --ref, --stage, --error-class, --event or --all")
+        raise UsageProblem("choose what to replay: --ref, --stage, --error-class, --event or --all",
+                           "`hub dlq list` shows what there is")
+    check_refs(ref)
     settings = Settings()
-    letters = _select(asyncio.run(read_dead_letters(settings)), ref, stage, error_class, event)
-    if dry_run:
-        for d in letters:
-            console.print(f"would replay {d.ref} -> {d.replay_topic} ({d.error_class})")
+    found = _with_store(lambda store: load(settings, store))
+    results = checked(select(found, ref, stage, error_class, event), settings)
+    if not results:
+        console.print(f"nothing to replay: no unresolved dead letter in {found.topic} is chosen "
+                      "(`hub dlq list --resolved` shows the handled ones; --ref replays one of them again)")
         return
+    failing = [(d, reason) for d, reason in results if reason]
+    for d, reason in failing:
+        console.print(f"would fail again: {d.ref} ({d.stage}): {redact(reason)[:300]}", markup=False,
+                      highlight=False, soft_wrap=True)
+    if dry_run:
+        for d, reason in results:
+            if not reason:
+                console.print(f"would replay {d.ref} -> {d.replay_topic} ({d.error_class})")
+        return
+    if failing and not force:
+        raise Failed(f"nothing replayed: {len(failing)} of {len(results)} dead letter(s) would fail again",
+                     "fix the cause, or mark them handled (hub dlq resolve REF --note WHY), or replay anyway "
+                     "with --force")
+    letters = [d for d, _ in results]
     count = asyncio.run(replay(settings, letters))
+    note = "replayed" + (" with --force although it would fail again" if failing else "")
+    _with_store(lambda store: record_resolutions(store, found.topic, [(d.partition, d.offset) for d in letters],
+                                                 action="replayed", by=operator(), at=utcnow(), note=note))
     console.print(f"replayed {count} dead letter(s)")
+
+
+@dlq_app.command("resolve")
+def dlq_resolve(
+    refs: Annotated[list[str], typer.Argument(help="PARTITION:OFFSET of each dead letter (hub dlq list)")],
+    note: Annotated[str, typer.Option("--note", help="why it needs nothing more: what was done, or why not")],
+    by: Annotated[str | None, typer.Option("--by", help="who handled it (default: login@host)")] = None,
+) -> None:
+    """Record that dead letters were handled: who, when and why. They stay in the topic (Kafka keeps its log);
+    `hub dlq list` and the dashboard stop counting them."""
+    from hub.cli_dlq import check_refs, load, operator
+    from hub.delivery import utcnow
+    from hub.store.dead_letters import record_resolutions
+    from hub.times import kst
+
+    if not note.strip():
+        raise UsageProblem("--note is empty", "say why the entry needs nothing more, e.g. --note '요청 취소됨'")
+    check_refs(refs)
+    settings = Settings()
+    found = _with_store(lambda store: load(settings, store))
+    letters = found.named(refs)
+    who, at = by or operator(), utcnow()
+    _with_store(lambda store: record_resolutions(store, found.topic, [(d.partition, d.offset) for d in letters],
+                                                 action="resolved", by=who, at=at, note=note.strip()))
+    for d in letters:
+        console.print(f"resolved {d.ref} ({d.stage}, {d.error_class}) by {who} at {kst(at, '%Y-%m-%d %H:%M:%S')}: "
+                      f"{note.strip()}", markup=False, highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- API keys, ingest API, AsyncAPI
@@ -578,7 +714,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id (hub keys
 @app.command("api")
 def api(
     host: Annotated[str | None, typer.Option(help="default HUB_API_HOST or 127.0.0.1")] = None,
-    port: Annotated[int | None, typer.Option(help="default HUB_API_PORT or 8000")] = None,
+    port: Annotated[int | None, typer.Option(help="default HUB_API_PORT or 8000", min=1, max=65535)] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Serve the HTTP ingest API for department systems (OpenAPI at /docs)."""
@@ -586,10 +722,26 @@ def api(
 
     from hub.api.ingest import IngestSettings, create_ingest_app
 
+    ingest, settings = IngestSettings(), Settings()
+    host, port = host or ingest.api_host, port or ingest.api_port
+    _can_listen(host, port)
     configure_logging(log_level)
-    ingest = IngestSettings()
-    uvicorn.run(create_ingest_app(Settings(), ingest_settings=ingest), host=host or ingest.api_host,
-                port=port or ingest.api_port, log_config=None, log_level=log_level.lower())
+    uvicorn.run(create_ingest_app(settings, ingest_settings=ingest), host=host, port=port, log_config=None,
+                log_level=log_level.lower())
+
+
+def _can_listen(host: str, port: int) -> None:
+    """Say so before uvicorn starts, in one line, when the address is taken (a second hub api, say)."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+    except OSError as e:
+        raise Failed(f"cannot listen on {host}:{port}: {e.strerror or e}",
+                     "another process has the port: choose one with --port (or HUB_API_PORT)") from e
 
 
 @app.command("asyncapi")
@@ -608,21 +760,39 @@ def asyncapi(
 # --------------------------------------------------------------------------- operations: consumer lag
 
 
+LAG_COLOURS = {"OK": "green", "WARN": "yellow", "STALL": "red", "STOP": "bold red", "ERR": "magenta"}
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _lag_summary(reports: list[Any]) -> Any:
+    """One line per group: what an operator looks at first."""
+    if not reports:
+        return "no consumer groups found"
+    table = Table("group", "status", "lag", "lag s", "members", "state")
+    for g in reports:
+        table.add_row(g.group, f"[{LAG_COLOURS[g.status.value]}]{g.status.value}[/]", f"{g.lag:,}",
+                      _seconds(g.lag_seconds), "?" if g.members is None else str(g.members), g.error or g.state or "")
+    return table
+
+
 def _lag_tables(reports: list[Any]) -> Any:
+    """Per group, a table of its partitions (`hub lag --partitions`)."""
     from rich.console import Group
 
-    colours = {"OK": "green", "WARN": "yellow", "STALL": "red", "STOP": "bold red", "ERR": "magenta"}
     tables = []
     for g in reports:
-        title = (f"{g.group}  [{colours[g.status.value]}]{g.status.value}[/]  lag {g.lag:,}  "
+        title = (f"{g.group}  [{LAG_COLOURS[g.status.value]}]{g.status.value}[/]  lag {g.lag:,}  "
                  f"members {'?' if g.members is None else g.members}  {g.state or ''}")
         table = Table("topic", "partition", "committed", "log-end", "lag", "lag s", "status", "consumer",
                       title=title, title_justify="left")
         for p in g.partitions:
             table.add_row(p.topic, str(p.partition), "-" if p.committed is None else f"{p.committed:,}",
                           "-" if p.end is None else f"{p.end:,}", "-" if p.lag is None else f"{p.lag:,}",
-                          "-" if p.lag_seconds is None else f"{p.lag_seconds:.1f}",
-                          f"[{colours[p.status.value]}]{p.status.value}[/]", p.client_id or "-")
+                          _seconds(p.lag_seconds), f"[{LAG_COLOURS[p.status.value]}]{p.status.value}[/]",
+                          p.client_id or "-")
         if g.error:
             table.caption = f"[magenta]{g.error}[/]"
         tables.append(table)
@@ -633,22 +803,24 @@ def _lag_tables(reports: list[Any]) -> Any:
 def lag(
     group: Annotated[list[str] | None, typer.Option("--group", "-g", help="consumer group (repeatable; default: every group of the hub)")] = None,
     all_groups: Annotated[bool, typer.Option("--all", help="every consumer group in the cluster, not only the hub's")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON: one document; with --watch one per line")] = False,
+    partitions: Annotated[bool, typer.Option("--partitions", "-p", help="a line per partition, not per group")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON with every partition: one document; with --watch one per line")] = False,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="keep sampling and reporting until interrupted")] = False,
-    interval: Annotated[float, typer.Option("--interval", help="seconds between samples")] = 1.0,
-    samples: Annotated[int, typer.Option("--samples", help="samples before the first report (a status needs 2)")] = 3,
-    window: Annotated[int, typer.Option("--window", help="samples in a partition's status window")] = 10,
+    interval: Annotated[float, typer.Option("--interval", help="seconds between samples", min=0.05)] = 1.0,
+    samples: Annotated[int, typer.Option("--samples", help="samples before the first report (a status needs 2)", min=1)] = 3,
+    window: Annotated[int, typer.Option("--window", help="samples in a partition's status window", min=2)] = 10,
 ) -> None:
-    """Consumer lag per group, topic and partition: committed offset, log-end offset, lag (as Kafka's
-    kafka-consumer-groups.sh --describe), and a status over a window of samples: OK, WARN (lag keeps
+    """Consumer lag, one line per group: status, total lag, lag in seconds (age of the oldest record not yet
+    consumed), members. --partitions: per topic and partition, the committed offset, log-end offset and lag
+    (as Kafka's kafka-consumer-groups.sh --describe). Statuses over a window of samples: OK, WARN (lag keeps
     growing), STALL (no progress while lagging), STOP (no progress and no members), ERR (unreadable)."""
+    from hub.errors import UnknownGroupError
     from hub.lag import Status, lag_reports
 
-    logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     settings = Settings()
+    show = _lag_tables if partitions else _lag_summary
 
     def document(reports: list[Any]) -> dict[str, Any]:
-        from datetime import UTC, datetime
 
         return {"at": datetime.now(UTC).isoformat(timespec="seconds"), "bootstrap": settings.kafka_bootstrap_servers,
                 "groups": [g.to_json() for g in reports]}
@@ -662,23 +834,22 @@ def lag(
 
             with Live(console=console, auto_refresh=False) as live:
                 async for last in stream:
-                    live.update(_lag_tables(last), refresh=True)
+                    live.update(show(last), refresh=True)
             return last
         async for last in stream:
             if as_json:
                 sys.stdout.write(json.dumps(document(last), ensure_ascii=False, indent=None if watch else 2) + "\n")
                 sys.stdout.flush()
             else:
-                console.print(_lag_tables(last))
+                console.print(show(last))
         return last
 
     try:
         reports = asyncio.run(go())
     except KeyboardInterrupt:
         return
-    except Exception as e:
-        err.print(f"[red]cannot read consumer lag from {settings.kafka_bootstrap_servers}[/]: {type(e).__name__}: {e}")
-        raise typer.Exit(2) from e
+    except UnknownGroupError as e:
+        raise UsageProblem(str(e), "give one of those, or leave --group out for every group of the hub") from e
     if any(g.status is Status.ERR for g in reports):
         raise typer.Exit(1)
 

@@ -5,10 +5,12 @@ read it with any CloudEvents SDK."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from hub.errors import EventError
 from hub.events import Channel
 from hub.masking import mask_address
 from hub.rendering import RenderedMessage, SmsContent
@@ -51,6 +53,32 @@ class DeliveryRequest(BaseModel):
     @classmethod
     def from_kafka(cls, value: bytes | None) -> DeliveryRequest:
         return cls.model_validate_json(value or b"")
+
+
+_DELIVERY_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_CONTENT_KINDS = {"kakao": ("alimtalk",), "sms": ("SMS", "LMS"), "email": ("email",)}
+
+
+def read_delivery(value: bytes | None, channel: str) -> DeliveryRequest:
+    """A record of the channel's deliveries topic -> a request this channel's sender can claim and send;
+    EventError (with the reason) for anything else. Its ids go into the store and the gateway call, so they are
+    checked here. The sender reads every record so, and `hub dlq replay` checks a dead letter so before
+    replaying it."""
+    try:
+        request = DeliveryRequest.from_kafka(value)
+    except ValidationError as e:
+        raise EventError(f"not a delivery request: {e}") from e
+    if request.channel != channel:
+        raise EventError(f"a {request.channel} delivery on the {channel} topic")
+    if not _DELIVERY_ID_RE.match(request.delivery_id):
+        raise EventError(f"delivery_id {request.delivery_id[:40]!r} is not one the hub made (32 hex characters)")
+    if request.content.kind not in _CONTENT_KINDS[channel]:
+        raise EventError(f"{request.content.kind} content on the {channel} channel")
+    for name in ("notice_key", "event_id", "event_type", "event_source", "resident_id", "to"):
+        text = getattr(request, name)
+        if not text or len(text) > 1000 or any(ord(c) < 32 for c in text):
+            raise EventError(f"{name}: 1 to 1,000 characters without control characters")
+    return request
 
 
 class DeliveryStatus(BaseModel):

@@ -87,3 +87,7 @@ class StoreRefusedError(HubError):
 
 class NaiveDatetimeError(HubError, TypeError):
     """Raised when a datetime without a UTC offset reaches the store or a time shown to a person: a bug."""
+
+
+class UnknownGroupError(HubError):
+    """Raised when a consumer group asked for by name does not exist on the broker."""

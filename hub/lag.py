@@ -42,6 +42,7 @@ from aiokafka.protocol.admin import (
 )
 from aiokafka.protocol.api import Request, RequestStruct
 
+from hub.errors import UnknownGroupError
 from hub.settings import Settings
 from hub.topics import kafka_client_options
 
@@ -190,8 +191,13 @@ class LagReader:
 
     async def start(self) -> None:
         if not self._started:
-            await self._admin.start()
-            await self._consumer.start()
+            try:
+                await self._admin.start()
+                await self._consumer.start()
+            except BaseException:
+                self._started = True  # so close() closes what did start (a consumer never closed warns)
+                await self.close()
+                raise
             self._started = True
 
     async def close(self) -> None:
@@ -301,8 +307,8 @@ class LagReader:
                 self._consumer.assign([])
         return found
 
-    async def topic_depth(self, topic: str) -> int | None:
-        """Records in a topic now (log-end minus log-start, over its partitions); None when it cannot be read."""
+    async def topic_offsets(self, topic: str) -> dict[int, tuple[int, int]] | None:
+        """The offsets a topic holds now, per partition: [log-start, log-end). None when it cannot be read."""
         try:
             (described,) = await self._admin.describe_topics([topic])
             partitions = [p["partition"] for p in described["partitions"]]
@@ -311,9 +317,9 @@ class LagReader:
             tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             ends = await self._consumer.end_offsets(tps)
             starts = await self._consumer.beginning_offsets(tps)
-            return sum(ends[tp] - starts[tp] for tp in tps)
+            return {tp.partition: (starts[tp], ends[tp]) for tp in tps}
         except Exception as e:
-            logger.debug("reading the depth of %s failed: %s", topic, _error(e))
+            logger.debug("reading the offsets of %s failed: %s", topic, _error(e))
             return None
 
 
@@ -357,10 +363,20 @@ class GroupLag:
     def lag(self) -> int:
         return sum(p.lag for p in self.partitions if p.lag is not None and p.lag > 0)
 
+    @property
+    def lag_seconds(self) -> float | None:
+        """The group's lag in time: the age of the oldest record it has not consumed, over its partitions
+        (0 when caught up; None when a lagging partition's oldest record could not be read)."""
+        ages = [p.lag_seconds for p in self.partitions if p.lag is not None and p.lag > 0]
+        if any(age is None for age in ages):
+            return None
+        return max((age for age in ages if age is not None), default=0.0)
+
     def to_json(self) -> dict[str, Any]:
+        seconds = self.lag_seconds
         return {"group": self.group, "status": self.status.value, "state": self.state, "members": self.members,
-                "lag": self.lag, "at": self.at, "error": self.error,
-                "partitions": [p.to_json() for p in self.partitions]}
+                "lag": self.lag, "lag_seconds": None if seconds is None else round(seconds, 3), "at": self.at,
+                "error": self.error, "partitions": [p.to_json() for p in self.partitions]}
 
 
 class LagTracker:
@@ -445,6 +461,18 @@ async def sample(reader: LagReader, tracker: LagTracker, groups: Sequence[str] |
             tracker.set_lag_seconds(reading.group, {tp: max(now - ts, 0.0) for tp, ts in stamps.items()})
 
 
+async def require_groups(reader: LagReader, groups: Sequence[str], prefix: str | None) -> None:
+    """A group asked for by name must exist: a misspelt one would read as an idle group. Raise
+    UnknownGroupError naming the groups there are (the hub's, or every group with --all)."""
+    known = await reader.list_groups()
+    unknown = [g for g in groups if g not in known]
+    if unknown:
+        candidates = [g for g in known if prefix is None or g.startswith(prefix)]
+        raise UnknownGroupError(f"no consumer group {', '.join(map(repr, unknown))} on "
+                                f"{reader.settings.kafka_bootstrap_servers}; there are: "
+                                f"{', '.join(candidates) or '(none)'}")
+
+
 async def lag_reports(settings: Settings, *, groups: Sequence[str] | None = None, all_groups: bool = False,
                       samples: int = 3, interval_s: float = 1.0, window: int = 10,
                       forever: bool = False) -> AsyncIterator[list[GroupLag]]:
@@ -453,6 +481,8 @@ async def lag_reports(settings: Settings, *, groups: Sequence[str] | None = None
     tracker = LagTracker(max(window, samples))
     prefix = None if all_groups else group_prefix(settings)
     async with LagReader(settings) as reader:
+        if groups:
+            await require_groups(reader, groups, prefix)
         for i in range(max(samples, 1)):
             if i:
                 await asyncio.sleep(interval_s)
@@ -473,12 +503,19 @@ class LagMonitor:
         self.interval_s = interval_s if interval_s is not None else settings.lag_sample_interval_s
         self.tracker = LagTracker(window if window is not None else settings.lag_window)
         self.prefix = group_prefix(settings)
-        self.dlq_records: int | None = None
+        self.dlq_offsets: dict[int, tuple[int, int]] | None = None  # the dead-letter topic's [start, end)
         self.last_sampled = 0.0
         self.last_error: str | None = None
         self._reader: LagReader | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def dlq_records(self) -> int | None:
+        """Records in the dead-letter topic (log-end minus log-start); None until read."""
+        if self.dlq_offsets is None:
+            return None
+        return sum(end - start for start, end in self.dlq_offsets.values())
 
     async def refresh(self, *, max_age_s: float = 0.0) -> list[GroupLag]:
         """Sample now unless the last sample is younger than `max_age_s`; start the background sampling."""
@@ -499,7 +536,7 @@ class LagMonitor:
                 self._reader = LagReader(self.settings, request_timeout_ms=5_000)
                 await self._reader.start()
             await sample(self._reader, self.tracker, None, self.prefix, lag_seconds=True)
-            self.dlq_records = await self._reader.topic_depth(Topics.of(self.settings).dlq)
+            self.dlq_offsets = await self._reader.topic_offsets(Topics.of(self.settings).dlq)
             self.last_error = None
         except Exception as e:  # the broker is away: say so, keep the windows
             self.last_error = _error(e)

@@ -88,3 +88,40 @@ def install_repeat_limit(window_s: float = 10.0) -> None:
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RepeatFilter) for f in handler.filters):
             handler.addFilter(shared)
+
+
+class GroupFormingFilter(logging.Filter):
+    """aiokafka logs, at ERROR and WARNING, what happens every time a consumer group forms: the group's coordinator
+    is not known yet (GroupCoordinatorNotAvailableError, "Marking the coordinator dead", a heartbeat to a
+    coordinator not ready). The client retries and the group forms; nothing failed. Those records, and only
+    those, become DEBUG: shown with `--log-level DEBUG`, not read as failures at every start."""
+
+    COORDINATOR_LOGGER = "aiokafka.consumer.group_coordinator"
+    MESSAGES = (
+        "Marking the coordinator dead",
+        "Heartbeat failed for group %s: coordinator (node %s) is either not started or not valid",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._forming(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger("hub").isEnabledFor(logging.DEBUG)
+
+    def _forming(self, record: logging.LogRecord) -> bool:
+        from aiokafka.errors import GroupCoordinatorNotAvailableError, NotCoordinatorForGroupError
+
+        if record.name != self.COORDINATOR_LOGGER or record.levelno <= logging.DEBUG:
+            return False
+        msg = str(record.msg)
+        if msg.startswith("Group Coordinator Request failed"):
+            args = record.args if isinstance(record.args, tuple) else ()
+            return bool(args) and isinstance(args[0], GroupCoordinatorNotAvailableError | NotCoordinatorForGroupError)
+        return msg.startswith(self.MESSAGES)
+
+
+def demote_group_forming() -> None:
+    """Attach the GroupFormingFilter to aiokafka's group coordinator logger (once)."""
+    target = logging.getLogger(GroupFormingFilter.COORDINATOR_LOGGER)
+    if not any(isinstance(f, GroupFormingFilter) for f in target.filters):
+        target.addFilter(GroupFormingFilter())

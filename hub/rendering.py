@@ -32,6 +32,7 @@ from hub.times import KST
 
 if TYPE_CHECKING:
     from hub.events import Channel, DomainEvent, Recipient
+    from hub.settings import Settings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -230,6 +231,12 @@ class Identity:
     optout_phone: str = "080-000-0000"  # 무료 수신거부 번호 for advertising
     optout_url: str = "https://talk.yp.example.kr/unsubscribe"
 
+    @classmethod
+    def of(cls, settings: Settings) -> Identity:
+        """The county as the settings name it (HUB_COUNTY_NAME, HUB_COUNTY_CONTACT, ...)."""
+        return cls(settings.county_name, settings.county_contact, settings.sms_default_subject,
+                   settings.advertising_optout_phone, settings.advertising_optout_url)
+
 
 @dataclass
 class Renderer:
@@ -356,8 +363,8 @@ class Renderer:
         if isinstance(content, KakaoContent):
             raise RenderError("AlimTalk cannot carry advertising; send it by SMS/LMS or email")
         if isinstance(content, SmsContent):
-            text = f"(광고){me.name}\n{content.text}\n무료거부 {me.optout_phone}"
-            subject = f"(광고) {content.subject or me.sms_subject}"
+            text = f"{_ad_opening(content.text, me.name)}\n문의 {me.contact} / 무료거부 {me.optout_phone}"
+            subject = _ad_opening(content.subject or me.sms_subject, me.name)
             try:
                 return sms_content(text, subject)
             except RenderError as e:
@@ -416,6 +423,13 @@ class Renderer:
             raise RenderError(f"email subject is {len(subject)} characters; keep it under {EMAIL_SUBJECT_MAX_CHARS}")
         return EmailContent(subject=subject, text=tset.email_text.render(ctx).strip() + "\n",
                             html=tset.email_html.render(ctx))
+
+
+def _ad_opening(text: str, sender: str) -> str:
+    """"(광고)" first, then the sender's name. A template's text opens with a tag naming the county
+    ("[양평군] ...", "[Yangpyeong County] ..."; tests/property/test_message_wording.py holds every template to
+    it): the mark goes before it, so the name is not said twice. A text without one gets the name in a tag."""
+    return f"(광고){text}" if text.startswith("[") else f"(광고)[{sender}] {text}"
 
 
 def check_all(renderer: Renderer, samples: Iterable[tuple[DomainEvent, Recipient]]) -> list[str]:

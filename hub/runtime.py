@@ -144,10 +144,7 @@ class Hub:
             observe_statuses(self.broker, self.metrics.observe)
             self.metrics.registry.register(OpsCollector(self.lag, lambda: self.adapters, self.breakers))
         self.store = Store(settings.database_url)
-        self.renderer = Renderer(identity=Identity(
-            settings.county_name, settings.county_contact, settings.sms_default_subject,
-            settings.advertising_optout_phone, settings.advertising_optout_url,
-        ))
+        self.renderer = Renderer(identity=Identity.of(settings))
         self.adapters: dict[str, ChannelAdapter] = {}
         self.scheduler: Scheduler | None = None
         self.retention: RetentionTask | None = None
@@ -228,14 +225,22 @@ class Hub:
         await self.store.close()
         logger.info("hub stopped")
 
-    async def run_until_signalled(self) -> None:
+    async def run_until_signalled(self, *, on_ready: Callable[[Hub], None] | None = None) -> None:
+        """Start, call `on_ready` once every consumer is in its group, run until SIGTERM or SIGINT, stop."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
         try:
+            if on_ready is not None:
+                on_ready(self)
             await stop.wait()
             logger.info("signal received: finishing in-flight work")
         finally:
             await self.stop()
+            # stopped: the process only exits now. A second Ctrl-C (an impatient press, or make passing the
+            # terminal's on) must not turn a clean stop into "killed by SIGINT", so it is ignored from here
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

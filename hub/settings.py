@@ -20,7 +20,8 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
         validation_alias=AliasChoices("kafka_bootstrap_servers", "HUB_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
-        description="Kafka bootstrap servers: HUB_KAFKA_BOOTSTRAP_SERVERS, else KAFKA_BOOTSTRAP_SERVERS.",
+        description="Kafka bootstrap servers: HUB_KAFKA_BOOTSTRAP_SERVERS, else KAFKA_BOOTSTRAP_SERVERS, else the "
+                    "local broker of `hub kafka up` (127.0.0.1:HUB_LOCAL_KAFKA_PORT).",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -127,9 +128,17 @@ class Settings(BaseSettings):
 
     # local broker (`hub kafka up`)
     local_kafka_home: Path = Path(".kafka")
-    local_kafka_port: int = 9092
-    local_kafka_controller_port: int = 9093
+    local_kafka_port: int = Field(default=9092, ge=1, le=65535)
+    local_kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     local_kafka_heap_mb: int = 512
+
+    @model_validator(mode="after")
+    def _local_broker(self) -> Self:
+        """Unless told where Kafka is, the hub dials the local broker wherever HUB_LOCAL_KAFKA_PORT put it: one
+        setting moves both, so a second hub with a broker of its own needs no second address."""
+        if "kafka_bootstrap_servers" not in self.model_fields_set:
+            self.kafka_bootstrap_servers = f"127.0.0.1:{self.local_kafka_port}"
+        return self
 
     @model_validator(mode="after")
     def _kafka_security(self) -> Self:

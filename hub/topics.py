@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from hub.events import CHANNELS, DOMAINS
 from hub.settings import Settings
@@ -94,6 +95,15 @@ def kafka_client_options(settings: Settings) -> dict[str, object]:
     return options
 
 
+async def reach_broker(settings: Settings) -> None:
+    """Connect to the brokers once and leave; KafkaConnectionError when none answers."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings))
+    try:
+        await admin.start()
+    finally:
+        await admin.close()
+
+
 async def ensure_topics(settings: Settings, topics: Topics | None = None) -> list[str]:
     """Create the hub's topics that do not exist yet; return the names created."""
     topics = topics or Topics.of(settings)
@@ -114,7 +124,48 @@ async def ensure_topics(settings: Settings, topics: Topics | None = None) -> lis
                 await admin.create_topics(wanted)
             except TopicAlreadyExistsError:
                 pass  # another hub process created them first
-            logger.info("created topics %s", [t.name for t in wanted])
+            logger.info("created %d topics: %s", len(wanted), ", ".join(t.name for t in wanted))
+            led = await _until_led(admin, [t.name for t in wanted])
+            await _until_served(settings, led)
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+async def _until_led(admin: AIOKafkaAdminClient, names: list[str], *,
+                     timeout_s: float = 30.0) -> list[tuple[str, int]]:
+    """Wait until every partition of the new topics has a leader. A topic is created before its partitions are
+    led: consumers started at once log "not found in cluster metadata" and NotLeaderForPartitionError, which
+    read as failures and are only the broker catching up. Return the partitions found."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        waiting = [t["topic"] for t in described if t["error_code"] or not t["partitions"]
+                   or any(p["leader"] < 0 for p in t["partitions"])]
+        if not waiting or loop.time() > deadline:
+            if waiting:
+                logger.warning("topics still without a leader after %.0f s: %s", timeout_s, waiting)
+            return [(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+        await asyncio.sleep(0.1)
+
+
+async def _until_served(settings: Settings, partitions: list[tuple[str, int]]) -> None:
+    """Wait until the leaders of the new topics answer for their offsets. Led by the controller's metadata is
+    not yet served: for a moment the broker answers NotLeaderForPartitionError, which aiokafka retries and logs
+    as an ERROR. This probe's retries are expected, so its fetcher keeps quiet while it waits."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, **kafka_client_options(settings))  # type: ignore[arg-type]
+    fetcher = logging.getLogger("aiokafka.consumer.fetcher")
+    level = fetcher.level
+    fetcher.setLevel(logging.CRITICAL)
+    try:
+        await consumer.start()
+        await asyncio.wait_for(consumer.end_offsets([TopicPartition(t, p) for t, p in partitions]), 30)
+    except (TimeoutError, KafkaError) as e:
+        logger.warning("new topics not served yet (%s): consumers will retry", type(e).__name__)
+    finally:
+        fetcher.setLevel(level)
+        await consumer.stop()

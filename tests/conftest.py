@@ -87,7 +87,8 @@ def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         for attempt in range(3):  # a port taken between choosing and binding it: choose again
             port, controller_port = _free_ports(2)
             # a home of its own: two test sessions on one machine must not share (and stop) one broker
-            local = LocalKafka(tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller_port, heap_mb=768)
+            local = LocalKafka(tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller_port, heap_mb=768,
+                               auto_create_topics=True)  # tests produce to throwaway topics no hub created
             try:
                 info = BrokerInfo(local.start(timeout_s=180), "local KRaft (hub.kafka_local)", local.version, local)
                 break

@@ -92,6 +92,22 @@ async def latest_deliveries(hub: Hub, limit: int = 20) -> list[dict[str, Any]]:
             for r in rows]
 
 
+async def unresolved_dead_letters(hub: Hub) -> int | None:
+    """Records in the dead-letter topic that nobody handled yet (`hub dlq resolve`, `hub dlq replay`): the
+    figure that calls for someone. None when the topic or the store cannot be read."""
+    from hub.store.dead_letters import count_resolved
+    from hub.topics import Topics
+
+    offsets, in_topic = hub.lag.dlq_offsets, hub.lag.dlq_records
+    if offsets is None or in_topic is None:
+        return None
+    try:
+        return in_topic - await count_resolved(hub.store, Topics.of(hub.settings).dlq, offsets)
+    except Exception as e:
+        logger.warning("reading the handled dead letters failed: %s: %s", type(e).__name__, e)
+        return None
+
+
 async def summary(hub: Hub, *, deliveries: int = 20) -> dict[str, Any]:
     """Everything the dashboard shows, as of now."""
     groups = await hub.lag.refresh(max_age_s=min(hub.lag.interval_s, 2.0))
@@ -111,7 +127,8 @@ async def summary(hub: Hub, *, deliveries: int = 20) -> dict[str, Any]:
         "totals": totals,
         "by_channel": metrics.totals_by_channel() if metrics else {},
         "failures": totals.get("failed", 0) + totals.get("dead-lettered", 0),
-        "dead_letters": {"since_start": totals.get("dead-lettered", 0), "in_topic": hub.lag.dlq_records},
+        "dead_letters": {"since_start": totals.get("dead-lettered", 0), "in_topic": hub.lag.dlq_records,
+                         "unresolved": await unresolved_dead_letters(hub)},
         "groups": [g.to_json() for g in groups],
         "lag_error": hub.lag.last_error,
         "throughput": metrics.throughput.snapshot(("kakao", "sms", "email")) if metrics else None,

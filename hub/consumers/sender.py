@@ -18,7 +18,6 @@ import collections
 import contextlib
 import itertools
 import logging
-import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +27,6 @@ from types import SimpleNamespace
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pydantic import ValidationError
 
 from hub.audience import still_wanted
 from hub.channels._http import BatchCall
@@ -39,7 +37,7 @@ from hub.consumers.common import StatusPublisher, subscribe_batches
 from hub.consumers.dlq import DeadLetters, dead_letter, header_map
 from hub.consumers.outcomes import OutcomeRecorder, Outcomes
 from hub.dedup import Claim, delivery_id
-from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
+from hub.delivery import DeliveryRequest, DeliveryStatus, read_delivery, utcnow
 from hub.errors import EventError, PermanentError, StoreError, TransientError
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
@@ -80,36 +78,12 @@ def retry_state(headers: Mapping[str, str], topic: str, *, now_ms: int, max_wait
     return attempt, headers.get(ORIGINAL_TOPIC_HEADER) or topic, min(number(NOT_BEFORE_HEADER), now_ms + max_wait_ms)
 
 
-_DELIVERY_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-_CONTENT_KINDS = {"kakao": ("alimtalk",), "sms": ("SMS", "LMS"), "email": ("email",)}
-
-
-def read_request(value: bytes | None, channel: str) -> DeliveryRequest:
-    """A record of a delivery topic -> a request this channel's sender can claim and send; EventError with the
-    reason for anything else (its ids go into the store and the gateway call, so they are checked here)."""
-    try:
-        request = DeliveryRequest.from_kafka(value)
-    except ValidationError as e:
-        raise EventError(f"not a delivery request: {e}") from e
-    if request.channel != channel:
-        raise EventError(f"a {request.channel} delivery on the {channel} topic")
-    if not _DELIVERY_ID_RE.match(request.delivery_id):
-        raise EventError(f"delivery_id {request.delivery_id[:40]!r} is not one the hub made (32 hex characters)")
-    if request.content.kind not in _CONTENT_KINDS[channel]:
-        raise EventError(f"{request.content.kind} content on the {channel} channel")
-    for name in ("notice_key", "event_id", "event_type", "event_source", "resident_id", "to"):
-        text = getattr(request, name)
-        if not text or len(text) > 1000 or any(ord(c) < 32 for c in text):
-            raise EventError(f"{name}: 1 to 1,000 characters without control characters")
-    return request
-
-
 def read_check(record: Any, channel: str, *, checks: int, now_ms: int, max_wait_ms: int
                ) -> tuple[DeliveryRequest, str, int, int, int]:
     """(request, provider ref, check k in 1..checks, attempt, not before ms) from a record of the results
     topic; EventError for a record that is not a check. Like `retry_state`, no header makes it wait longer
     than the longest check delay."""
-    request = read_request(record.value, channel)
+    request = read_delivery(record.value, channel)
     headers = header_map(record)
     if not (ref := headers.get(REF_HEADER, "").strip()):
         raise EventError(f"a result check without {REF_HEADER}")
@@ -196,7 +170,7 @@ class SenderConsumer:
         not_before_ms = 0
         for record in records:
             async with self.letters.each(record, futures):
-                request = read_request(record.value, self.channel)
+                request = read_delivery(record.value, self.channel)
                 attempt, original_topic, due_ms = retry_state(
                     header_map(record), record.topic, now_ms=int(time.time() * 1000),
                     max_wait_ms=int(self.settings.retry_tiers_s[tier - 1] * 1000) if tier else 0)

@@ -64,7 +64,7 @@ controller.quorum.bootstrap.servers=127.0.0.1:{cport}
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs={data}
 num.partitions=3
-auto.create.topics.enable=true
+auto.create.topics.enable={auto_create}
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
@@ -136,10 +136,15 @@ class LocalKafka:
     """One broker whose config, data, logs and pid file live under `home`."""
 
     def __init__(
-        self, home: Path, *, port: int = 9092, controller_port: int = 9093, heap_mb: int = 512
+        self, home: Path, *, port: int = 9092, controller_port: int = 9093, heap_mb: int = 512,
+        auto_create_topics: bool = False,
     ) -> None:
+        """`auto_create_topics`: off, as in docker-compose.yml: the hub creates its topics when it starts, with
+        the partitions and compaction they need, and a topic named wrong is an error, not a new topic. Test
+        sessions turn it on for the throwaway topics they produce to."""
         self.home = Path(home).expanduser().resolve()
         self.port, self.controller_port, self.heap_mb = port, controller_port, heap_mb
+        self.auto_create_topics = auto_create_topics
         ns = "{http://maven.apache.org/POM/4.0.0}"
         self.version: str = ET.parse(POM).getroot().findtext(f"{ns}properties/{ns}kafka.version", "").strip()
         if not self.version:
@@ -186,10 +191,15 @@ class LocalKafka:
         log4j_opt = f"-Dlog4j2.configurationFile={self.home / log4j}"
         return [_which("java"), *jvm, log4j_opt, "-cp", str(self.ensure_jars() / "*"), main_class, *args]
 
+    def server_properties(self) -> str:
+        """The broker's configuration (server.properties)."""
+        return _SERVER.format(port=self.port, cport=self.controller_port, data=self.home / "data",
+                              auto_create=str(self.auto_create_topics).lower())
+
     def _write_config(self) -> Path:
         (self.home / "logs").mkdir(parents=True, exist_ok=True)
         props = self.home / "server.properties"
-        props.write_text(_SERVER.format(port=self.port, cport=self.controller_port, data=self.home / "data"))
+        props.write_text(self.server_properties())
         (self.home / "log4j2.properties").write_text(_LOG4J2 + _FILE_APPENDER.format(log=self.log_path))
         (self.home / "tools-log4j2.properties").write_text(_LOG4J2)
         return props

@@ -93,7 +93,9 @@ class Store(DirectoryQueries):
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
     async def init(self) -> None:
-        import hub.store.ingest  # noqa: F401  its tables hang off Base too (imported here: it imports Store)
+        # their tables hang off Base too (imported here: they import Store)
+        import hub.store.dead_letters
+        import hub.store.ingest  # noqa: F401
 
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)

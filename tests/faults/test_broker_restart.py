@@ -46,7 +46,7 @@ def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]
     for attempt in range(3):  # a port taken between choosing and binding it: choose again
         port, controller_port = _free_ports(2)
         local = LocalKafka(tmp_path_factory.mktemp("own-kafka"), port=port, controller_port=controller_port,
-                           heap_mb=512)
+                           heap_mb=512, auto_create_topics=True)  # as the session's broker
         try:
             local.start(timeout_s=180)
             break

@@ -17,7 +17,8 @@ import pytest
 
 from hub.settings import Settings
 from hub.times import kst
-from tests.conftest import _free_port, outbox_lines, wait_for
+from tests.conftest import _free_port, outbox_lines, run_cli, wait_for
+from tests.integration.test_dlq import dlq_list
 from tests.integration.test_ops import people
 from tests.integration.test_pipeline import event_for, send_event
 
@@ -36,6 +37,17 @@ def chromium() -> str:
             return candidate
     pytest.fail("headless Chromium is needed for the dashboard test and was not found at /usr/bin/chromium: "
                 "install Debian's package (`apt-get install -y chromium`; .ci/run does) or set CHROMIUM=/path")
+
+
+def test_a_korean_font_is_there_for_the_browser() -> None:
+    """Without a CJK font, Chromium draws the dashboard's Korean labels (운영 현황, 미해결 데드레터) as empty boxes:
+    scripts/system-deps.sh installs fonts-noto-cjk where the dashboard is tested, the Dockerfile where it ships."""
+    import subprocess
+
+    fc_list = shutil.which("fc-list")
+    assert fc_list, "fontconfig's fc-list is missing (Chromium brings it): install Debian's chromium package"
+    found = subprocess.run([fc_list, ":lang=ko", "family"], capture_output=True, text=True, check=True).stdout
+    assert found.strip(), "no font covers Korean: install fonts-noto-cjk (scripts/system-deps.sh test does)"
 
 
 async def dump_dom(url: str, profile: Path, *, budget_ms: int = 5000) -> str:
@@ -113,6 +125,7 @@ def figures(api: dict[str, Any]) -> dict[str, Any]:
         "totals": {s: api["totals"].get(s, 0) for s in ("sent", "fallback", "failed", "retried", "dead-lettered",
                                                            "deduplicated", "suppressed", "deferred")},
         "failures": api["failures"], "dlq": api["dead_letters"]["in_topic"],
+        "dlq_unresolved": api["dead_letters"]["unresolved"],
         "groups": {g["group"]: (g["status"], g["lag"], g["members"]) for g in api["groups"]},
         "partitions": {(g["group"], p["topic"], p["partition"]): (p["committed"], p["end"], p["lag"], p["status"])
                        for g in api["groups"] for p in g["partitions"]},
@@ -130,6 +143,7 @@ def shown(dom: Dom) -> dict[str, Any]:
                                                                   "dead-lettered", "deduplicated", "suppressed",
                                                                   "deferred")},
         "failures": number(dom.testid("failures")), "dlq": number(dom.testid("dlq-records")),
+        "dlq_unresolved": number(dom.testid("dlq-unresolved")),
         "groups": {g.attrs["data-group"]: (g.field("status"), number(g.field("lag")),
                                            number(g.field("members")))
                    for g in root.find(data_testid="group")},
@@ -181,6 +195,7 @@ async def test_the_dashboard_shows_what_the_api_says(settings: Settings, hub_fac
     assert page == after
     # and the figures are the ones this test produced, not empty ones that happen to agree
     assert page["totals"]["sent"] == 9 and page["totals"]["deduplicated"] == 4 and page["dlq"] == 1
+    assert page["dlq_unresolved"] == 1 and alerting(dom, "dlq-unresolved")
     assert page["throughput"] == {"kakao": 2, "sms": 4, "email": 3}
     assert len(page["latest"]) == 13 and {row[5] for row in page["latest"]} == {"sent", "deduplicated"}
     assert {(g, s) for g, (s, _, _) in page["groups"].items()} >= {(settings.group_id("router"), "OK"),
@@ -200,6 +215,25 @@ async def test_the_dashboard_shows_what_the_api_says(settings: Settings, hub_fac
     # personal data: masked addresses only
     assert not re.search(r"010-?4444-?\d{4}", html) and "r0@example.org" not in html
     assert "010-****-0000" in html
+
+    # the dead letter is handled: the figure that called for someone goes back to 0, and stops being red
+    (letter,) = dlq_list(settings)
+    done = run_cli(settings, "dlq", "resolve", letter["ref"], "--note", "테스트: 잘못된 JSON, 보낸 쪽에서 고침")
+    assert done.returncode == 0, done.stderr
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        await wait_for(lambda: _unresolved_is(http, 0), timeout_s=30, what="no unresolved dead letter")
+    dom = Dom(await dump_dom(f"{base}/", tmp_path / "chromium-2"))
+    assert number(dom.testid("dlq-unresolved")) == 0 and not alerting(dom, "dlq-unresolved")
+    assert number(dom.testid("dlq-records")) == 1  # still in the topic: Kafka keeps its log
+
+
+async def _unresolved_is(http: httpx.AsyncClient, expected: int) -> bool:
+    return (await http.get("/api/ops/summary")).json()["dead_letters"]["unresolved"] == expected
+
+
+def alerting(dom: Dom, testid: str) -> bool:
+    """Whether the card holding this figure is shown as an alert (red)."""
+    return any(card.find(data_testid=testid) for card in dom.root.find(**{"class": "card alert"}))
 
 
 def _walk(node: Node) -> list[Node]:

@@ -141,7 +141,10 @@ async def test_gateway_down_past_every_tier_then_replay_delivers_once(gw: Settin
     replayed = await cli(gw, "dlq", "replay", "--all")
     assert replayed.returncode == 0, replayed.stderr
     await wait_for(lambda: sens.delivered, what="the replayed delivery")
-    assert (await cli(gw, "dlq", "replay", "--all")).returncode == 0  # a second replay must not send again
+    again = await cli(gw, "dlq", "replay", "--all")  # the replayed entry is handled: --all leaves it out
+    assert again.returncode == 0 and "nothing to replay" in again.stdout, again.stdout + again.stderr
+    # named by its ref it goes again, and a second replay must not send again
+    assert (await cli(gw, "dlq", "replay", "--ref", letters[0].ref)).returncode == 0
     await wait_for(lambda: _count(hub, "ca-1", "deduplicated", 1), what="the second replay deduplicated")
     await asyncio.sleep(1)
     assert [to for to, _ in sens.delivered] == ["01022220002"]

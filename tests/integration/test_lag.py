@@ -242,3 +242,48 @@ async def test_a_consumer_goes_stall_warn_ok_and_stop(settings: Settings, paused
 
 async def _noop() -> None:
     return None
+
+
+async def test_hub_lag_says_one_line_per_group_and_refuses_a_group_that_does_not_exist(
+        settings: Settings, paused: PausedConsumer, producer: AIOKafkaProducer) -> None:
+    topic, group = paused.topic, settings.group_id("lagtest")
+    await produce(producer, topic, {0: 6, 1: 7, 2: 2})
+    await paused.commit({0: 4, 1: 7, 2: 0})  # lag 2 + 0 + 2
+    second = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers,
+                              group_id=settings.group_id("other"), enable_auto_commit=False)
+    await second.start()  # a second group of the hub: caught up on nothing, committed nothing
+    try:
+        await second.commit({TopicPartition(topic, 0): 1})
+        _, report = hub_lag_figures(settings, group, "--samples", "1")
+        env = {**settings_env(settings), "COLUMNS": "200"}
+
+        summary = await run(env, "lag", "--samples", "1")
+        rows = [line for line in summary.splitlines() if line.lstrip("│ ").startswith(settings.topic_prefix)]
+        assert len(rows) == 2, summary  # one line per group, whatever its partitions
+        (row,) = [r for r in rows if group in r]
+        cells = [c.strip() for c in row.strip("│ ").split("│")]
+        assert cells[:3] == [group, report["status"], "4"] and cells[4] == "1", cells  # group, status, lag, members
+        assert float(cells[3]) >= 0  # lag in seconds: the oldest record not consumed, read from Kafka
+
+        detail = await run(env, "lag", "--samples", "1", "--partitions", "--group", group)
+        assert sum(line.startswith(f"│ {topic} ") for line in detail.splitlines()) == PARTITIONS, detail
+
+        misspelt = f"{settings.topic_prefix}.lagtets"
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hub.cli", "lag", "--group", misspelt,
+                                                    env=env, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        assert proc.returncode == 2, (out, err)
+        message = " ".join(err.decode().split())
+        assert f"no consumer group '{misspelt}'" in message and group in message, message
+        assert settings.group_id("other") in message and len(err.decode().strip().splitlines()) == 2
+    finally:
+        await second.stop()
+
+
+async def run(env: dict[str, str], *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hub.cli", *args, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    return out.decode()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from hub.kafka_local import LocalKafka
 from tests.conftest import _free_ports
@@ -23,12 +25,20 @@ async def test_local_kafka_start_produce_consume_stop(tmp_path: Path) -> None:
         assert kafka.is_running()
         assert kafka.start() == bootstrap  # idempotent, and fine from inside a running loop
 
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, request_timeout_ms=3000)
         await producer.start()
         try:
+            # no topic is created by producing to it (as docker-compose.yml): the hub creates its own
+            with pytest.raises((UnknownTopicOrPartitionError, KafkaTimeoutError)):
+                await producer.send_and_wait("local-kafka.nobody-created-it", b"lost")
+            assert "local-kafka.nobody-created-it" not in await admin.list_topics()
+            await admin.create_topics([NewTopic("local-kafka.test", 3, 1)])
             await producer.send_and_wait("local-kafka.test", b"hello", key=b"k")
         finally:
             await producer.stop()
+            await admin.close()
         consumer = AIOKafkaConsumer(
             "local-kafka.test",
             bootstrap_servers=bootstrap,

@@ -116,6 +116,6 @@ async def test_retries_dead_letters_and_breaker_opens_are_counted(settings: Sett
         assert metric(text, "hub_circuit_breaker_opens_total", channel="sms") >= 1
         assert metric(text, "hub_dlq_records") == 3
         assert metric(text, "hub_notifications_total", channel="sms", status="sent") is None
-        assert summary["dead_letters"] == {"since_start": 3, "in_topic": 3}
+        assert summary["dead_letters"] == {"since_start": 3, "in_topic": 3, "unresolved": 3}
         assert summary["failures"] == 3 and summary["totals"]["retried"] == 3
         assert {b["channel"]: b["opened"] >= 1 for b in summary["breakers"]} == {"sms": True}

@@ -94,7 +94,7 @@ async def test_advertising_at_night_waits_for_8_for_residents_without_night_cons
     await asyncio.sleep(1.5)
     assert set(delivered(settings)) == {"R-11", "R-14"}, "only residents with night consent get it at 22:30"
     sms = delivered(settings)["R-11"][0]["content"]["text"]
-    assert sms.startswith("(광고)양평군") and "무료거부 080-000-0000" in sms
+    assert sms.startswith("(광고)[양평군]") and sms.count("양평군") == 1 and "무료거부 080-000-0000" in sms
     email = delivered(settings)["R-14"][0]
     assert email["channel"] == "email", "AlimTalk does not carry advertising"
     assert email["content"]["subject"].startswith("(광고)") and "수신을 원하지 않으시면" in email["content"]["text"]

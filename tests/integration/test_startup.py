@@ -10,12 +10,18 @@ the hub can start only if the starts run at the same time.
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
+import sys
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from hub.runtime import Hub
 from hub.settings import Settings
+from tests.conftest import _free_port, settings_env, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +47,67 @@ async def test_every_consumer_starts_at_the_same_time(settings: Settings, monkey
         assert hub.broker.running
     finally:
         await hub.stop()
+
+
+# --------------------------------------------------------------------------- `hub run` as a person runs it
+
+LOG_LEVEL = re.compile(r"^\S+ \S+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+
+async def run_hub_until_ready(env: dict[str, str], cwd: Path) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """`hub run` as a process; return it once it printed its ready block, with the lines it wrote so far (and
+    on: a task keeps appending)."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hub.cli", "run", env=env, cwd=cwd,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert proc.stdout is not None
+        async for raw in proc.stdout:
+            lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    reader = asyncio.create_task(read())
+    proc.reader = reader  # type: ignore[attr-defined]
+    try:
+        await wait_for(lambda: any("notice-hub is ready" in line for line in lines) or proc.returncode is not None,
+                       timeout_s=120, what="the ready block")
+    except AssertionError:
+        proc.kill()
+        raise AssertionError("\n".join(lines[-40:])) from None
+    assert proc.returncode is None, "\n".join(lines)
+    return proc, lines
+
+
+async def start_and_stop(env: dict[str, str], cwd: Path, ops_port: int) -> tuple[int, list[str]]:
+    """Start `hub run`, check it is ready, send Ctrl-C (SIGINT) twice: make and the terminal both pass it on,
+    the second after the hub stopped. Return its exit status and every line it wrote."""
+    proc, lines = await run_hub_until_ready(env, cwd)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ops_port}", timeout=10) as http:
+        assert (await http.get("/readyz")).status_code == 200
+    proc.send_signal(signal.SIGINT)
+    await wait_for(lambda: any("hub stopped" in line for line in lines) or proc.returncode is not None,
+                   timeout_s=60, what="the stop")
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGINT)
+    code = await asyncio.wait_for(proc.wait(), 60)
+    await proc.reader  # type: ignore[attr-defined]
+    return code, lines
+
+
+async def test_hub_run_starts_clean_says_where_things_are_and_stops_with_exit_0_on_ctrl_c(
+        settings: Settings, tmp_path: Path) -> None:
+    """A first start (the topics are new) and a second one (they exist): no ERROR or WARNING, a ready block
+    naming the dashboard, the API docs, the outbox and the next command; Ctrl-C stops it cleanly, exit 0."""
+    ops_port = _free_port()
+    env = {**settings_env(settings.model_copy(update={"ops_port": ops_port})), "COLUMNS": "200"}
+    for start in ("first", "second"):
+        code, lines = await start_and_stop(env, tmp_path, ops_port)
+        output = "\n".join(lines)
+        assert code == 0, f"{start} start: exit {code}\n{output}"
+        noisy = [line for line in lines if (m := LOG_LEVEL.match(line)) and m[1] not in ("DEBUG", "INFO")]
+        assert not noisy, f"{start} start logged warnings or errors:\n" + "\n".join(noisy)
+        assert "Traceback" not in output
+        block = output[output.index("notice-hub is ready"):]
+        assert f"http://127.0.0.1:{ops_port}/" in block and f"http://127.0.0.1:{ops_port}/docs" in block
+        assert f"{settings.outbox_dir}/" in block  # an absolute path (tmp_path) already
+        assert "publish waste.large_item.received.v1 --sample" in block

@@ -49,18 +49,22 @@ def test_templates_preview_prints_the_message(renderer: Renderer, event_type: st
     result = hub("templates", "preview", event_type, "--channel", channel)
 
     assert result.exit_code == 0, result.output
-    assert expected.kind in result.stdout
-    body = result.stdout.split(expected.kind, 1)[1]  # the JSON comes first, then a rule and the text
+    header, body = result.stdout.split("─" * 20, 1)  # what the text does not show, a rule, then the text
     assert one_line(expected.text) in one_line(body)  # the words, in order
     for line in expected.text.strip().splitlines():
         assert line in result.stdout.splitlines(), f"line broken or missing in the preview: {line!r}"
+    first = expected.text.strip().splitlines()[0]
+    assert result.stdout.count(first) == 1, "the message is shown once, not as JSON and then as text"
+    assert "{" not in header
 
 
 def test_templates_preview_shows_the_byte_count() -> None:
-    result = hub("templates", "preview", "water.leak.suspected.v1", "--channel", "sms")
+    text = hub("templates", "preview", "water.leak.suspected.v1", "--channel", "sms").stdout
+    shown = json.loads(hub("templates", "preview", "water.leak.suspected.v1", "--channel", "sms", "--json").stdout)
 
-    shown = json.loads(result.stdout[: result.stdout.index("}\n") + 1])  # the JSON block comes first
     assert (shown["kind"], shown["byte_count"]) == ("LMS", 292)
+    assert text.startswith("LMS: 292 bytes (EUC-KR; LMS allows 2,000)\n")
+    assert f"subject: {shown['subject']}\n" in text
 
 
 def data_file(tmp_path: Path, event_type: str, **change: Any) -> str:

@@ -56,3 +56,35 @@ def test_prometheus_scrapes_the_hubs_ops_port() -> None:
     assert f'"hub:{Settings().ops_port}"' in text
     provisioning = (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text(encoding="utf-8")
     assert "url: http://prometheus:9090" in provisioning and "uid: prometheus" in provisioning
+
+
+def test_compose_runs_the_local_brokers_kafka_with_its_settings(tmp_path: Path) -> None:
+    """docker-compose.yml and `hub kafka up` (hub/kafka_local) are one broker: the same Apache Kafka version,
+    topics not created by producing to them, the same default partition count."""
+    import yaml
+
+    from hub.kafka_local import LocalKafka
+
+    compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text(encoding="utf-8"))
+    kafka = compose["services"]["kafka"]
+    local = LocalKafka(tmp_path)
+    props = dict(line.split("=", 1) for line in local.server_properties().splitlines() if "=" in line)
+
+    assert kafka["image"] == f"apache/kafka:{local.version}"
+    env = {k.lower(): str(v).lower() for k, v in kafka["environment"].items()}
+    assert env["kafka_auto_create_topics_enable"] == props["auto.create.topics.enable"] == "false"
+    assert env["kafka_num_partitions"] == props["num.partitions"]
+
+
+def test_compose_runs_the_hub_and_its_api_with_health_checks() -> None:
+    import yaml
+
+    services = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text(encoding="utf-8"))["services"]
+
+    assert {"kafka", "hub", "api"} <= set(services)
+    for name in ("kafka", "hub", "api"):
+        assert services[name]["healthcheck"]["test"], name
+    assert "/readyz" in " ".join(services["hub"]["healthcheck"]["test"])
+    assert services["api"]["command"][0] == "api"
+    assert services["api"]["depends_on"]["hub"]["condition"] == "service_healthy"
+    assert services["hub"]["depends_on"]["kafka"]["condition"] == "service_healthy"

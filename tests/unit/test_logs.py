@@ -6,6 +6,8 @@ import json
 import logging
 import sys
 
+import pytest
+
 from hub.logs import JsonFormatter
 
 
@@ -97,3 +99,38 @@ def test_one_verdict_per_record_whatever_the_number_of_handlers() -> None:
     limit = RepeatFilter(10.0)
     rec = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "down", (), None)
     assert limit.filter(rec) and limit.filter(rec)  # a second handler with the same filter: the same answer
+
+
+@pytest.mark.parametrize(
+    ("level", "msg", "args", "demoted"),
+    [
+        (logging.ERROR, "Group Coordinator Request failed: %s", ("GroupCoordinatorNotAvailableError",), True),
+        (logging.ERROR, "Group Coordinator Request failed: %s", ("NotCoordinatorForGroupError",), True),
+        (logging.WARNING, "Marking the coordinator dead (node %s)for group %s.", (1, "hub.router"), True),
+        (logging.WARNING, "Heartbeat failed for group %s: coordinator (node %s) is either not started or not valid",
+         ("hub.router", 1), True),
+        (logging.ERROR, "Group Coordinator Request failed: %s", ("GroupAuthorizationFailedError",), False),
+        (logging.ERROR, "Heartbeat session expired - marking coordinator dead", (), False),
+        (logging.WARNING, "Heartbeat failed for group %s because it is rebalancing", ("hub.router",), False),
+    ],
+    ids=["coordinator-not-available", "not-coordinator", "marking-dead", "heartbeat-not-ready", "not-authorised",
+         "session-expired", "rebalancing"],
+)  # fmt: skip
+def test_only_what_happens_while_a_group_forms_is_demoted(level: int, msg: str, args: tuple[object, ...],
+                                                         demoted: bool) -> None:
+    """Every start of a consumer group logs that its coordinator is not known yet: those records become DEBUG
+    (hidden unless --log-level DEBUG). A coordinator that refuses the group, or a session that expired, stays."""
+    import aiokafka.errors as kafka_errors
+
+    from hub.logs import GroupFormingFilter
+
+    if args and isinstance(args[0], str) and args[0].endswith("Error"):
+        args = (getattr(kafka_errors, args[0])(),)
+    rec = logging.LogRecord("aiokafka.consumer.group_coordinator", level, __file__, 1, msg, args, None)
+
+    shown = GroupFormingFilter().filter(rec)
+
+    assert (rec.levelno == logging.DEBUG) is demoted
+    assert shown is not demoted or logging.getLogger("hub").isEnabledFor(logging.DEBUG)
+    other = logging.LogRecord("aiokafka.consumer.fetcher", level, __file__, 1, msg, args, None)
+    assert GroupFormingFilter().filter(other) and other.levelno == level  # another logger: untouched
