@@ -152,7 +152,9 @@ def build_asyncapi(settings: Settings) -> dict[str, Any]:
         schema_version="3.0.0",
     ).to_specification().to_jsonable()
     _fill_subscribed_payloads(doc, topics)
-    return _sorted(doc)
+    from hub.schemas import standard
+
+    return _sorted(standard(doc))
 
 
 def _fill_subscribed_payloads(doc: dict[str, Any], topics: Topics) -> None:

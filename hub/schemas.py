@@ -12,9 +12,25 @@ SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SCHEMA_BASE_URI = "https://notice-hub.example.kr/schemas/"
 
 
+# pydantic writes a bound of a nullable number whose type has a before-validator (`Integer | None` with ge=1) as
+# its own keyword name ("ge"), which JSON Schema does not know and validators ignore: the schema then accepted
+# `party_size: 0`, which the hub refuses. Bounds are written in JSON Schema's words.
+_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def standard(schema: Any) -> Any:
+    """`schema` with pydantic's own names for numeric bounds replaced by JSON Schema's, at every depth."""
+    if isinstance(schema, list):
+        return [standard(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    numeric = schema.get("type") in ("integer", "number")
+    return {(_BOUNDS[k] if numeric and k in _BOUNDS else k): standard(v) for k, v in schema.items()}
+
+
 def schema_for(event_type: str) -> dict[str, Any]:
     spec = CATALOGUE[event_type]
-    schema = spec.model.model_json_schema(mode="validation")
+    schema = standard(spec.model.model_json_schema(mode="validation"))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{SCHEMA_BASE_URI}{event_type}.json",
@@ -26,7 +42,7 @@ def schema_for(event_type: str) -> dict[str, Any]:
 def envelope_schema() -> dict[str, Any]:
     """A structured-mode CloudEvent as it travels: the model's `extensions` are attributes beside the others,
     each named with a-z and 0-9 (at most 20), of any JSON value (the hub keeps a string, or the JSON text)."""
-    schema = CloudEvent.model_json_schema(mode="validation")
+    schema = standard(CloudEvent.model_json_schema(mode="validation"))
     del schema["properties"]["extensions"]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -40,7 +56,7 @@ def resident_schema(event_type: str) -> dict[str, Any]:
     from hub.residents import PreferencesChange, Resident
 
     model = {"resident.registered.v1": Resident, "resident.preferences_changed.v1": PreferencesChange}.get(event_type)
-    body = model.model_json_schema(mode="validation") if model else {
+    body = standard(model.model_json_schema(mode="validation")) if model else {
         "type": "object", "additionalProperties": True, "description": "No data: the event's subject names the resident.",
     }
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{SCHEMA_BASE_URI}{event_type}.json",

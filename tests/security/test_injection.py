@@ -35,7 +35,9 @@ EMAIL = {"resident_id": "R-email", "name": "<img src=x onerror=alert(1)>", "emai
 SMS = {"resident_id": "R-sms", "name": f'김"}},{{"to":"{SMUGGLED_PHONE}', "phone": "010-2222-0002",
        "channels": ["sms"]}
 KAKAO = {"resident_id": "R-kakao", "name": '이"\n#{name}', "phone": "010-1111-0001", "channels": ["kakao"]}
-EVENT_ID = f"inj-1\r\nBcc: {SMUGGLED_EMAIL}\r\nX-Evil: 1"  # the id goes into a header of every e-mail
+# the id goes into a header of every e-mail; ids with control characters (CR, LF) are refused outright (below)
+EVENT_ID = f"inj-1 Bcc: {SMUGGLED_EMAIL} X-Evil: 1"
+CRLF_EVENT_ID = f"inj-1\r\nBcc: {SMUGGLED_EMAIL}\r\nX-Evil: 1"
 MAIL_HEADERS = {"Content-Type", "MIME-Version", "From", "To", "Subject", "Date", "Message-ID", "X-Notice-Hub-Event"}
 SENS_FIELDS = {"type", "contentType", "countryCode", "from", "content", "messages"}  # + subject for an LMS
 
@@ -43,6 +45,22 @@ SENS_FIELDS = {"type", "contentType", "countryCode", "from", "content", "message
 def _decoded(message: Any, subtype: str) -> str:
     part = next(p for p in message.walk() if p.get_content_type() == f"text/{subtype}")
     return str(part.get_content())
+
+
+def test_an_event_id_with_cr_or_lf_is_refused_before_it_reaches_any_header() -> None:
+    from pydantic import ValidationError
+
+    from hub.errors import EventError
+    from hub.events import read_event, to_kafka_structured
+
+    with pytest.raises(ValidationError):
+        new_event(TYPE, {**DATA, "recipients": [EMAIL]}, source="/test/chatbot", id=CRLF_EVENT_ID)
+    valid = new_event(TYPE, {**DATA, "recipients": [EMAIL]}, source="/test/chatbot", id="inj-ok")
+    value, headers = to_kafka_structured(valid)
+    smuggled = value.replace(b'"inj-ok"', b'"inj-1\\r\\nBcc: evil@example.org"')
+    assert smuggled != value
+    with pytest.raises(EventError):
+        read_event(smuggled, [(k, v.encode()) for k, v in headers.items()])
 
 
 async def test_event_data_cannot_leave_its_place_on_any_channel(gw: Settings, hub_factory: Any, producer: Any,

@@ -89,3 +89,22 @@ def test_drift_reports_changed_missing_and_stale_files(copy: Path, tamper: Calla
     tamper(copy)
 
     assert schemas.drift(copy) == reported
+
+
+def test_schemas_speak_only_json_schema_keywords_for_bounds() -> None:
+    """pydantic names a nullable number's bounds `ge`/`le` where a before-validator sits in its type; validators
+    ignore such keys, so the published schema accepted `party_size: 0`, which the hub refuses."""
+    import json
+
+    from hub.schemas import rendered
+
+    def pydantic_words(node: object) -> list[str]:
+        if isinstance(node, list):
+            return [w for n in node for w in pydantic_words(n)]
+        if not isinstance(node, dict):
+            return []
+        found = [k for k in ("ge", "le", "gt", "lt") if k in node and node.get("type") in ("integer", "number")]
+        return found + [w for v in node.values() for w in pydantic_words(v)]
+
+    for name, text in rendered().items():
+        assert pydantic_words(json.loads(text)) == [], name

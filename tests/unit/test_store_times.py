@@ -55,8 +55,8 @@ def a_row(table: Table, when: datetime) -> dict[str, Any]:
     row: dict[str, Any] = {}
     for column in table.columns:
         kind = _python_type(column)
-        if column.primary_key and kind is int:
-            continue  # autoincrement
+        if column.primary_key and kind is int and column.autoincrement is not False and len(table.primary_key) == 1:
+            continue  # autoincrement (a composite key's integers are given)
         if kind is datetime:
             row[column.name] = when
         elif kind is str:
@@ -64,7 +64,7 @@ def a_row(table: Table, when: datetime) -> dict[str, Any]:
         elif kind is bool:
             row[column.name] = False
         elif kind is int:
-            row[column.name] = 1
+            row[column.name] = uuid.uuid4().int % 2**31 if column.primary_key else 1
         else:
             row[column.name] = []
     return row
