@@ -14,8 +14,8 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from hub.delivery import DeliveryRequest, DeliveryStatus
-from hub.events import CATALOGUE, CHANNELS, DOMAINS
+from hub.core.delivery import DeliveryRequest, DeliveryStatus
+from hub.core.events import CATALOGUE, CHANNELS, DOMAINS
 from hub.settings import Settings
 from hub.topics import Topics
 
@@ -152,7 +152,7 @@ def build_asyncapi(settings: Settings) -> dict[str, Any]:
         schema_version="3.0.0",
     ).to_specification().to_jsonable()
     _fill_subscribed_payloads(doc, topics)
-    from hub.schemas import standard
+    from hub.core.schemas import standard
 
     return _sorted(standard(doc))
 

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hub.cli_errors import Failed, HubGroup, UsageProblem
-from hub.masking import redact
+from hub.core.masking import redact
 from hub.settings import Settings
 from hub.topics import Topics, reach_broker
 
@@ -56,8 +56,8 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+    from hub.core.masking import install_redaction
     from hub.logs import demote_group_forming, install_repeat_limit
-    from hub.masking import install_redaction
 
     if level.upper() not in LOG_LEVELS:
         raise typer.BadParameter(f"{level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
@@ -163,8 +163,8 @@ def publish(
     mode: Annotated[str, typer.Option(help="binary or structured (CloudEvents Kafka binding)")] = "binary",
 ) -> None:
     """Publish one event to its domain topic, as a department system would."""
-    from hub.errors import EventError
-    from hub.events import CATALOGUE, new_event, sample_data, validate_event
+    from hub.core.errors import EventError
+    from hub.core.events import CATALOGUE, new_event, sample_data, validate_event
     from hub.publisher import publish_event
 
     if event_type not in CATALOGUE:
@@ -204,7 +204,7 @@ async def _require_topic(settings: Settings, topic: str) -> None:
 @schemas_app.command("export")
 def schemas_export(directory: Annotated[Path | None, typer.Option("--dir")] = None) -> None:
     """Write schemas/<type>.json for every event type, generated from the models."""
-    from hub import schemas
+    from hub.core import schemas
 
     written = schemas.export(directory or schemas.SCHEMA_DIR)
     console.print(f"wrote {len(written)} schema files to {(directory or schemas.SCHEMA_DIR)}")
@@ -213,7 +213,7 @@ def schemas_export(directory: Annotated[Path | None, typer.Option("--dir")] = No
 @schemas_app.command("list")
 def schemas_list() -> None:
     """The event catalogue: type, topic and what it means."""
-    from hub.events import CATALOGUE
+    from hub.core.events import CATALOGUE
     from hub.topics import Topics
 
     topics = Topics.of(Settings())
@@ -229,7 +229,7 @@ def schemas_list() -> None:
 
 
 def _sample_events() -> list[Any]:
-    from hub.events import CATALOGUE, new_event, sample_data, validate_event
+    from hub.core.events import CATALOGUE, new_event, sample_data, validate_event
 
     out = []
     for event_type in CATALOGUE:
@@ -241,7 +241,7 @@ def _sample_events() -> list[Any]:
 @templates_app.command("check")
 def templates_check() -> None:
     """Render every template against the catalogue's sample events; report every violation."""
-    from hub.rendering import Identity, Renderer, check_all
+    from hub.core.rendering.renderer import Identity, Renderer, check_all
 
     problems = check_all(Renderer(identity=Identity.of(Settings())), _sample_events())
     for problem in problems:
@@ -262,9 +262,9 @@ def templates_preview(
 ) -> None:
     """Show one rendered message as the resident gets it (with its byte count for SMS/LMS), rendered with the
     county of the settings (HUB_COUNTY_NAME, ...); advertising gets what the law adds."""
-    from hub.errors import HubError
-    from hub.events import CATALOGUE, Recipient, new_event, sample_data, validate_event
-    from hub.rendering import Identity, Renderer
+    from hub.core.errors import HubError
+    from hub.core.events import CATALOGUE, Recipient, new_event, sample_data, validate_event
+    from hub.core.rendering.renderer import Identity, Renderer
 
     if event_type not in CATALOGUE:
         raise UsageProblem(f"unknown event type {event_type!r}", "`hub schemas list` lists the event types")
@@ -288,7 +288,7 @@ def templates_preview(
 
 def preview_header(message: Any) -> list[str]:
     """What the text alone does not show: the kind and size, the subject, AlimTalk's template and buttons."""
-    from hub.rendering import KAKAO_MAX_CHARS, LMS_MAX_BYTES, SMS_MAX_BYTES, KakaoContent, SmsContent
+    from hub.core.rendering.renderer import KAKAO_MAX_CHARS, LMS_MAX_BYTES, SMS_MAX_BYTES, KakaoContent, SmsContent
 
     if isinstance(message, SmsContent):
         limit = SMS_MAX_BYTES if message.kind == "SMS" else LMS_MAX_BYTES
@@ -313,7 +313,7 @@ def deliveries(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per outcome")] = False,
 ) -> None:
     """List delivery outcomes for an event or a resident (addresses masked)."""
-    from hub.masking import redact
+    from hub.core.masking import redact
     from hub.store import Store
 
     if not event and not resident:
@@ -336,7 +336,7 @@ def deliveries(
                 "delivery_id": r.delivery_id, "reason": redact(r.reason or ""),
             }, ensure_ascii=False))
         return
-    from hub.times import kst
+    from hub.core.time import kst
 
     table = Table("at", "event", "resident", "channel", "state", "attempt", "provider", "to", "reason")
     for r in rows:
@@ -353,7 +353,7 @@ def purge(
     """Purge finished delivery records older than the retention (HUB_RETENTION_DAYS, default 180): deliveries,
     their outcome log, released held deliveries, the ingest API's event ids. Queued, sending and retrying
     deliveries are kept whatever their age. A running hub does this every HUB_RETENTION_INTERVAL_S."""
-    from hub.delivery import utcnow
+    from hub.core.time import utcnow
     from hub.retention import purge_expired
 
     settings = Settings() if days is None else Settings(retention_days=days)
@@ -383,8 +383,8 @@ def residents_import(
 ) -> None:
     """Import residents from CSV. Good rows are imported (again: nothing changes), bad rows are reported with
     their line number and reason; the exit code is 2 when any row was refused."""
-    from hub.delivery import utcnow
-    from hub.residents import read_csv_bytes
+    from hub.core.residents import read_csv_bytes
+    from hub.core.time import utcnow
     from hub.store import Store
 
     data = file.read_bytes()
@@ -422,8 +422,8 @@ def why(
 ) -> None:
     """Why did (or didn't) this resident get this notice? One screen: the directory entry, every outcome and
     the rule that decided it, any held delivery."""
+    from hub.core.time import kst
     from hub.store import Store
-    from hub.times import kst
 
     async def gather() -> tuple[Any, list[Any], list[Any]]:
         store = Store(Settings().database_url)
@@ -464,8 +464,8 @@ def why(
 
 
 def _verdict(history: list[Any], held: list[Any]) -> str:
-    from hub.audience import RULES
-    from hub.times import kst
+    from hub.core.audience import RULES
+    from hub.core.time import kst
 
     def explain(rule: str | None) -> str:
         return f"rule {rule}: {RULES.get(rule, rule)}" if rule else ""
@@ -514,8 +514,8 @@ def dlq_list(
 ) -> None:
     """What is in the dead-letter topic and nobody handled yet: where each record came from and why it failed."""
     from hub.cli_dlq import load, select
-    from hub.masking import redact
-    from hub.times import kst, kst_from_iso
+    from hub.core.masking import redact
+    from hub.core.time import kst, kst_from_iso
 
     settings = Settings()
     found = _with_store(lambda store: load(settings, store))
@@ -556,7 +556,7 @@ def dlq_replay(
     entries are recorded as handled; replayed deliveries still deduplicate."""
     from hub.cli_dlq import check_refs, checked, load, operator, select
     from hub.consumers.dlq import replay
-    from hub.delivery import utcnow
+    from hub.core.time import utcnow
     from hub.store.dead_letters import record_resolutions
 
     if not (ref or stage or error_class or event or replay_all):
@@ -600,9 +600,8 @@ def dlq_resolve(
     """Record that dead letters were handled: who, when and why. They stay in the topic (Kafka keeps its log);
     `hub dlq list` and the dashboard stop counting them."""
     from hub.cli_dlq import check_refs, load, operator
-    from hub.delivery import utcnow
+    from hub.core.time import kst, utcnow
     from hub.store.dead_letters import record_resolutions
-    from hub.times import kst
 
     if not note.strip():
         raise UsageProblem("--note is empty", "say why the entry needs nothing more, e.g. --note '요청 취소됨'")
@@ -647,8 +646,8 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="print the key and its record as JSON")] = False,
 ) -> None:
     """Create a key and print it once: the hub keeps only its SHA-256 hash."""
-    from hub.apikeys import SCOPES, check_department, check_patterns
-    from hub.events import CATALOGUE
+    from hub.core.apikeys import SCOPES, check_department, check_patterns
+    from hub.core.events import CATALOGUE
     from hub.store import ingest as db
 
     try:
@@ -677,8 +676,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: Annotated[bool, typer.Option("--json", help="one JSON object per key")] = False) -> None:
     """Every key: id, department, types, scopes, created, revoked (never the key itself)."""
+    from hub.core.time import kst
     from hub.store import ingest as db
-    from hub.times import kst
 
     keys = _with_store(db.list_keys)
     if as_json:
@@ -701,8 +700,8 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="one JSON obj
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id (hub keys list)")]) -> None:
     """Revoke a key: refused with 401 from the next request on."""
+    from hub.core.time import kst
     from hub.store import ingest as db
-    from hub.times import kst
 
     key = _with_store(lambda store: db.revoke_key(store, key_id))
     if key is None:
@@ -814,7 +813,7 @@ def lag(
     consumed), members. --partitions: per topic and partition, the committed offset, log-end offset and lag
     (as Kafka's kafka-consumer-groups.sh --describe). Statuses over a window of samples: OK, WARN (lag keeps
     growing), STALL (no progress while lagging), STOP (no progress and no members), ERR (unreadable)."""
-    from hub.errors import UnknownGroupError
+    from hub.core.errors import UnknownGroupError
     from hub.lag import Status, lag_reports
 
     settings = Settings()

@@ -23,7 +23,7 @@ from typer._click import exceptions as click_errors  # Typer 0.29 carries its ow
 from typer._click.core import Command, Context
 from typer.core import TyperGroup, TyperOption
 
-from hub.masking import redact
+from hub.core.masking import redact
 
 USAGE_EXIT, FAILURE_EXIT, INTERRUPTED_EXIT = 2, 1, 130
 DEBUG_FLAG = "--debug"
@@ -210,7 +210,7 @@ def _kafka(e: BaseException) -> list[str] | None:
 def _store(e: BaseException) -> list[str] | None:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from hub.errors import StoreError
+    from hub.core.errors import StoreError
 
     if not isinstance(e, SQLAlchemyError | StoreError):
         return None
@@ -241,7 +241,7 @@ def _file(e: BaseException) -> list[str] | None:
 
 
 def _hub(e: BaseException) -> list[str] | None:
-    from hub.errors import HubError
+    from hub.core.errors import HubError
 
     if isinstance(e, HubError):
         return [f"{type(e).__name__}: {redact(str(e))}"]

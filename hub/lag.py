@@ -42,7 +42,7 @@ from aiokafka.protocol.admin import (
 )
 from aiokafka.protocol.api import Request, RequestStruct
 
-from hub.errors import UnknownGroupError
+from hub.core.errors import UnknownGroupError
 from hub.settings import Settings
 from hub.topics import kafka_client_options
 

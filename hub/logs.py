@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.masking import redact
+from hub.core.masking import redact
 
 # record attributes copied to the line when a module set them (extra=...); ids only, never addresses
 CONTEXT_FIELDS = ("event_id", "delivery_id", "event_type", "channel", "stage", "group", "topic", "partition", "offset")

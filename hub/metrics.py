@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hub.delivery import DeliveryStatus
+from hub.core.delivery import DeliveryStatus
 from hub.lag import Status
 
 if TYPE_CHECKING:

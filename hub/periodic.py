@@ -8,7 +8,7 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 
-from hub.errors import StoreError
+from hub.core.errors import StoreError
 
 logger = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
 from hub.consumers.sender import SenderConsumer
-from hub.delivery import utcnow
-from hub.errors import StoreError
-from hub.events import CHANNELS
+from hub.core.errors import StoreError
+from hub.core.events import CHANNELS
+from hub.core.rendering.renderer import Identity, Renderer
+from hub.core.time import utcnow
 from hub.lag import LagMonitor
 from hub.metrics import HubMetrics, OpsCollector
 from hub.periodic import Periodic
-from hub.rendering import Identity, Renderer
 from hub.retention import RetentionTask
 from hub.settings import Settings
 from hub.store import Store

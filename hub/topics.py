@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from hub.events import CHANNELS, DOMAINS
+from hub.core.events import CHANNELS, DOMAINS
 from hub.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from fastapi import HTTPException, Request, Response
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect
 
-from hub.errors import BodyError
+from hub.core.errors import BodyError
 
 MAX_DEPTH = 32
 """Arrays and objects nested deeper than this are refused (events nest four or five levels)."""

@@ -40,9 +40,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.api.body import limited_json_route
-from hub.apikeys import ApiKey, Scope, looks_like_token, source_belongs_to, source_of, source_problem
-from hub.errors import EventError, StoreError, UnknownEventTypeError
-from hub.events import (
+from hub.core.apikeys import ApiKey, Scope, looks_like_token, source_belongs_to, source_of, source_problem
+from hub.core.errors import EventError, StoreError, UnknownEventTypeError
+from hub.core.events import (
     CATALOGUE,
     STRUCTURED_CONTENT_TYPE,
     Channel,
@@ -52,9 +52,9 @@ from hub.events import (
     sample_data,
     validate_event,
 )
-from hub.masking import redact
-from hub.residents import Consents, Resident
-from hub.residents import QuietHours as StoredQuietHours
+from hub.core.masking import redact
+from hub.core.residents import Consents, Resident
+from hub.core.residents import QuietHours as StoredQuietHours
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db
@@ -161,7 +161,7 @@ class StorePreferences:
         return self._view(found) if found else None
 
     async def put(self, resident_id: str, prefs: Preferences) -> dict[str, Any]:
-        from hub.delivery import utcnow
+        from hub.core.time import utcnow
 
         store = self._require()
         current = (await store.residents([resident_id])).get(resident_id)

@@ -18,9 +18,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select
 
-from hub.masking import redact
+from hub.core.masking import redact
+from hub.core.time import as_utc
 from hub.store.models import DeliveryLogRow
-from hub.times import as_utc
 
 if TYPE_CHECKING:
     from hub.runtime import Hub

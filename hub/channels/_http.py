@@ -24,8 +24,8 @@ import httpx
 
 from hub.channels.base import ChannelAdapter, DeliveryResult
 from hub.channels.ratelimit import MAX_PAUSE_S
-from hub.delivery import DeliveryRequest
-from hub.errors import ChannelError, PermanentError, TransientError
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import ChannelError, PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
 

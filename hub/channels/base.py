@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
 from hub.channels.ratelimit import RateLimiter
-from hub.delivery import DeliveryRequest
-from hub.errors import ChannelError, PermanentError, TransientError
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import ChannelError, PermanentError, TransientError
 
 T = TypeVar("T")
 

@@ -85,10 +85,10 @@ import httpx
 
 from hub.channels._http import HttpGatewayChannel, Outcome, json_object, phone_digits, raise_if_busy, retry_after_s
 from hub.channels.base import DeliveryResult
-from hub.delivery import DeliveryRequest
-from hub.errors import ChannelError, PermanentError, TransientError
-from hub.rendering import KakaoContent
-from hub.times import KST, as_utc
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import ChannelError, PermanentError, TransientError
+from hub.core.rendering.renderer import KakaoContent
+from hub.core.time import KST, as_utc
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from hub.channels.base import ChannelAdapter, DeliveryResult
-from hub.delivery import DeliveryRequest, utcnow
+from hub.core.delivery import DeliveryRequest
+from hub.core.time import utcnow
 
 
 class OutboxChannel(ChannelAdapter):

@@ -28,9 +28,9 @@ import httpx
 
 from hub.channels._http import HttpGatewayChannel, Outcome, json_object, phone_digits, retry_after_s
 from hub.channels.base import DeliveryResult
-from hub.delivery import DeliveryRequest
-from hub.errors import PermanentError, RenderError, TransientError
-from hub.rendering import LMS_SUBJECT_MAX_BYTES, SmsContent, euckr_len, sms_content
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import PermanentError, RenderError, TransientError
+from hub.core.rendering.renderer import LMS_SUBJECT_MAX_BYTES, SmsContent, euckr_len, sms_content
 
 logger = logging.getLogger(__name__)
 

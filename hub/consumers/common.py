@@ -14,8 +14,8 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from hub.consumers.dlq import DeadLetters, is_outage
-from hub.delivery import DeliveryStatus
-from hub.errors import HubError
+from hub.core.delivery import DeliveryStatus
+from hub.core.errors import HubError
 from hub.settings import Settings
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 
-from hub.delivery import utcnow
-from hub.errors import HubError
+from hub.core.errors import HubError
+from hub.core.time import utcnow
 from hub.settings import Settings
 from hub.topics import Topics, kafka_client_options
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.delivery import DeliveryStatus
-from hub.errors import StoreError
+from hub.core.delivery import DeliveryStatus
+from hub.core.errors import StoreError
 from hub.store import Store
 
 logger = logging.getLogger(__name__)

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hub.delivery import read_delivery, utcnow
-from hub.errors import EventError, HubError
-from hub.events import CHANNELS, parse_kafka_message, read_event
+from hub.core.delivery import read_delivery
+from hub.core.errors import EventError, HubError
+from hub.core.events import CHANNELS, parse_kafka_message, read_event
+from hub.core.time import utcnow
 from hub.topics import Topics
 
 if TYPE_CHECKING:
     from hub.consumers.dlq import DeadLetter
-    from hub.rendering import Renderer
+    from hub.core.rendering.renderer import Renderer
     from hub.settings import Settings
 
 
@@ -67,7 +68,7 @@ def _channel_of(topic: str, settings: Settings) -> str:
 
 
 def _resident_event(letter: DeadLetter) -> None:
-    from hub.residents import RESIDENT_EVENT_TYPES
+    from hub.core.residents import RESIDENT_EVENT_TYPES
 
     if letter.value is None:
         return  # a tombstone: the directory takes it

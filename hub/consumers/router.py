@@ -16,15 +16,16 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from hub.audience import RECIPIENT_BATCH, choose_channel, contact_for, decide
 from hub.consumers.common import StatusPublisher, subscribe_batches
 from hub.consumers.dlq import DeadLetters, is_outage
-from hub.dedup import delivery_id
-from hub.delivery import DeliveryRequest, DeliveryStatus, utcnow
-from hub.errors import RenderError
-from hub.events import Channel, DomainEvent, Recipient, read_event
-from hub.rendering import Renderer, SmsContent
-from hub.residents import Resident
+from hub.core.audience import RECIPIENT_BATCH, choose_channel, contact_for, decide
+from hub.core.dedup import delivery_id
+from hub.core.delivery import DeliveryRequest, DeliveryStatus
+from hub.core.errors import RenderError
+from hub.core.events import Channel, DomainEvent, Recipient, read_event
+from hub.core.rendering.renderer import Renderer, SmsContent
+from hub.core.residents import Resident
+from hub.core.time import utcnow
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
 from hub.topics import Topics

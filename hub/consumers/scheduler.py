@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from faststream.kafka import KafkaBroker
 
 from hub.consumers.dlq import DeadLetters
-from hub.delivery import DeliveryRequest
+from hub.core.delivery import DeliveryRequest
 from hub.periodic import Periodic
 from hub.store import Store
 from hub.topics import Topics

@@ -28,7 +28,6 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from hub.audience import still_wanted
 from hub.channels._http import BatchCall
 from hub.channels.base import ChannelAdapter, DeliveryResult
 from hub.channels.ratelimit import MAX_PAUSE_S
@@ -36,9 +35,11 @@ from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.common import StatusPublisher, subscribe_batches
 from hub.consumers.dlq import DeadLetters, dead_letter, header_map
 from hub.consumers.outcomes import OutcomeRecorder, Outcomes
-from hub.dedup import Claim, delivery_id
-from hub.delivery import DeliveryRequest, DeliveryStatus, read_delivery, utcnow
-from hub.errors import EventError, PermanentError, StoreError, TransientError
+from hub.core.audience import still_wanted
+from hub.core.dedup import Claim, delivery_id
+from hub.core.delivery import DeliveryRequest, DeliveryStatus, read_delivery
+from hub.core.errors import EventError, PermanentError, StoreError, TransientError
+from hub.core.time import utcnow
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
 from hub.topics import Topics

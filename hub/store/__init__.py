@@ -20,12 +20,12 @@ from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityE
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-from hub.dedup import Claim
-from hub.delivery import DeliveryStatus
-from hub.errors import StoreError, StoreRefusedError
+from hub.core.dedup import Claim
+from hub.core.delivery import DeliveryStatus
+from hub.core.errors import StoreError, StoreRefusedError
+from hub.core.time import utcnow
 from hub.store.directory import DirectoryQueries
 from hub.store.models import Base, DeliveryLogRow, DeliveryRow, ScheduledRow, SenderRow, UtcDateTime
-from hub.times import utcnow
 
 logger = logging.getLogger(__name__)
 

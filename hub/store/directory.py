@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, or_, select, update
 
-from hub.residents import Consents, PreferencesChange, QuietHours, Resident
+from hub.core.residents import Consents, PreferencesChange, QuietHours, Resident
 from hub.store.models import ResidentRow, ScheduledRow
 
 if TYPE_CHECKING:
-    from hub.delivery import DeliveryRequest
+    from hub.core.delivery import DeliveryRequest
 
 RELEASE_LEASE_S = 60.0
 

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import BigInteger, Integer, String, Text, delete, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.apikeys import ApiKey, Scope, generate_token, hash_token, hashes_match
+from hub.core.apikeys import ApiKey, Scope, generate_token, hash_token, hashes_match
+from hub.core.time import utcnow
 from hub.store import Store
 from hub.store.models import Base, UtcDateTime
-from hub.times import utcnow
 
 
 class ApiKeyRow(Base):

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from sqlalchemy import JSON, Boolean, DateTime, Dialect, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from hub.times import as_utc
+from hub.core.time import as_utc
 
 _UNKEEPABLE = re.compile("[\x00\ud800-\udfff]")
 

@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.consumers.dlq import read_dead_letters
-from hub.dedup import delivery_id
-from hub.events import validate_event
+from hub.core.dedup import delivery_id
+from hub.core.events import validate_event
 from hub.settings import Settings
 from hub.topics import Topics
 from tests.conftest import _free_port, run_cli, wait_for

@@ -31,8 +31,8 @@ import asyncpg
 import pytest
 from aiokafka import TopicPartition
 
-from hub.dedup import delivery_id
-from hub.events import CATALOGUE, validate_event
+from hub.core.dedup import delivery_id
+from hub.core.events import CATALOGUE, validate_event
 from hub.settings import Settings
 from hub.topics import Topics
 from tests.conftest import _free_port, _pg_bin, new_postgres_database, wait_for

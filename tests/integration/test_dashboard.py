@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from hub.core.time import kst
 from hub.settings import Settings
-from hub.times import kst
 from tests.conftest import _free_port, outbox_lines, run_cli, wait_for
 from tests.integration.test_dlq import dlq_list
 from tests.integration.test_ops import people

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from hub.residents import Resident
+from hub.core.residents import Resident
 from hub.settings import Settings
 from hub.topics import Topics
 from tests.conftest import wait_for

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from hub.consumers.dlq import read_dead_letters
-from hub.events import Recipient, validate_event
-from hub.rendering import Renderer
+from hub.core.events import Recipient, validate_event
+from hub.core.rendering.renderer import Renderer
 from hub.settings import Settings
 from tests.conftest import run_cli, wait_for
 from tests.fakes.nhn_alimtalk import SENDER_KEY, FakeNhnAlimtalk

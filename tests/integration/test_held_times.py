@@ -22,13 +22,13 @@ from hypothesis import strategies as st
 
 from hub.consumers.dlq import topic_partitions
 from hub.consumers.scheduler import Scheduler
-from hub.delivery import DeliveryRequest
-from hub.events import new_event
-from hub.residents import Resident
+from hub.core.delivery import DeliveryRequest
+from hub.core.events import new_event
+from hub.core.residents import Resident
+from hub.core.time import KST
 from hub.runtime import new_broker
 from hub.settings import Settings
 from hub.store import Store
-from hub.times import KST
 from hub.topics import Topics, ensure_topics
 from tests.conftest import outbox_lines, run_cli, wait_for
 from tests.integration.test_pipeline import send_event

@@ -13,7 +13,7 @@ import pytest
 from hub.api.body import MAX_DEPTH, MAX_NUMBER_CHARS
 from hub.api.ingest import InMemoryPreferences, create_ingest_app
 from hub.client import AsyncHubClient, HubClientError
-from hub.events import parse_kafka_message, sample_data
+from hub.core.events import parse_kafka_message, sample_data
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db
@@ -448,7 +448,7 @@ async def test_preferences_live_in_the_resident_directory(settings: Settings, to
     the senders check before every send."""
     from datetime import UTC, datetime
 
-    from hub.residents import Resident
+    from hub.core.residents import Resident
 
     store = Store(settings.database_url)
     await store.init()

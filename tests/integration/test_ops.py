@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.errors import StoreError
+from hub.core.errors import StoreError
 from hub.settings import Settings
 from tests.conftest import _free_port, outbox_lines, wait_for
 from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens

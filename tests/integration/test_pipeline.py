@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hub.events import (
+from hub.core.events import (
     CATALOGUE,
     Recipient,
     new_event,
@@ -17,7 +17,7 @@ from hub.events import (
     to_kafka_structured,
     validate_event,
 )
-from hub.rendering import Renderer
+from hub.core.rendering.renderer import Renderer
 from hub.topics import Topics
 from tests.conftest import outbox_lines, read_topic, wait_for
 

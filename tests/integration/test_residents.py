@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.events import new_event, to_kafka_binary
-from hub.residents import Resident
+from hub.core.events import new_event, to_kafka_binary
+from hub.core.residents import Resident
 from hub.settings import Settings
 from hub.topics import Topics
 from tests.conftest import outbox_lines, run_cli, wait_for

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from hub.channels import build_adapter
-from hub.delivery import DeliveryRequest
-from hub.rendering import EmailContent
+from hub.core.delivery import DeliveryRequest
+from hub.core.rendering.renderer import EmailContent
 from hub.settings import Settings
 from tests.conftest import _free_port
 

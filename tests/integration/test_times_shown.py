@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from hub.consumers.dlq import dlq_headers
-from hub.delivery import DeliveryStatus
+from hub.core.delivery import DeliveryStatus
+from hub.core.time import KST
 from hub.settings import Settings
 from hub.store import Store
-from hub.times import KST
 from hub.topics import Topics, ensure_topics
 from tests.conftest import settings_env
 
@@ -118,7 +118,7 @@ async def test_the_ingest_api_answers_instants_with_their_offset(settings: Setti
     import httpx
 
     from hub.api.ingest import create_ingest_app
-    from hub.events import sample_data
+    from hub.core.events import sample_data
     from tests.http_server import serve_app
 
     _, token = await new_key(settings)

@@ -14,8 +14,8 @@ from typing import Any
 from annotated_types import MaxLen
 from hypothesis import strategies as st
 
-from hub.events import CATALOGUE, CHANNELS, DISTRICTS, STRUCTURED_CONTENT_TYPE, sample_data
-from hub.residents import CSV_COLUMNS
+from hub.core.events import CATALOGUE, CHANNELS, DISTRICTS, STRUCTURED_CONTENT_TYPE, sample_data
+from hub.core.residents import CSV_COLUMNS
 
 EVENT_TYPES = sorted(CATALOGUE)
 

@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.residents import CSV_COLUMNS, Resident, read_csv_bytes
+from hub.core.residents import CSV_COLUMNS, Resident, read_csv_bytes
 from tests.property.conftest import PROFILE
 from tests.property.strategies import CsvFile, csv_files, hostile_text
 from tests.property.tally import tally

@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import EventError
-from hub.events import CATALOGUE, DomainEvent, read_event
-from hub.rendering import KST
+from hub.core.errors import EventError
+from hub.core.events import CATALOGUE, DomainEvent, read_event
+from hub.core.time import KST
 from tests.property.conftest import PROFILE
 from tests.property.strategies import EVENT_TYPES, Record, any_record, encode, mutated_event
 from tests.property.tally import tally

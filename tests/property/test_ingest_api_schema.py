@@ -21,8 +21,8 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.generation.modes import GenerationMode
 
 from hub.api.ingest import create_ingest_app
-from hub.delivery import utcnow
-from hub.residents import Resident
+from hub.core.residents import Resident
+from hub.core.time import utcnow
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

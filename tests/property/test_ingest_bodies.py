@@ -22,8 +22,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from hub.api.body import MAX_DEPTH, MAX_NUMBER_CHARS, loads, nesting_depth, structure
-from hub.apikeys import source_belongs_to, source_problem
-from hub.errors import BodyError
+from hub.core.apikeys import source_belongs_to, source_problem
+from hub.core.errors import BodyError
 from tests.property.conftest import PROFILE
 from tests.property.strategies import hostile_text
 from tests.property.tally import tally

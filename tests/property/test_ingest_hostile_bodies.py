@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from hub.api.body import MAX_DEPTH
 from hub.api.ingest import IngestSettings, create_ingest_app
-from hub.events import CATALOGUE, sample_data
+from hub.core.events import CATALOGUE, sample_data
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

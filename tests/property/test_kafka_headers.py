@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from hub.consumers.dlq import DLQ_HEADER_PREFIX, dlq_headers, header_map
 from hub.consumers.sender import ATTEMPT_HEADER, NOT_BEFORE_HEADER, ORIGINAL_TOPIC_HEADER, retry_state
-from hub.errors import EventError
-from hub.events import read_event
+from hub.core.errors import EventError
+from hub.core.events import read_event
 from tests.property.conftest import PROFILE
 from tests.property.strategies import (
     Headers,

@@ -14,8 +14,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.events import CATALOGUE, new_event, sample_data, validate_event
-from hub.rendering import EmailContent, Identity, Renderer, SmsContent
+from hub.core.events import CATALOGUE, new_event, sample_data, validate_event
+from hub.core.rendering.renderer import EmailContent, Identity, Renderer, SmsContent
 from tests.property.conftest import PROFILE
 from tests.property.strategies import EVENT_TYPES
 

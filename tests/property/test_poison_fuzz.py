@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from hub.consumers.dlq import topic_partitions
-from hub.dedup import delivery_id
-from hub.delivery import DeliveryRequest
-from hub.events import DOMAINS
-from hub.rendering import SmsContent
-from hub.residents import RESIDENT_EVENT_TYPES
+from hub.core.dedup import delivery_id
+from hub.core.delivery import DeliveryRequest
+from hub.core.events import DOMAINS
+from hub.core.rendering.renderer import SmsContent
+from hub.core.residents import RESIDENT_EVENT_TYPES
 from hub.topics import Topics
 from tests.conftest import outbox_lines, wait_for
 from tests.property import oracle

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import EventError
-from hub.events import CATALOGUE, CloudEvent, read_event, sample_data, validate_event
+from hub.core.errors import EventError
+from hub.core.events import CATALOGUE, CloudEvent, read_event, sample_data, validate_event
 from tests.property import oracle
 from tests.property.conftest import PROFILE
 from tests.property.strategies import (

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.errors import EventError, RenderError
-from hub.events import CATALOGUE, Recipient, new_event, sample_data, validate_event
-from hub.rendering import (
+from hub.core.errors import EventError, RenderError
+from hub.core.events import CATALOGUE, Recipient, new_event, sample_data, validate_event
+from hub.core.rendering.renderer import (
     EMAIL_SUBJECT_MAX_CHARS,
     KAKAO_BUTTON_TYPES,
     KAKAO_MAX_BUTTONS,

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from hub.api.ingest import InMemoryPreferences, create_ingest_app
-from hub.apikeys import hash_token
-from hub.events import CloudEvent
+from hub.core.apikeys import hash_token
+from hub.core.events import CloudEvent
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from hub import apikeys
-from hub.apikeys import generate_token, hash_token
-from hub.events import sample_data
+from hub.core import apikeys
+from hub.core.apikeys import generate_token, hash_token
+from hub.core.events import sample_data
 from hub.store import Store
 from hub.store import ingest as db
 from tests.security.conftest import Ingest

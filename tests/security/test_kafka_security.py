@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka.security import parse_security
 from pydantic import ValidationError
 
-from hub.events import new_event, sample_data
+from hub.core.events import new_event, sample_data
 from hub.kafka_local import LocalKafka
 from hub.runtime import Hub, broker_security
 from hub.settings import Settings

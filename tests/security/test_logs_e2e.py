@@ -23,8 +23,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.cli import app as cli
-from hub.events import new_event, sample_data
-from hub.masking import install_redaction
+from hub.core.events import new_event, sample_data
+from hub.core.masking import install_redaction
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests.conftest import _free_port, wait_for

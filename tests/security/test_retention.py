@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from hub.residents import Resident
+from hub.core.residents import Resident
 from hub.retention import RetentionTask, purge_expired
 from hub.runtime import Hub
 from hub.settings import Settings

@@ -19,8 +19,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Route
 
 from hub.api.app import create_app
-from hub.apikeys import SCOPES, generate_token
-from hub.events import sample_data
+from hub.core.apikeys import SCOPES, generate_token
+from hub.core.events import sample_data
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests.security.conftest import Ingest

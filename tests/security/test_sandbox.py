@@ -12,9 +12,9 @@ import pytest
 from jinja2.exceptions import SecurityError
 from markupsafe import escape
 
-from hub.errors import EventError, RenderError
-from hub.events import CATALOGUE, new_event, sample_data, validate_event
-from hub.rendering import EmailContent, KakaoContent, Renderer, SmsContent
+from hub.core.errors import EventError, RenderError
+from hub.core.events import CATALOGUE, new_event, sample_data, validate_event
+from hub.core.rendering.renderer import EmailContent, KakaoContent, Renderer, SmsContent
 
 # (payload, what would show if it were evaluated)
 DATA_PAYLOADS = [

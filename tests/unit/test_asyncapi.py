@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from hub.asyncapi import build_asyncapi
-from hub.events import CATALOGUE, CHANNELS, DOMAINS
+from hub.core.events import CATALOGUE, CHANNELS, DOMAINS
 from hub.settings import Settings
 from hub.topics import Topics
 

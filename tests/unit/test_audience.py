@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from hub.audience import choose_channel, contact_for
-from hub.events import DomainEvent, Recipient, new_event, sample_data, validate_event
+from hub.core.audience import choose_channel, contact_for
+from hub.core.events import DomainEvent, Recipient, new_event, sample_data, validate_event
 
 ALL = ["kakao", "sms", "email"]
 PHONE, EMAIL = "01012345678", "hong@example.org"
@@ -63,7 +63,7 @@ def leak_event(recipients: list[dict[str, Any]]) -> DomainEvent:
 async def batches(event: DomainEvent, store: Any) -> list[list[Recipient]]:
     """What the router resolves an event's audience to, batch by batch."""
     from hub.consumers.router import RouterConsumer
-    from hub.rendering import Renderer
+    from hub.core.rendering.renderer import Renderer
     from hub.settings import Settings
     from hub.topics import Topics
 
@@ -110,7 +110,7 @@ def notice(audience_: dict[str, Any], recipients: list[dict[str, Any]]) -> Domai
 async def test_segments_resolve_from_the_directory(store: Any) -> None:
     from datetime import UTC, datetime
 
-    from hub.residents import Resident
+    from hub.core.residents import Resident
 
     await store.upsert_residents([
         Resident(resident_id="R-1", district="용문면", interests=["축제"], phone=PHONE),

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from hub.consumers.common import handle_isolated
 from hub.consumers.scheduler import Scheduler
-from hub.delivery import DeliveryRequest
-from hub.errors import EventError, StoreError, StoreRefusedError
-from hub.rendering import SmsContent
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import EventError, StoreError, StoreRefusedError
+from hub.core.rendering.renderer import SmsContent
 from hub.topics import Topics
 
 

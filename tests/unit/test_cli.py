@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from hub.cli import app
-from hub.events import CATALOGUE, new_event, sample_data, validate_event
-from hub.rendering import Renderer
+from hub.core.events import CATALOGUE, new_event, sample_data, validate_event
+from hub.core.rendering.renderer import Renderer
 
 #: a pipe or a CI log: no terminal to size the output by, so rich uses 80 columns
 runner = CliRunner(env={"COLUMNS": "80", "HUB_TOPIC_PREFIX": "hub"})

@@ -14,10 +14,10 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSize
 
 from hub.consumers.dlq import DeadLetter, DeadLetters, dead_letter, dlq_headers, is_outage
 from hub.consumers.sender import CHECK_HEADER, NOT_BEFORE_HEADER, REF_HEADER, SenderConsumer
-from hub.dedup import delivery_id
-from hub.delivery import DeliveryRequest
-from hub.errors import EventError, RenderError, StoreError, TransientError
-from hub.rendering import KakaoContent, SmsContent
+from hub.core.dedup import delivery_id
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import EventError, RenderError, StoreError, TransientError
+from hub.core.rendering.renderer import KakaoContent, SmsContent
 from hub.settings import Settings
 from hub.topics import Topics
 
@@ -177,8 +177,8 @@ async def test_one_events_recipients_cannot_break_the_batchs_shared_lookup() -> 
     import json
 
     from hub.consumers.router import RouterConsumer
-    from hub.events import sample_data
-    from hub.rendering import Renderer
+    from hub.core.events import sample_data
+    from hub.core.rendering.renderer import Renderer
 
     def event(n: int, resident: str) -> Any:
         data = {**sample_data("water.bill.issued.v1"), "recipient": {"resident_id": resident,

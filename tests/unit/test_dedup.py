@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from hub.dedup import delivery_id
+from hub.core.dedup import delivery_id
 
 BASE = ("/yp/water#evt-1", "R-0001", "sms")
 

@@ -12,8 +12,8 @@ from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent as SdkEvent
 from pydantic import ValidationError
 
-from hub.errors import EventError, UnknownEventTypeError
-from hub.events import (
+from hub.core.errors import EventError, UnknownEventTypeError
+from hub.core.events import (
     CATALOGUE,
     CloudEvent,
     Recipient,

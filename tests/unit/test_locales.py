@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from hub.events import CATALOGUE, DomainEvent, Recipient, new_event, sample_data, validate_event
-from hub.rendering import EmailContent, KakaoContent, Renderer, SmsContent, euckr_len
+from hub.core.events import CATALOGUE, DomainEvent, Recipient, new_event, sample_data, validate_event
+from hub.core.rendering.renderer import EmailContent, KakaoContent, Renderer, SmsContent, euckr_len
 
 LOCALES = ("en", "vi")
 CHANNELS = ("kakao", "sms", "email")

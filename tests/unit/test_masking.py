@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hub.masking import RedactingFilter, install_redaction, mask_address, mask_email, mask_phone, redact
+from hub.core.masking import RedactingFilter, install_redaction, mask_address, mask_email, mask_phone, redact
 
 PHONE, EMAIL = "010-1234-5678", "hong.gildong@example.org"
 #: what must never reach a log, whatever the format the number or address was written in

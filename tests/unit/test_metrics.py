@@ -9,7 +9,7 @@ from prometheus_client import generate_latest
 
 from hub.channels.ratelimit import RateLimiter
 from hub.consumers.breaker import CircuitBreaker
-from hub.delivery import DeliveryStatus
+from hub.core.delivery import DeliveryStatus
 from hub.lag import GroupLag, PartitionLag, Status
 from hub.metrics import HubMetrics, OpsCollector, ThroughputSeries
 

@@ -32,9 +32,9 @@ from hub.channels.nhn_alimtalk import (
     recipient_buttons,
     result_kind,
 )
-from hub.delivery import DeliveryRequest
-from hub.errors import NaiveDatetimeError, PermanentError, TransientError
-from hub.rendering import KakaoContent, SmsContent
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import NaiveDatetimeError, PermanentError, TransientError
+from hub.core.rendering.renderer import KakaoContent, SmsContent
 from hub.settings import Settings
 from tests.fakes import FakeNhnAlimtalk
 

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from hub.channels.outbox import OutboxChannel
-from hub.delivery import DeliveryRequest
-from hub.errors import PermanentError
-from hub.rendering import EmailContent, SmsContent
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import PermanentError
+from hub.core.rendering.renderer import EmailContent, SmsContent
 
 SMS = SmsContent(kind="SMS", text="[양평군] 누수 의심 안내", byte_count=23)
 

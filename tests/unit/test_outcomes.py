@@ -7,8 +7,8 @@ import asyncio
 from typing import Any
 
 from hub.consumers.outcomes import OutcomeRecorder
-from hub.delivery import DeliveryStatus
-from hub.errors import StoreError
+from hub.core.delivery import DeliveryStatus
+from hub.core.errors import StoreError
 
 
 def status(n: int) -> DeliveryStatus:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from jinja2.exceptions import SecurityError
 
-from hub.errors import RenderError
-from hub.events import CATALOGUE, DomainEvent, Recipient, new_event, sample_data, validate_event
-from hub.rendering import (
+from hub.core.errors import RenderError
+from hub.core.events import CATALOGUE, DomainEvent, Recipient, new_event, sample_data, validate_event
+from hub.core.rendering.renderer import (
     EmailContent,
     KakaoContent,
     Renderer,

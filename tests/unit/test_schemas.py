@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hub import schemas
-from hub.events import CATALOGUE
-from hub.residents import RESIDENT_EVENT_TYPES
+from hub.core import schemas
+from hub.core.events import CATALOGUE
+from hub.core.residents import RESIDENT_EVENT_TYPES
 
 EXPECTED = sorted([*(f"{t}.json" for t in (*CATALOGUE, *RESIDENT_EVENT_TYPES)), "cloudevent.json"])
 
@@ -96,7 +96,7 @@ def test_schemas_speak_only_json_schema_keywords_for_bounds() -> None:
     ignore such keys, so the published schema accepted `party_size: 0`, which the hub refuses."""
     import json
 
-    from hub.schemas import rendered
+    from hub.core.schemas import rendered
 
     def pydantic_words(node: object) -> list[str]:
         if isinstance(node, list):

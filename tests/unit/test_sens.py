@@ -14,9 +14,9 @@ import pytest
 from hub.channels import build_adapter
 from hub.channels.base import DeliveryResult
 from hub.channels.sens_sms import MAX_MESSAGES, STATUS, SensSmsChannel, signature, sms_parts, status_kind
-from hub.delivery import DeliveryRequest
-from hub.errors import PermanentError, TransientError
-from hub.rendering import KakaoContent, SmsContent, sms_content
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import PermanentError, TransientError
+from hub.core.rendering.renderer import KakaoContent, SmsContent, sms_content
 from hub.settings import Settings
 from tests.fakes import FakeSens
 from tests.fakes.sens import SENDER_NO

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from hub.dedup import Claim, delivery_id
-from hub.delivery import DeliveryStatus
+from hub.core.dedup import Claim, delivery_id
+from hub.core.delivery import DeliveryStatus
 from hub.store import NewDelivery, Store
 
 
@@ -275,7 +275,7 @@ async def test_the_ledger_survives_a_restart(tmp_path: Path) -> None:
 async def test_an_unavailable_store_is_a_retriable_store_error(error: Exception) -> None:
     """The consumers retry a StoreError and dead-letter anything else: a pool with no connection to give must be
     the former, or an event that happened to meet it would be dead-lettered instead of retried."""
-    from hub.errors import StoreError
+    from hub.core.errors import StoreError
 
     store = Store("sqlite+aiosqlite:///:memory:")
     with pytest.raises(StoreError) as caught:

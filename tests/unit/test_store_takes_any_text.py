@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.dedup import delivery_id
-from hub.delivery import DeliveryStatus
-from hub.errors import StoreError
-from hub.residents import Consents, Resident
+from hub.core.dedup import delivery_id
+from hub.core.delivery import DeliveryStatus
+from hub.core.errors import StoreError
+from hub.core.residents import Consents, Resident
 from hub.store import NewDelivery
 
 # any text at all, long enough to pass every column's length, with the characters no backend keeps

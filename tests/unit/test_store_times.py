@@ -16,14 +16,14 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy import exc as sa_exc
 
 import hub.store.ingest  # noqa: F401  its tables hang off the same metadata
-from hub.audience import decide
-from hub.delivery import DeliveryRequest
-from hub.errors import NaiveDatetimeError
-from hub.rendering import SmsContent
-from hub.residents import Consents, QuietHours, Resident
+from hub.core.audience import decide
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import NaiveDatetimeError
+from hub.core.rendering.renderer import SmsContent
+from hub.core.residents import Consents, QuietHours, Resident
+from hub.core.time import KST
 from hub.store import Store
 from hub.store.models import Base
-from hub.times import KST
 from tests.property.strategies import any_zones as ZONES
 from tests.property.strategies import offsets as OFFSETS
 

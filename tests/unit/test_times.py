@@ -15,12 +15,12 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from hub.audience import decide, in_window
-from hub.delivery import DeliveryRequest, DeliveryStatus
-from hub.errors import NaiveDatetimeError
-from hub.rendering import SmsContent
-from hub.residents import QuietHours, Resident
-from hub.times import KST, as_utc, kst, kst_from_iso
+from hub.core.audience import decide, in_window
+from hub.core.delivery import DeliveryRequest, DeliveryStatus
+from hub.core.errors import NaiveDatetimeError
+from hub.core.rendering.renderer import SmsContent
+from hub.core.residents import QuietHours, Resident
+from hub.core.time import KST, as_utc, kst, kst_from_iso
 from tests.property.strategies import any_zones as ZONES
 from tests.property.strategies import offsets as OFFSETS
 
@@ -43,7 +43,7 @@ def test_one_kst_and_one_utcnow() -> None:
                 kst_defs.append(str(path.relative_to(HUB)))
             if isinstance(node, ast.FunctionDef) and node.name == "utcnow":
                 utcnow_defs.append(str(path.relative_to(HUB)))
-    assert (kst_defs, utcnow_defs) == (["times.py"], ["times.py"])
+    assert (kst_defs, utcnow_defs) == (["core/time.py"], ["core/time.py"])
 
 
 def test_no_naive_now_in_the_hub() -> None:

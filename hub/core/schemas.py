@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hub.events import ATTRIBUTE_NAME_PATTERN, CATALOGUE, CloudEvent
+from hub.core.events import ATTRIBUTE_NAME_PATTERN, CATALOGUE, CloudEvent
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 SCHEMA_BASE_URI = "https://notice-hub.example.kr/schemas/"
 
 
@@ -53,7 +53,7 @@ def envelope_schema() -> dict[str, Any]:
 
 
 def resident_schema(event_type: str) -> dict[str, Any]:
-    from hub.residents import PreferencesChange, Resident
+    from hub.core.residents import PreferencesChange, Resident
 
     model = {"resident.registered.v1": Resident, "resident.preferences_changed.v1": PreferencesChange}.get(event_type)
     body = standard(model.model_json_schema(mode="validation")) if model else {
@@ -65,7 +65,7 @@ def resident_schema(event_type: str) -> dict[str, Any]:
 
 def rendered() -> dict[str, str]:
     """File name -> file text, exactly as `export` writes them."""
-    from hub.residents import RESIDENT_EVENT_TYPES
+    from hub.core.residents import RESIDENT_EVENT_TYPES
 
     files = {f"{t}.json": schema_for(t) for t in CATALOGUE}
     files.update({f"{t}.json": resident_schema(t) for t in RESIDENT_EVENT_TYPES})

@@ -10,11 +10,11 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from hub.errors import EventError
-from hub.events import Channel
-from hub.masking import mask_address
-from hub.rendering import RenderedMessage, SmsContent
-from hub.times import utcnow
+from hub.core.errors import EventError
+from hub.core.events import Channel
+from hub.core.masking import mask_address
+from hub.core.rendering.renderer import RenderedMessage, SmsContent
+from hub.core.time import utcnow
 
 DeliveryState = Literal[
     "sent", "delivered", "failed", "fallback", "deduplicated", "suppressed", "deferred", "retried", "dead-lettered"

@@ -27,14 +27,14 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import escape
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.errors import RenderError
-from hub.times import KST
+from hub.core.errors import RenderError
+from hub.core.time import KST
 
 if TYPE_CHECKING:
-    from hub.events import Channel, DomainEvent, Recipient
+    from hub.core.events import Channel, DomainEvent, Recipient
     from hub.settings import Settings
 
-TEMPLATES_DIR = Path(__file__).parent / "templates"
+TEMPLATES_DIR = Path(__file__).parents[2] / "templates"  # hub/templates
 
 SMS_MAX_BYTES = 90
 LMS_MAX_BYTES = 2000

@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from hub.errors import EventError, UnknownEventTypeError
+from hub.core.errors import EventError, UnknownEventTypeError
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 CE_HEADER_PREFIX = "ce_"

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from hub.events import Channel, Recipient
-from hub.times import KST, kst
+from hub.core.events import Channel, Recipient
+from hub.core.time import KST, kst
 
 if TYPE_CHECKING:
-    from hub.residents import Resident
+    from hub.core.residents import Resident
 
 RECIPIENT_BATCH = 1000
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hub.events import DISTRICTS, Channel, Id, Recipient
-from hub.times import KST
+from hub.core.events import DISTRICTS, Channel, Id, Recipient
+from hub.core.time import KST
 
 RESIDENT_EVENT_TYPES = (
     "resident.registered.v1",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from hub.errors import NaiveDatetimeError
+from hub.core.errors import NaiveDatetimeError
 
 KST = ZoneInfo("Asia/Seoul")
 PERSON_FORMAT = "%Y-%m-%d %H:%M"
