@@ -46,7 +46,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.fake_gateway import BenchSens
-from hub.core.events import new_event, to_kafka_binary
+from hub.core.cloudevents import new_event, to_kafka_binary
 from hub.kafka_local import LocalKafka
 from hub.settings import Settings
 from hub.topics import Topics

@@ -15,7 +15,8 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from hub.core.delivery import DeliveryRequest, DeliveryStatus
-from hub.core.events import CATALOGUE, CHANNELS, DOMAINS
+from hub.core.events import CATALOGUE, DOMAINS
+from hub.core.events.common import CHANNELS
 from hub.settings import Settings
 from hub.topics import Topics
 

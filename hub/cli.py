@@ -163,8 +163,9 @@ def publish(
     mode: Annotated[str, typer.Option(help="binary or structured (CloudEvents Kafka binding)")] = "binary",
 ) -> None:
     """Publish one event to its domain topic, as a department system would."""
+    from hub.core.cloudevents import new_event
     from hub.core.errors import EventError
-    from hub.core.events import CATALOGUE, new_event, sample_data, validate_event
+    from hub.core.events import CATALOGUE, sample_data, validate_event
     from hub.publisher import publish_event
 
     if event_type not in CATALOGUE:
@@ -229,7 +230,8 @@ def schemas_list() -> None:
 
 
 def _sample_events() -> list[Any]:
-    from hub.core.events import CATALOGUE, new_event, sample_data, validate_event
+    from hub.core.cloudevents import new_event
+    from hub.core.events import CATALOGUE, sample_data, validate_event
 
     out = []
     for event_type in CATALOGUE:
@@ -241,7 +243,8 @@ def _sample_events() -> list[Any]:
 @templates_app.command("check")
 def templates_check() -> None:
     """Render every template against the catalogue's sample events; report every violation."""
-    from hub.core.rendering.renderer import Identity, Renderer, check_all
+    from hub.core.rendering.identity import Identity
+    from hub.core.rendering.renderer import Renderer, check_all
 
     problems = check_all(Renderer(identity=Identity.of(Settings())), _sample_events())
     for problem in problems:
@@ -262,9 +265,12 @@ def templates_preview(
 ) -> None:
     """Show one rendered message as the resident gets it (with its byte count for SMS/LMS), rendered with the
     county of the settings (HUB_COUNTY_NAME, ...); advertising gets what the law adds."""
+    from hub.core.cloudevents import new_event
     from hub.core.errors import HubError
-    from hub.core.events import CATALOGUE, Recipient, new_event, sample_data, validate_event
-    from hub.core.rendering.renderer import Identity, Renderer
+    from hub.core.events import CATALOGUE, sample_data, validate_event
+    from hub.core.events.common import Recipient
+    from hub.core.rendering.identity import Identity
+    from hub.core.rendering.renderer import Renderer
 
     if event_type not in CATALOGUE:
         raise UsageProblem(f"unknown event type {event_type!r}", "`hub schemas list` lists the event types")
@@ -288,7 +294,8 @@ def templates_preview(
 
 def preview_header(message: Any) -> list[str]:
     """What the text alone does not show: the kind and size, the subject, AlimTalk's template and buttons."""
-    from hub.core.rendering.renderer import KAKAO_MAX_CHARS, LMS_MAX_BYTES, SMS_MAX_BYTES, KakaoContent, SmsContent
+    from hub.core.rendering.alimtalk import KAKAO_MAX_CHARS, KakaoContent
+    from hub.core.rendering.sms import LMS_MAX_BYTES, SMS_MAX_BYTES, SmsContent
 
     if isinstance(message, SmsContent):
         limit = SMS_MAX_BYTES if message.kind == "SMS" else LMS_MAX_BYTES

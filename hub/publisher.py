@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
-from hub.core.events import CATALOGUE, CloudEvent, to_kafka_binary, to_kafka_structured
+from hub.core.cloudevents import CloudEvent, to_kafka_binary, to_kafka_structured
+from hub.core.events import CATALOGUE
 from hub.runtime import new_broker
 from hub.settings import Settings
 from hub.topics import Topics

@@ -28,8 +28,9 @@ from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
 from hub.consumers.sender import SenderConsumer
 from hub.core.errors import StoreError
-from hub.core.events import CHANNELS
-from hub.core.rendering.renderer import Identity, Renderer
+from hub.core.events.common import CHANNELS
+from hub.core.rendering.identity import Identity
+from hub.core.rendering.renderer import Renderer
 from hub.core.time import utcnow
 from hub.lag import LagMonitor
 from hub.metrics import HubMetrics, OpsCollector

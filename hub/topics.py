@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from hub.core.events import CHANNELS, DOMAINS
+from hub.core.events import DOMAINS
+from hub.core.events.common import CHANNELS
 from hub.settings import Settings
 
 logger = logging.getLogger(__name__)

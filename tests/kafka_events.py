@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from hub.core.events import CloudEvent, parse_kafka_message
+from hub.core.cloudevents import CloudEvent, parse_kafka_message
 from hub.settings import Settings
 from hub.topics import Topics
 

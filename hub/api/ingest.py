@@ -41,17 +41,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.api.body import limited_json_route
 from hub.core.apikeys import ApiKey, Scope, looks_like_token, source_belongs_to, source_of, source_problem
+from hub.core.cloudevents import STRUCTURED_CONTENT_TYPE, CloudEvent, new_event, parse_kafka_message
 from hub.core.errors import EventError, StoreError, UnknownEventTypeError
-from hub.core.events import (
-    CATALOGUE,
-    STRUCTURED_CONTENT_TYPE,
-    Channel,
-    CloudEvent,
-    new_event,
-    parse_kafka_message,
-    sample_data,
-    validate_event,
-)
+from hub.core.events import CATALOGUE, sample_data, validate_event
+from hub.core.events.common import Channel
 from hub.core.masking import redact
 from hub.core.residents import Consents, Resident
 from hub.core.residents import QuietHours as StoredQuietHours

@@ -16,7 +16,7 @@ import aiosmtplib
 from hub.channels.base import ChannelAdapter, DeliveryResult
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import PermanentError, TransientError
-from hub.core.rendering.renderer import EmailContent
+from hub.core.rendering.email import EmailContent
 from hub.core.time import utcnow
 
 # Built with the classic MIME classes: the `email.policy` folder drops the space between two RFC 2047

@@ -87,7 +87,7 @@ from hub.channels._http import HttpGatewayChannel, Outcome, json_object, phone_d
 from hub.channels.base import DeliveryResult
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import ChannelError, PermanentError, TransientError
-from hub.core.rendering.renderer import KakaoContent
+from hub.core.rendering.alimtalk import KakaoContent
 from hub.core.time import KST, as_utc
 
 logger = logging.getLogger(__name__)

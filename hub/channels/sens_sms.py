@@ -30,7 +30,7 @@ from hub.channels._http import HttpGatewayChannel, Outcome, json_object, phone_d
 from hub.channels.base import DeliveryResult
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import PermanentError, RenderError, TransientError
-from hub.core.rendering.renderer import LMS_SUBJECT_MAX_BYTES, SmsContent, euckr_len, sms_content
+from hub.core.rendering.sms import LMS_SUBJECT_MAX_BYTES, SmsContent, euckr_len, sms_content
 
 logger = logging.getLogger(__name__)
 

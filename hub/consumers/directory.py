@@ -16,8 +16,9 @@ from pydantic import ValidationError
 
 from hub.consumers.common import subscribe_batches
 from hub.consumers.dlq import DeadLetters
+from hub.core.cloudevents import parse_kafka_message
 from hub.core.errors import EventError
-from hub.core.events import ID_PATTERN, parse_kafka_message
+from hub.core.fields import ID_PATTERN
 from hub.core.residents import RESIDENT_EVENT_TYPES, PreferencesChange, Resident
 from hub.settings import Settings
 from hub.store import Store

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hub.core.cloudevents import parse_kafka_message
 from hub.core.delivery import read_delivery
 from hub.core.errors import EventError, HubError
-from hub.core.events import CHANNELS, parse_kafka_message, read_event
+from hub.core.events import read_event
+from hub.core.events.common import CHANNELS
 from hub.core.time import utcnow
 from hub.topics import Topics
 

@@ -22,8 +22,10 @@ from hub.core.audience import RECIPIENT_BATCH, choose_channel, contact_for, deci
 from hub.core.dedup import delivery_id
 from hub.core.delivery import DeliveryRequest, DeliveryStatus
 from hub.core.errors import RenderError
-from hub.core.events import Channel, DomainEvent, Recipient, read_event
-from hub.core.rendering.renderer import Renderer, SmsContent
+from hub.core.events import DomainEvent, read_event
+from hub.core.events.common import Channel, Recipient
+from hub.core.rendering.renderer import Renderer
+from hub.core.rendering.sms import SmsContent
 from hub.core.residents import Resident
 from hub.core.time import utcnow
 from hub.settings import Settings

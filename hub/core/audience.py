@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Literal
 
-from hub.core.events import Channel, Recipient
+from hub.core.events.common import Channel, Recipient
 from hub.core.time import KST, kst
 
 if TYPE_CHECKING:

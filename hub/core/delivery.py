@@ -11,9 +11,10 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from hub.core.errors import EventError
-from hub.core.events import Channel
+from hub.core.events.common import Channel
 from hub.core.masking import mask_address
-from hub.core.rendering.renderer import RenderedMessage, SmsContent
+from hub.core.rendering.renderer import RenderedMessage
+from hub.core.rendering.sms import SmsContent
 from hub.core.time import utcnow
 
 DeliveryState = Literal[

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from hub.core.events import DISTRICTS, Channel, Id, Recipient
+from hub.core.events.common import DISTRICTS, Channel, Recipient
+from hub.core.fields import Id
 from hub.core.time import KST
 
 RESIDENT_EVENT_TYPES = (

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hub.core.events import ATTRIBUTE_NAME_PATTERN, CATALOGUE, CloudEvent
+from hub.core.cloudevents import ATTRIBUTE_NAME_PATTERN, CloudEvent
+from hub.core.events import CATALOGUE
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 SCHEMA_BASE_URI = "https://notice-hub.example.kr/schemas/"

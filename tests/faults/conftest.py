@@ -27,8 +27,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 
+from hub.core.cloudevents import to_kafka_binary
 from hub.core.dedup import delivery_id
-from hub.core.events import CATALOGUE, to_kafka_binary
+from hub.core.events import CATALOGUE
 from hub.settings import Settings
 from hub.topics import Topics
 from tests.conftest import settings_env, wait_for

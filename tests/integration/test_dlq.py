@@ -16,7 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub.core.delivery import DeliveryRequest
-from hub.core.rendering.renderer import SmsContent
+from hub.core.rendering.sms import SmsContent
 from hub.settings import Settings
 from hub.topics import Topics
 from tests.conftest import _free_port, read_topic, run_cli, wait_for

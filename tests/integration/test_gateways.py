@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from hub.consumers.dlq import read_dead_letters
-from hub.core.events import Recipient, validate_event
+from hub.core.events import validate_event
+from hub.core.events.common import Recipient
 from hub.core.rendering.renderer import Renderer
 from hub.settings import Settings
 from tests.conftest import run_cli, wait_for

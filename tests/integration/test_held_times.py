@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from hub.consumers.dlq import topic_partitions
 from hub.consumers.scheduler import Scheduler
+from hub.core.cloudevents import new_event
 from hub.core.delivery import DeliveryRequest
-from hub.core.events import new_event
 from hub.core.residents import Resident
 from hub.core.time import KST
 from hub.runtime import new_broker

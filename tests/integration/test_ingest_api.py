@@ -13,7 +13,8 @@ import pytest
 from hub.api.body import MAX_DEPTH, MAX_NUMBER_CHARS
 from hub.api.ingest import InMemoryPreferences, create_ingest_app
 from hub.client import AsyncHubClient, HubClientError
-from hub.core.events import parse_kafka_message, sample_data
+from hub.core.cloudevents import parse_kafka_message
+from hub.core.events import sample_data
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

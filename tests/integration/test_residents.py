@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub.core.events import new_event, to_kafka_binary
+from hub.core.cloudevents import new_event, to_kafka_binary
 from hub.core.residents import Resident
 from hub.settings import Settings
 from hub.topics import Topics

@@ -12,7 +12,7 @@ import pytest
 
 from hub.channels import build_adapter
 from hub.core.delivery import DeliveryRequest
-from hub.core.rendering.renderer import EmailContent
+from hub.core.rendering.email import EmailContent
 from hub.settings import Settings
 from tests.conftest import _free_port
 

@@ -14,7 +14,9 @@ from typing import Any
 from annotated_types import MaxLen
 from hypothesis import strategies as st
 
-from hub.core.events import CATALOGUE, CHANNELS, DISTRICTS, STRUCTURED_CONTENT_TYPE, sample_data
+from hub.core.cloudevents import STRUCTURED_CONTENT_TYPE
+from hub.core.events import CATALOGUE, sample_data
+from hub.core.events.common import CHANNELS, DISTRICTS
 from hub.core.residents import CSV_COLUMNS
 
 EVENT_TYPES = sorted(CATALOGUE)

@@ -14,8 +14,12 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.core.events import CATALOGUE, new_event, sample_data, validate_event
-from hub.core.rendering.renderer import EmailContent, Identity, Renderer, SmsContent
+from hub.core.cloudevents import new_event
+from hub.core.events import CATALOGUE, sample_data, validate_event
+from hub.core.rendering.email import EmailContent
+from hub.core.rendering.identity import Identity
+from hub.core.rendering.renderer import Renderer
+from hub.core.rendering.sms import SmsContent
 from tests.property.conftest import PROFILE
 from tests.property.strategies import EVENT_TYPES
 

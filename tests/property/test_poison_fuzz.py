@@ -24,7 +24,7 @@ from hub.consumers.dlq import topic_partitions
 from hub.core.dedup import delivery_id
 from hub.core.delivery import DeliveryRequest
 from hub.core.events import DOMAINS
-from hub.core.rendering.renderer import SmsContent
+from hub.core.rendering.sms import SmsContent
 from hub.core.residents import RESIDENT_EVENT_TYPES
 from hub.topics import Topics
 from tests.conftest import outbox_lines, wait_for

@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from hub.channels.sens_sms import SensSmsChannel
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import TransientError
-from hub.core.rendering.renderer import sms_content
+from hub.core.rendering.sms import sms_content
 from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens
 from tests.property.conftest import PROFILE
 from tests.property.tally import tally

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.core.cloudevents import CloudEvent
 from hub.core.errors import EventError
-from hub.core.events import CATALOGUE, CloudEvent, read_event, sample_data, validate_event
+from hub.core.events import CATALOGUE, read_event, sample_data, validate_event
 from tests.property import oracle
 from tests.property.conftest import PROFILE
 from tests.property.strategies import (

@@ -9,23 +9,21 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hub.core.cloudevents import new_event
 from hub.core.errors import EventError, RenderError
-from hub.core.events import CATALOGUE, Recipient, new_event, sample_data, validate_event
-from hub.core.rendering.renderer import (
-    EMAIL_SUBJECT_MAX_CHARS,
+from hub.core.events import CATALOGUE, sample_data, validate_event
+from hub.core.events.common import Recipient
+from hub.core.rendering.alimtalk import (
     KAKAO_BUTTON_TYPES,
     KAKAO_MAX_BUTTONS,
     KAKAO_MAX_CHARS,
     KAKAO_MAX_VARIABLES,
     KAKAO_TEMPLATE_CODE_MAX,
-    LMS_MAX_BYTES,
-    LMS_SUBJECT_MAX_BYTES,
-    SMS_MAX_BYTES,
-    EmailContent,
     KakaoContent,
-    Renderer,
-    SmsContent,
 )
+from hub.core.rendering.email import EMAIL_SUBJECT_MAX_CHARS, EmailContent
+from hub.core.rendering.renderer import Renderer
+from hub.core.rendering.sms import LMS_MAX_BYTES, LMS_SUBJECT_MAX_BYTES, SMS_MAX_BYTES, SmsContent
 from tests.property.conftest import PROFILE
 from tests.property.strategies import (
     EVALUATED,

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from hub.api.ingest import InMemoryPreferences, create_ingest_app
 from hub.core.apikeys import hash_token
-from hub.core.events import CloudEvent
+from hub.core.cloudevents import CloudEvent
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from hub.consumers.dlq import read_dead_letters
-from hub.core.events import new_event, validate_event
+from hub.core.cloudevents import new_event
+from hub.core.events import validate_event
 from hub.core.rendering.renderer import Renderer
 from hub.settings import Settings
 from tests.conftest import wait_for
@@ -50,8 +51,9 @@ def _decoded(message: Any, subtype: str) -> str:
 def test_an_event_id_with_cr_or_lf_is_refused_before_it_reaches_any_header() -> None:
     from pydantic import ValidationError
 
+    from hub.core.cloudevents import to_kafka_structured
     from hub.core.errors import EventError
-    from hub.core.events import read_event, to_kafka_structured
+    from hub.core.events import read_event
 
     with pytest.raises(ValidationError):
         new_event(TYPE, {**DATA, "recipients": [EMAIL]}, source="/test/chatbot", id=CRLF_EVENT_ID)

@@ -19,7 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka.security import parse_security
 from pydantic import ValidationError
 
-from hub.core.events import new_event, sample_data
+from hub.core.cloudevents import new_event
+from hub.core.events import sample_data
 from hub.kafka_local import LocalKafka
 from hub.runtime import Hub, broker_security
 from hub.settings import Settings

@@ -23,7 +23,8 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.cli import app as cli
-from hub.core.events import new_event, sample_data
+from hub.core.cloudevents import new_event
+from hub.core.events import sample_data
 from hub.core.masking import install_redaction
 from hub.runtime import Hub
 from hub.settings import Settings

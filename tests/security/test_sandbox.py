@@ -12,9 +12,13 @@ import pytest
 from jinja2.exceptions import SecurityError
 from markupsafe import escape
 
+from hub.core.cloudevents import new_event
 from hub.core.errors import EventError, RenderError
-from hub.core.events import CATALOGUE, new_event, sample_data, validate_event
-from hub.core.rendering.renderer import EmailContent, KakaoContent, Renderer, SmsContent
+from hub.core.events import CATALOGUE, sample_data, validate_event
+from hub.core.rendering.alimtalk import KakaoContent
+from hub.core.rendering.email import EmailContent
+from hub.core.rendering.renderer import Renderer
+from hub.core.rendering.sms import SmsContent
 
 # (payload, what would show if it were evaluated)
 DATA_PAYLOADS = [

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from hub.asyncapi import build_asyncapi
-from hub.core.events import CATALOGUE, CHANNELS, DOMAINS
+from hub.core.events import CATALOGUE, DOMAINS
+from hub.core.events.common import CHANNELS
 from hub.settings import Settings
 from hub.topics import Topics
 

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 
 from hub.core.audience import choose_channel, contact_for
-from hub.core.events import DomainEvent, Recipient, new_event, sample_data, validate_event
+from hub.core.cloudevents import new_event
+from hub.core.events import DomainEvent, sample_data, validate_event
+from hub.core.events.common import Recipient
 
 ALL = ["kakao", "sms", "email"]
 PHONE, EMAIL = "01012345678", "hong@example.org"

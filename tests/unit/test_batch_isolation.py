@@ -19,7 +19,7 @@ from hub.consumers.common import handle_isolated
 from hub.consumers.scheduler import Scheduler
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import EventError, StoreError, StoreRefusedError
-from hub.core.rendering.renderer import SmsContent
+from hub.core.rendering.sms import SmsContent
 from hub.topics import Topics
 
 

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from hub.cli import app
-from hub.core.events import CATALOGUE, new_event, sample_data, validate_event
+from hub.core.cloudevents import new_event
+from hub.core.events import CATALOGUE, sample_data, validate_event
 from hub.core.rendering.renderer import Renderer
 
 #: a pipe or a CI log: no terminal to size the output by, so rich uses 80 columns

@@ -15,8 +15,9 @@ import pytest
 
 from hub.api.ingest import create_ingest_app
 from hub.client import AsyncHubClient, HubClient, HubClientError
+from hub.core.cloudevents import CloudEvent
 from hub.core.delivery import DeliveryStatus
-from hub.core.events import CloudEvent, sample_data
+from hub.core.events import sample_data
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

@@ -17,7 +17,8 @@ from hub.consumers.sender import CHECK_HEADER, NOT_BEFORE_HEADER, REF_HEADER, Se
 from hub.core.dedup import delivery_id
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import EventError, RenderError, StoreError, TransientError
-from hub.core.rendering.renderer import KakaoContent, SmsContent
+from hub.core.rendering.alimtalk import KakaoContent
+from hub.core.rendering.sms import SmsContent
 from hub.settings import Settings
 from hub.topics import Topics
 

@@ -12,7 +12,8 @@ import pytest
 from hub.channels.email import SmtpEmailChannel, to_wire
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import PermanentError
-from hub.core.rendering.renderer import EmailContent, SmsContent
+from hub.core.rendering.email import EmailContent
+from hub.core.rendering.sms import SmsContent
 
 TEXT = "홍길동님, 안녕하세요.\n상수도 요금을 알려드립니다.\n"
 HTML = "<p>홍길동님, 안녕하세요.</p><p>상수도 요금을 알려드립니다.</p>"

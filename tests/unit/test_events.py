@@ -12,18 +12,10 @@ from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent as SdkEvent
 from pydantic import ValidationError
 
+from hub.core.cloudevents import CloudEvent, new_event, parse_kafka_message, to_kafka_binary, to_kafka_structured
 from hub.core.errors import EventError, UnknownEventTypeError
-from hub.core.events import (
-    CATALOGUE,
-    CloudEvent,
-    Recipient,
-    new_event,
-    parse_kafka_message,
-    sample_data,
-    to_kafka_binary,
-    to_kafka_structured,
-    validate_event,
-)
+from hub.core.events import CATALOGUE, sample_data, validate_event
+from hub.core.events.common import Recipient
 
 LEAK = "water.leak.suspected.v1"
 STRUCTURED = "application/cloudevents+json"

@@ -10,8 +10,13 @@ from typing import Any
 
 import pytest
 
-from hub.core.events import CATALOGUE, DomainEvent, Recipient, new_event, sample_data, validate_event
-from hub.core.rendering.renderer import EmailContent, KakaoContent, Renderer, SmsContent, euckr_len
+from hub.core.cloudevents import new_event
+from hub.core.events import CATALOGUE, DomainEvent, sample_data, validate_event
+from hub.core.events.common import Recipient
+from hub.core.rendering.alimtalk import KakaoContent
+from hub.core.rendering.email import EmailContent
+from hub.core.rendering.renderer import Renderer
+from hub.core.rendering.sms import SmsContent, euckr_len
 
 LOCALES = ("en", "vi")
 CHANNELS = ("kakao", "sms", "email")

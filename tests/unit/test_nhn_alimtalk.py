@@ -34,7 +34,8 @@ from hub.channels.nhn_alimtalk import (
 )
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import NaiveDatetimeError, PermanentError, TransientError
-from hub.core.rendering.renderer import KakaoContent, SmsContent
+from hub.core.rendering.alimtalk import KakaoContent
+from hub.core.rendering.sms import SmsContent
 from hub.settings import Settings
 from tests.fakes import FakeNhnAlimtalk
 

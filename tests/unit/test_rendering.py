@@ -11,21 +11,15 @@ from typing import Any
 import pytest
 from jinja2.exceptions import SecurityError
 
+from hub.core.cloudevents import new_event
 from hub.core.errors import RenderError
-from hub.core.events import CATALOGUE, DomainEvent, Recipient, new_event, sample_data, validate_event
-from hub.core.rendering.renderer import (
-    EmailContent,
-    KakaoContent,
-    Renderer,
-    SmsContent,
-    check_all,
-    date_ko,
-    datetime_ko,
-    euckr_len,
-    sms_content,
-    time_ko,
-    won,
-)
+from hub.core.events import CATALOGUE, DomainEvent, sample_data, validate_event
+from hub.core.events.common import Recipient
+from hub.core.rendering.alimtalk import KakaoContent
+from hub.core.rendering.email import EmailContent
+from hub.core.rendering.formats import date_ko, datetime_ko, time_ko, won
+from hub.core.rendering.renderer import Renderer, check_all
+from hub.core.rendering.sms import SmsContent, euckr_len, sms_content
 
 EVENT = "test.event.v1"
 CTX: dict[str, Any] = {

@@ -16,7 +16,8 @@ from hub.channels.base import DeliveryResult
 from hub.channels.sens_sms import MAX_MESSAGES, STATUS, SensSmsChannel, signature, sms_parts, status_kind
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import PermanentError, TransientError
-from hub.core.rendering.renderer import KakaoContent, SmsContent, sms_content
+from hub.core.rendering.alimtalk import KakaoContent
+from hub.core.rendering.sms import SmsContent, sms_content
 from hub.settings import Settings
 from tests.fakes import FakeSens
 from tests.fakes.sens import SENDER_NO

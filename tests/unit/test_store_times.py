@@ -19,7 +19,7 @@ import hub.store.ingest  # noqa: F401  its tables hang off the same metadata
 from hub.core.audience import decide
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import NaiveDatetimeError
-from hub.core.rendering.renderer import SmsContent
+from hub.core.rendering.sms import SmsContent
 from hub.core.residents import Consents, QuietHours, Resident
 from hub.core.time import KST
 from hub.store import Store

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from hub.core.audience import decide, in_window
 from hub.core.delivery import DeliveryRequest, DeliveryStatus
 from hub.core.errors import NaiveDatetimeError
-from hub.core.rendering.renderer import SmsContent
+from hub.core.rendering.sms import SmsContent
 from hub.core.residents import QuietHours, Resident
 from hub.core.time import KST, as_utc, kst, kst_from_iso
 from tests.property.strategies import any_zones as ZONES

@@ -17,150 +17,29 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
-from markupsafe import escape
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from hub.core.errors import RenderError
-from hub.core.time import KST
+from hub.core.rendering.advertising import advertise
+from hub.core.rendering.alimtalk import KakaoContent, KakaoTemplate, load_kakao, render_kakao
+from hub.core.rendering.email import EmailContent, render_email
+from hub.core.rendering.formats import FILTERS
+from hub.core.rendering.identity import Identity
+from hub.core.rendering.sms import SmsContent, sms_content
 
 if TYPE_CHECKING:
-    from hub.core.events import Channel, DomainEvent, Recipient
-    from hub.settings import Settings
+    from hub.core.events import DomainEvent
+    from hub.core.events.common import Channel, Recipient
 
 TEMPLATES_DIR = Path(__file__).parents[2] / "templates"  # hub/templates
 
-SMS_MAX_BYTES = 90
-LMS_MAX_BYTES = 2000
-LMS_SUBJECT_MAX_BYTES = 40
-KAKAO_MAX_CHARS = 1000
-KAKAO_MAX_VARIABLES = 30
-KAKAO_MAX_BUTTONS = 5
-KAKAO_TEMPLATE_CODE_MAX = 20
-KAKAO_BUTTON_TYPES = frozenset({"WL", "AL", "DS", "BK", "MD"})
-EMAIL_SUBJECT_MAX_CHARS = 150
-
-_KAKAO_VAR = re.compile(r"#\{([^{}\s]+)\}")
-_WEEKDAYS = "월화수목금토일"
-
-
-# --------------------------------------------------------------------------- rendered messages
-
-
-class KakaoContent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    kind: Literal["alimtalk"] = "alimtalk"
-    template_code: str
-    parameters: dict[str, str]
-    text: str
-    buttons: list[dict[str, str]] = Field(default_factory=list)
-
-
-class SmsContent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    kind: Literal["SMS", "LMS"]
-    subject: str | None = None
-    text: str
-    byte_count: int
-
-
-class EmailContent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    kind: Literal["email"] = "email"
-    subject: str
-    text: str
-    html: str
-
-
 RenderedMessage = Annotated[KakaoContent | SmsContent | EmailContent, Field(discriminator="kind")]
-
-
-# --------------------------------------------------------------------------- byte rules
-
-
-def euckr_len(text: str, *, what: str = "text") -> int:
-    """Bytes the carriers count (EUC-KR: Hangul 2, ASCII 1). Characters outside EUC-KR are a RenderError."""
-    try:
-        size = len(text.encode("euc-kr"))
-    except UnicodeEncodeError as e:
-        raise _not_euckr(what, text, e.start) from e
-    if size != 2 * len(text) - len(text.encode("ascii", "ignore")):  # Hangul outside KS X 1001 ('똠'): 8 bytes
-        position = next(i for i, c in enumerate(text) if len(c.encode("euc-kr")) > 2)
-        raise _not_euckr(what, text, position)
-    return size
-
-
-def _not_euckr(what: str, text: str, position: int) -> RenderError:
-    bad = text[position]
-    return RenderError(
-        f"{what}: character {bad!r} (U+{ord(bad):04X}) at position {position} cannot be sent by SMS/LMS "
-        "(not in EUC-KR; e.g. emoji). 문자로 보낼 수 없는 글자입니다."
-    )
-
-
-def sms_content(text: str, subject: str | None) -> SmsContent:
-    """Choose SMS or LMS by EUC-KR bytes; refuse what does not fit rather than let a gateway cut it."""
-    text = text.strip()
-    if not text:
-        raise RenderError("SMS body is empty")
-    size = euckr_len(text, what="SMS body")
-    if size <= SMS_MAX_BYTES:
-        return SmsContent(kind="SMS", text=text, byte_count=size)
-    if size > LMS_MAX_BYTES:
-        raise RenderError(f"LMS body is {size} bytes (EUC-KR); the limit is {LMS_MAX_BYTES}")
-    subject = (subject or "").strip()
-    if not subject:
-        raise RenderError("LMS needs a subject")
-    subject_size = euckr_len(subject, what="LMS subject")
-    if subject_size > LMS_SUBJECT_MAX_BYTES:
-        raise RenderError(f"LMS subject is {subject_size} bytes (EUC-KR); the limit is {LMS_SUBJECT_MAX_BYTES}")
-    return SmsContent(kind="LMS", subject=subject, text=text, byte_count=size)
-
-
-# --------------------------------------------------------------------------- Korean formatting filters
-
-
-def _as_kst(value: datetime | date | str) -> datetime | date:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value) if "T" in value else date.fromisoformat(value)
-    if isinstance(value, datetime):
-        return value.astimezone(KST) if value.tzinfo else value
-    return value
-
-
-def date_ko(value: datetime | date | str) -> str:
-    """2026-11-27 -> '2026년 11월 27일(금)'."""
-    d = _as_kst(value)
-    return f"{d.year}년 {d.month}월 {d.day}일({_WEEKDAYS[d.weekday()]})"
-
-
-def time_ko(value: datetime | time | str) -> str:
-    """10:00 -> '오전 10:00', 15:30 -> '오후 3:30'."""
-    if isinstance(value, str) and "T" not in value and ":" in value:
-        value = time.fromisoformat(value)
-    t = _as_kst(value).time() if not isinstance(value, time) else value  # type: ignore[union-attr]
-    half = "오전" if t.hour < 12 else "오후"
-    hour = t.hour % 12 or 12
-    return f"{half} {hour}:{t.minute:02d}"
-
-
-def datetime_ko(value: datetime | str) -> str:
-    """'2026년 11월 28일(토) 오전 10:00'."""
-    return f"{date_ko(value)} {time_ko(value)}"
-
-
-def won(value: int | float) -> str:
-    """15000 -> '15,000원'."""
-    return f"{int(value):,}원"
-
-
-FILTERS = {"date_ko": date_ko, "time_ko": time_ko, "datetime_ko": datetime_ko, "won": won}
 
 
 # --------------------------------------------------------------------------- templates
@@ -191,14 +70,6 @@ class _Sandbox(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
-@dataclass(frozen=True)
-class KakaoTemplate:
-    template_code: str
-    text: str
-    parameters: dict[str, Template]
-    buttons: list[dict[str, Template]]
-
-
 @dataclass
 class TemplateSet:
     """The compiled templates of one event type and locale."""
@@ -219,23 +90,6 @@ class TemplateSet:
         if self.email_subject and self.email_text and self.email_html:
             out.append("email")
         return out
-
-
-@dataclass(frozen=True)
-class Identity:
-    """Who the county is in its messages."""
-
-    name: str = "양평군"
-    contact: str = "031-770-2114"
-    sms_subject: str = "양평군 알림"
-    optout_phone: str = "080-000-0000"  # 무료 수신거부 번호 for advertising
-    optout_url: str = "https://talk.yp.example.kr/unsubscribe"
-
-    @classmethod
-    def of(cls, settings: Settings) -> Identity:
-        """The county as the settings name it (HUB_COUNTY_NAME, HUB_COUNTY_CONTACT, ...)."""
-        return cls(settings.county_name, settings.county_contact, settings.sms_default_subject,
-                   settings.advertising_optout_phone, settings.advertising_optout_url)
 
 
 @dataclass
@@ -286,7 +140,7 @@ class Renderer:
         tset = TemplateSet()
         get = self.env.get_template
         if kakao := self._file(folder, "kakao", "toml", locale):
-            tset.kakao = self._load_kakao(folder.parent / kakao)
+            tset.kakao = load_kakao(folder.parent / kakao, self.env.from_string)
         if sms := self._file(folder, "sms", "j2", locale):
             tset.sms = get(sms)
             subject = self._file(folder, "sms.subject", "j2", locale)
@@ -295,34 +149,6 @@ class Renderer:
         if subject and text and html:
             tset.email_subject, tset.email_text, tset.email_html = get(subject), get(text), get(html)
         return tset
-
-    def _load_kakao(self, path: Path) -> KakaoTemplate:
-        spec = tomllib.loads(path.read_text(encoding="utf-8"))
-        code, text = str(spec["template_code"]), str(spec["text"]).strip()
-        if not code or len(code) > KAKAO_TEMPLATE_CODE_MAX:
-            raise RenderError(f"template_code {code!r} must be 1-{KAKAO_TEMPLATE_CODE_MAX} characters")
-        params: dict[str, str] = dict(spec.get("parameters", {}))
-        variables = set(_KAKAO_VAR.findall(text))
-        if len(variables) > KAKAO_MAX_VARIABLES:
-            raise RenderError(f"{len(variables)} variables; AlimTalk allows {KAKAO_MAX_VARIABLES}")
-        if missing := variables - params.keys():
-            raise RenderError(f"variables without a parameter: {sorted(missing)}")
-        if unused := params.keys() - variables:
-            raise RenderError(f"parameters not in the text: {sorted(unused)}")
-        buttons = list(spec.get("buttons", []))
-        if len(buttons) > KAKAO_MAX_BUTTONS:
-            raise RenderError(f"{len(buttons)} buttons; AlimTalk allows {KAKAO_MAX_BUTTONS}")
-        for button in buttons:
-            if not isinstance(button, dict):
-                raise RenderError(f"each [[buttons]] entry must be a table, not {button!r}")
-            if button.get("type") not in KAKAO_BUTTON_TYPES:
-                raise RenderError(f"button type {button.get('type')!r} is not one of {sorted(KAKAO_BUTTON_TYPES)}")
-        return KakaoTemplate(
-            template_code=code,
-            text=text,
-            parameters={k: self.env.from_string(str(v)) for k, v in params.items()},
-            buttons=[{k: self.env.from_string(str(v)) for k, v in b.items()} for b in buttons],
-        )
 
     # -- queries
 
@@ -357,32 +183,8 @@ class Renderer:
         return self.advertise(content) if event.advertising else content
 
     def advertise(self, content: KakaoContent | SmsContent | EmailContent) -> SmsContent | EmailContent:
-        """What the law requires of every advertising message, added here and not left to template authors:
-        "(광고)" first, the sender's name and contact, and a free way to opt out (정보통신망법 제50조)."""
-        me = self.identity
-        if isinstance(content, KakaoContent):
-            raise RenderError("AlimTalk cannot carry advertising; send it by SMS/LMS or email")
-        if isinstance(content, SmsContent):
-            text = f"{_ad_opening(content.text, me.name)}\n문의 {me.contact} / 무료거부 {me.optout_phone}"
-            subject = _ad_opening(content.subject or me.sms_subject, me.name)
-            try:
-                return sms_content(text, subject)
-            except RenderError as e:
-                raise RenderError(f"with the advertising notice added: {e}") from e
-        head = f"(광고) {me.name} / 연락처 {me.contact}"
-        foot = f"수신을 원하지 않으시면 {me.optout_url} 또는 무료거부 {me.optout_phone}으로 알려 주세요."
-        html_head = f'<p style="font-size:13px;color:#555">{escape(head)}</p>'
-        html_foot = (f'<p style="font-size:12px;color:#777">수신을 원하지 않으시면 <a href="{escape(me.optout_url)}">'
-                     f"수신 거부</a> 또는 무료거부 {escape(me.optout_phone)}</p>")
-        html = content.html
-        if "</body>" in html:
-            html = html.replace("</body>", html_foot + "</body>", 1)
-            body_at = html.find(">", html.find("<body")) + 1 if "<body" in html else 0
-            html = html[:body_at] + html_head + html[body_at:]
-        else:
-            html = html_head + html + html_foot
-        return EmailContent(subject=f"(광고) {content.subject}", text=f"{head}\n\n{content.text.rstrip()}\n\n{foot}\n",
-                            html=html)
+        """What the law requires of every advertising message (hub.core.rendering.advertising)."""
+        return advertise(content, self.identity)
 
     def render_context(
         self, event_type: str, channel: str, ctx: Mapping[str, Any], locale: str = "ko"
@@ -393,43 +195,18 @@ class Renderer:
         try:
             if channel == "kakao":
                 assert tset.kakao is not None
-                return self._render_kakao(tset.kakao, ctx)
+                return render_kakao(tset.kakao, ctx)
             if channel == "sms":
                 assert tset.sms is not None
                 subject = tset.sms_subject.render(ctx) if tset.sms_subject else self.identity.sms_subject
                 return sms_content(tset.sms.render(ctx), subject)
             assert tset.email_subject and tset.email_text and tset.email_html
-            return self._render_email(tset, ctx)
+            return render_email(tset.email_subject, tset.email_text, tset.email_html, ctx)
         except RenderError as e:
             raise RenderError(f"{event_type}/{channel}: {e}") from e
         except (TemplateError, ValueError, TypeError, AttributeError, LookupError, ArithmeticError) as e:
             # ArithmeticError: the sandbox's range() cap is an OverflowError; a template may divide by zero
             raise RenderError(f"{event_type}/{channel}: {type(e).__name__}: {e}") from e
-
-    def _render_kakao(self, tpl: KakaoTemplate, ctx: Mapping[str, Any]) -> KakaoContent:
-        params = {name: expr.render(ctx).strip() for name, expr in tpl.parameters.items()}
-        text = _KAKAO_VAR.sub(lambda m: params[m.group(1)], tpl.text)
-        if len(text) > KAKAO_MAX_CHARS:
-            raise RenderError(f"AlimTalk text is {len(text)} characters; the limit is {KAKAO_MAX_CHARS}")
-        buttons = [{k: v.render(ctx).strip() for k, v in b.items()} for b in tpl.buttons]
-        return KakaoContent(template_code=tpl.template_code, parameters=params, text=text, buttons=buttons)
-
-    def _render_email(self, tset: TemplateSet, ctx: Mapping[str, Any]) -> EmailContent:
-        assert tset.email_subject and tset.email_text and tset.email_html
-        subject = tset.email_subject.render(ctx).strip()
-        if not subject or any(c in subject for c in "\r\n\x00"):
-            raise RenderError("email subject must be one non-empty line")
-        if len(subject) > EMAIL_SUBJECT_MAX_CHARS:
-            raise RenderError(f"email subject is {len(subject)} characters; keep it under {EMAIL_SUBJECT_MAX_CHARS}")
-        return EmailContent(subject=subject, text=tset.email_text.render(ctx).strip() + "\n",
-                            html=tset.email_html.render(ctx))
-
-
-def _ad_opening(text: str, sender: str) -> str:
-    """"(광고)" first, then the sender's name. A template's text opens with a tag naming the county
-    ("[양평군] ...", "[Yangpyeong County] ..."; tests/property/test_message_wording.py holds every template to
-    it): the mark goes before it, so the name is not said twice. A text without one gets the name in a tag."""
-    return f"(광고){text}" if text.startswith("[") else f"(광고)[{sender}] {text}"
 
 
 def check_all(renderer: Renderer, samples: Iterable[tuple[DomainEvent, Recipient]]) -> list[str]:
