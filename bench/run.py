@@ -47,9 +47,9 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.fake_gateway import BenchSens
 from hub.core.cloudevents import new_event, to_kafka_binary
-from hub.kafka_local import LocalKafka
+from hub.kafka.local import LocalKafka
+from hub.kafka.topics import Topics
 from hub.settings import Settings
-from hub.topics import Topics
 from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -423,7 +423,7 @@ def report(results: dict[str, Any], info: dict[str, str], args: argparse.Namespa
         f"| RAM | {info['ram']} |",
         f"| OS | {info['os']} |",
         f"| Python / aiokafka / FastStream | {info['python']} / {info['aiokafka']} / {info['faststream']} |",
-        f"| Kafka | Apache Kafka {kafka_version}, local single-node KRaft (hub.kafka_local), on the same machine |",
+        f"| Kafka | Apache Kafka {kafka_version}, local single-node KRaft (hub.kafka.local), on the same machine |",
         f"| load | {info.get('load', 'n/a')} |",
         f"| commit | {info['commit']} |",
         "",

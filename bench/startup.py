@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-import hub.kafka_local as local_kafka
+import hub.kafka.local as local_kafka
 from tests.conftest import _free_ports
 
 

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from hub.core.delivery import DeliveryRequest, DeliveryStatus
 from hub.core.events import CATALOGUE, DOMAINS
 from hub.core.events.common import CHANNELS
+from hub.kafka.topics import Topics
 from hub.settings import Settings
-from hub.topics import Topics
 
 DESCRIPTION = """
 Kafka topics of notice-hub (양평군 알림 허브). Department systems publish CloudEvents 1.0 to

@@ -17,8 +17,8 @@ from rich.table import Table
 
 from hub.cli_errors import Failed, HubGroup, UsageProblem
 from hub.core.masking import redact
+from hub.kafka.topics import Topics, reach_broker
 from hub.settings import Settings
-from hub.topics import Topics, reach_broker
 
 app = typer.Typer(cls=HubGroup, no_args_is_help=True, help="notice-hub: county domain events in, Korean notices out.")
 kafka_app = typer.Typer(no_args_is_help=True, help="A local single-node Kafka broker (KRaft) for development.")
@@ -72,7 +72,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
 
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
-    for noisy in ("aiokafka", "hub.kafka"):
+    for noisy in ("aiokafka", "hub.kafka.faststream"):  # FastStream logs as hub.kafka.faststream (new_broker)
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     install_redaction()
     install_repeat_limit()
@@ -113,7 +113,7 @@ def ready_block(hub: Any) -> None:
 
 
 def _local_kafka() -> Any:
-    from hub.kafka_local import LocalKafka
+    from hub.kafka.local import LocalKafka
 
     s = Settings()
     return LocalKafka(s.local_kafka_home, port=s.local_kafka_port, controller_port=s.local_kafka_controller_port,
@@ -166,7 +166,7 @@ def publish(
     from hub.core.cloudevents import new_event
     from hub.core.errors import EventError
     from hub.core.events import CATALOGUE, sample_data, validate_event
-    from hub.publisher import publish_event
+    from hub.kafka.publish import publish_event
 
     if event_type not in CATALOGUE:
         raise UsageProblem(f"unknown event type {event_type!r}", "`hub schemas list` lists the event types")
@@ -191,7 +191,7 @@ def publish(
 async def _require_topic(settings: Settings, topic: str) -> None:
     """The broker does not create topics on its own (docker-compose.yml, `hub kafka up`): the hub does, with
     the partitions and compaction it needs, when it starts. Say so instead of waiting for a topic in vain."""
-    from hub.consumers.dlq import topic_partitions
+    from hub.kafka.dlq import topic_partitions
 
     if not await topic_partitions(settings, topic):
         raise Failed(f"topic {topic} does not exist on {settings.kafka_bootstrap_servers}",
@@ -215,7 +215,7 @@ def schemas_export(directory: Annotated[Path | None, typer.Option("--dir")] = No
 def schemas_list() -> None:
     """The event catalogue: type, topic and what it means."""
     from hub.core.events import CATALOGUE
-    from hub.topics import Topics
+    from hub.kafka.topics import Topics
 
     topics = Topics.of(Settings())
     table = Table("type", "topic", "meaning", "urgent")
@@ -562,8 +562,8 @@ def dlq_replay(
     one that would fail again is named with the reason, and nothing is replayed unless --force. Replayed
     entries are recorded as handled; replayed deliveries still deduplicate."""
     from hub.cli_dlq import check_refs, checked, load, operator, select
-    from hub.consumers.dlq import replay
     from hub.core.time import utcnow
+    from hub.kafka.dlq import replay
     from hub.store.dead_letters import record_resolutions
 
     if not (ref or stage or error_class or event or replay_all):
@@ -821,7 +821,7 @@ def lag(
     (as Kafka's kafka-consumer-groups.sh --describe). Statuses over a window of samples: OK, WARN (lag keeps
     growing), STALL (no progress while lagging), STOP (no progress and no members), ERR (unreadable)."""
     from hub.core.errors import UnknownGroupError
-    from hub.lag import Status, lag_reports
+    from hub.kafka.lag import Status, lag_reports
 
     settings = Settings()
     show = _lag_tables if partitions else _lag_summary

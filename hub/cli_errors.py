@@ -226,7 +226,7 @@ def _store(e: BaseException) -> list[str] | None:
 
 
 def _local_kafka(e: BaseException) -> list[str] | None:
-    from hub.kafka_local import LocalKafkaError
+    from hub.kafka.local import LocalKafkaError
 
     if isinstance(e, LocalKafkaError):
         lines = str(e).strip().splitlines() or [type(e).__name__]
@@ -248,7 +248,7 @@ def _hub(e: BaseException) -> list[str] | None:
     return None
 
 
-QUIET_LIBRARIES = ("aiokafka", "faststream", "hub.kafka")
+QUIET_LIBRARIES = ("aiokafka", "faststream", "hub.kafka.faststream")  # the last: FastStream (new_broker)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,6 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from hub.channels import ChannelAdapter, build_adapter
 from hub.consumers.breaker import CircuitBreaker
-from hub.consumers.common import observe_statuses
 from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
@@ -32,13 +31,14 @@ from hub.core.events.common import CHANNELS
 from hub.core.rendering.identity import Identity
 from hub.core.rendering.renderer import Renderer
 from hub.core.time import utcnow
-from hub.lag import LagMonitor
+from hub.kafka.lag import LagMonitor
+from hub.kafka.subscribe import observe_statuses
+from hub.kafka.topics import Topics, ensure_topics, kafka_client_options
 from hub.metrics import HubMetrics, OpsCollector
 from hub.periodic import Periodic
 from hub.retention import RetentionTask
 from hub.settings import Settings
 from hub.store import Store
-from hub.topics import Topics, ensure_topics, kafka_client_options
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -104,7 +104,7 @@ def new_broker(settings: Settings, *, registry: CollectorRegistry | None = None)
         graceful_timeout=30.0,
         security=broker_security(settings),
         client_id="notice-hub",
-        logger=logging.getLogger("hub.kafka"),
+        logger=logging.getLogger("hub.kafka.faststream"),  # a leaf: hub.kafka.* modules log as themselves
         log_level=logging.DEBUG,
         middlewares=middlewares,
     )

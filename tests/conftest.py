@@ -2,7 +2,7 @@
 consumer groups, store and outbox.
 
 Which broker: KAFKA_BOOTSTRAP_SERVERS if set; else testcontainers' Kafka if a Docker engine answers; else a
-local single-node KRaft broker started from the Apache Kafka jars (hub.kafka_local), stopped at the end.
+local single-node KRaft broker started from the Apache Kafka jars (hub.kafka.local), stopped at the end.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _free_port() -> int:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    from hub.kafka_local import LocalKafka
+    from hub.kafka.local import LocalKafka
 
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         return f"kafka: external broker at {os.environ['KAFKA_BOOTSTRAP_SERVERS']} (KAFKA_BOOTSTRAP_SERVERS)"
@@ -81,7 +81,7 @@ def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         container.start(timeout=120)
         info = BrokerInfo(container.get_bootstrap_server(), "testcontainers confluentinc/cp-kafka:8.0.0", "4.0")
     else:
-        from hub.kafka_local import LocalKafka, LocalKafkaError
+        from hub.kafka.local import LocalKafka, LocalKafkaError
 
         container = None
         for attempt in range(3):  # a port taken between choosing and binding it: choose again
@@ -90,7 +90,7 @@ def kafka_broker(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             local = LocalKafka(tmp_path_factory.mktemp("kafka"), port=port, controller_port=controller_port, heap_mb=768,
                                auto_create_topics=True)  # tests produce to throwaway topics no hub created
             try:
-                info = BrokerInfo(local.start(timeout_s=180), "local KRaft (hub.kafka_local)", local.version, local)
+                info = BrokerInfo(local.start(timeout_s=180), "local KRaft (hub.kafka.local)", local.version, local)
                 break
             except LocalKafkaError:
                 local.stop()

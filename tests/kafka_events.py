@@ -9,8 +9,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.core.cloudevents import CloudEvent, parse_kafka_message
+from hub.kafka.topics import Topics
 from hub.settings import Settings
-from hub.topics import Topics
 
 
 async def published_events(settings: Settings) -> list[CloudEvent]:

@@ -95,8 +95,8 @@ async def latest_deliveries(hub: Hub, limit: int = 20) -> list[dict[str, Any]]:
 async def unresolved_dead_letters(hub: Hub) -> int | None:
     """Records in the dead-letter topic that nobody handled yet (`hub dlq resolve`, `hub dlq replay`): the
     figure that calls for someone. None when the topic or the store cannot be read."""
+    from hub.kafka.topics import Topics
     from hub.store.dead_letters import count_resolved
-    from hub.topics import Topics
 
     offsets, in_topic = hub.lag.dlq_offsets, hub.lag.dlq_records
     if offsets is None or in_topic is None:

@@ -14,15 +14,15 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
-from hub.consumers.common import subscribe_batches
-from hub.consumers.dlq import DeadLetters
 from hub.core.cloudevents import parse_kafka_message
 from hub.core.errors import EventError
 from hub.core.fields import ID_PATTERN
 from hub.core.residents import RESIDENT_EVENT_TYPES, PreferencesChange, Resident
+from hub.kafka.dlq import DeadLetters
+from hub.kafka.subscribe import subscribe_batches
+from hub.kafka.topics import Topics
 from hub.settings import Settings
 from hub.store import Store
-from hub.topics import Topics
 
 logger = logging.getLogger(__name__)
 

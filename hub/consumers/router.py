@@ -16,8 +16,6 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from hub.consumers.common import StatusPublisher, subscribe_batches
-from hub.consumers.dlq import DeadLetters, is_outage
 from hub.core.audience import RECIPIENT_BATCH, choose_channel, contact_for, decide
 from hub.core.dedup import delivery_id
 from hub.core.delivery import DeliveryRequest, DeliveryStatus
@@ -28,9 +26,11 @@ from hub.core.rendering.renderer import Renderer
 from hub.core.rendering.sms import SmsContent
 from hub.core.residents import Resident
 from hub.core.time import utcnow
+from hub.kafka.dlq import DeadLetters, is_outage
+from hub.kafka.subscribe import StatusPublisher, subscribe_batches
+from hub.kafka.topics import Topics
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
-from hub.topics import Topics
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from types import SimpleNamespace
 
 from faststream.kafka import KafkaBroker
 
-from hub.consumers.dlq import DeadLetters
 from hub.core.delivery import DeliveryRequest
+from hub.kafka.dlq import DeadLetters
+from hub.kafka.topics import Topics
 from hub.periodic import Periodic
 from hub.store import Store
-from hub.topics import Topics
 
 logger = logging.getLogger(__name__)
 

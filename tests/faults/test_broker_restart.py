@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from hub.kafka_local import LocalKafka, LocalKafkaError
+from hub.kafka.local import LocalKafka, LocalKafkaError
+from hub.kafka.topics import Topics
 from hub.settings import Settings
-from hub.topics import Topics
 from tests.conftest import _free_ports, wait_for
 from tests.fakes.nhn_alimtalk import FakeNhnAlimtalk
 from tests.faults.conftest import (

@@ -22,11 +22,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from hub.consumers.dlq import read_dead_letters
 from hub.core.dedup import delivery_id
 from hub.core.events import validate_event
+from hub.kafka.dlq import read_dead_letters
+from hub.kafka.topics import Topics
 from hub.settings import Settings
-from hub.topics import Topics
 from tests.conftest import _free_port, run_cli, wait_for
 from tests.fakes.nhn_alimtalk import SENDER_KEY, FakeNhnAlimtalk
 from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens

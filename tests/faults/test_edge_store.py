@@ -33,8 +33,8 @@ from aiokafka import TopicPartition
 
 from hub.core.dedup import delivery_id
 from hub.core.events import CATALOGUE, validate_event
+from hub.kafka.topics import Topics
 from hub.settings import Settings
-from hub.topics import Topics
 from tests.conftest import _free_port, _pg_bin, new_postgres_database, wait_for
 from tests.fakes.nhn_alimtalk import FakeNhnAlimtalk
 from tests.fakes.sens import FakeSens
@@ -247,7 +247,7 @@ async def smtp() -> AsyncIterator[SmtpServer]:
 async def run_store_outage(scenario: str, conf: Settings, outage: Outage, *, hub_factory: Any, producer: Any,
                            nhn: FakeNhnAlimtalk, sens: FakeSens, smtp: SmtpServer, caplog: pytest.LogCaptureFixture,
                            total: int = 60, hold_s: float = 5.0, call_s: float = 0.5, **info: Any) -> None:
-    caplog.set_level(logging.ERROR, logger="hub.consumers.common")
+    caplog.set_level(logging.ERROR, logger="hub.kafka.subscribe")
     conf = gateway_settings(conf, nhn, sens, email_adapter="smtp", smtp_host=smtp.host, smtp_port=smtp.port,
                             retry_tiers_s=[1.0, 2.0])
     await hub_factory(**conf.model_dump())

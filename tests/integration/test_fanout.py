@@ -12,8 +12,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from hub.core.residents import Resident
+from hub.kafka.topics import Topics
 from hub.settings import Settings
-from hub.topics import Topics
 from tests.conftest import wait_for
 from tests.integration.test_pipeline import send_event
 from tests.integration.test_residents import notice

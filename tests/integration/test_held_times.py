@@ -20,16 +20,16 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from hub.consumers.dlq import topic_partitions
 from hub.consumers.scheduler import Scheduler
 from hub.core.cloudevents import new_event
 from hub.core.delivery import DeliveryRequest
 from hub.core.residents import Resident
 from hub.core.time import KST
+from hub.kafka.dlq import topic_partitions
+from hub.kafka.topics import Topics, ensure_topics
 from hub.runtime import new_broker
 from hub.settings import Settings
 from hub.store import Store
-from hub.topics import Topics, ensure_topics
 from tests.conftest import outbox_lines, run_cli, wait_for
 from tests.integration.test_pipeline import send_event
 from tests.property.strategies import any_zones, rfc3339_offsets

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
-from hub.kafka_local import LocalKafka
+from hub.kafka.local import LocalKafka
 from tests.conftest import _free_ports
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ import pytest
 
 from hub.core.cloudevents import new_event, to_kafka_binary
 from hub.core.residents import Resident
+from hub.kafka.topics import Topics
 from hub.settings import Settings
-from hub.topics import Topics
 from tests.conftest import outbox_lines, run_cli, wait_for
 from tests.integration.test_pipeline import send_event
 
@@ -202,7 +202,7 @@ async def test_resident_events_feed_the_directory(settings: Settings, hub_factor
     await wait_for(settled, what="the directory to follow the events")
     entry = (await hub.store.residents(["R-41"]))["R-41"]
     assert (entry.district, entry.email, entry.consents.advertising) == ("서종면", "h@example.org", True)
-    from hub.consumers.dlq import read_dead_letters
+    from hub.kafka.dlq import read_dead_letters
 
     letters = await wait_for(lambda: read_dead_letters(settings), what="the bad registration dead-lettered")
     assert [d.stage for d in letters] == ["directory"] and "없는면" in letters[0].reason

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from hub.consumers.dlq import dlq_headers
 from hub.core.delivery import DeliveryStatus
 from hub.core.time import KST
+from hub.kafka.dlq import dlq_headers
+from hub.kafka.topics import Topics, ensure_topics
 from hub.settings import Settings
 from hub.store import Store
-from hub.topics import Topics, ensure_topics
 from tests.conftest import settings_env
 
 pytestmark = pytest.mark.integration

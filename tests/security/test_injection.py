@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from hub.consumers.dlq import read_dead_letters
 from hub.core.cloudevents import new_event
 from hub.core.events import validate_event
 from hub.core.rendering.renderer import Renderer
+from hub.kafka.dlq import read_dead_letters
 from hub.settings import Settings
 from tests.conftest import wait_for
 from tests.fakes.nhn_alimtalk import SENDER_KEY, FakeNhnAlimtalk

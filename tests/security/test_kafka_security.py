@@ -21,10 +21,10 @@ from pydantic import ValidationError
 
 from hub.core.cloudevents import new_event
 from hub.core.events import sample_data
-from hub.kafka_local import LocalKafka
+from hub.kafka.local import LocalKafka
+from hub.kafka.topics import Topics, ensure_topics, kafka_client_options
 from hub.runtime import Hub, broker_security
 from hub.settings import Settings
-from hub.topics import Topics, ensure_topics, kafka_client_options
 from tests.conftest import _free_ports, outbox_lines, run_cli, wait_for
 
 SECRET = "s3cret-pass"
@@ -127,9 +127,9 @@ async def _fails(work: Any) -> None:
 async def test_every_kafka_client_the_hub_builds_uses_the_settings(monkeypatch: pytest.MonkeyPatch,
                                                                      tmp_path: Path) -> None:
     from hub.api.ingest import create_ingest_app
-    from hub.consumers import dlq
-    from hub.lag import LagReader
-    from hub.publisher import publish_event
+    from hub.kafka import dlq
+    from hub.kafka.lag import LagReader
+    from hub.kafka.publish import publish_event
 
     settings = sasl("SASL_SSL", "SCRAM-SHA-512", kafka_bootstrap_servers="127.0.0.1:1", topic_prefix="sec",
                     database_url=f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", ops_port=0)

@@ -9,8 +9,8 @@ import pytest
 from hub.asyncapi import build_asyncapi
 from hub.core.events import CATALOGUE, DOMAINS
 from hub.core.events.common import CHANNELS
+from hub.kafka.topics import Topics
 from hub.settings import Settings
-from hub.topics import Topics
 
 
 @pytest.fixture(scope="module")

@@ -66,8 +66,8 @@ async def batches(event: DomainEvent, store: Any) -> list[list[Recipient]]:
     """What the router resolves an event's audience to, batch by batch."""
     from hub.consumers.router import RouterConsumer
     from hub.core.rendering.renderer import Renderer
+    from hub.kafka.topics import Topics
     from hub.settings import Settings
-    from hub.topics import Topics
 
     router = RouterConsumer(broker=None, store=store, renderer=Renderer(), settings=Settings(),  # type: ignore[arg-type]
                             topics=Topics("t"))

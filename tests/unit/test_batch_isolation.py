@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.consumers.common import handle_isolated
 from hub.consumers.scheduler import Scheduler
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import EventError, StoreError, StoreRefusedError
 from hub.core.rendering.sms import SmsContent
-from hub.topics import Topics
+from hub.kafka.subscribe import handle_isolated
+from hub.kafka.topics import Topics
 
 
 class FakeLetters:

@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
-from hub.consumers.dlq import DeadLetter, DeadLetters, dead_letter, dlq_headers, is_outage
 from hub.consumers.sender import CHECK_HEADER, NOT_BEFORE_HEADER, REF_HEADER, SenderConsumer
 from hub.core.dedup import delivery_id
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import EventError, RenderError, StoreError, TransientError
 from hub.core.rendering.alimtalk import KakaoContent
 from hub.core.rendering.sms import SmsContent
+from hub.kafka.dlq import DeadLetter, DeadLetters, dead_letter, dlq_headers, is_outage
+from hub.kafka.topics import Topics
 from hub.settings import Settings
-from hub.topics import Topics
 
 
 class FakeBroker:

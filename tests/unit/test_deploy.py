@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from hub.lag import GroupLag, PartitionLag, Status
+from hub.kafka.lag import GroupLag, PartitionLag, Status
 from hub.metrics import HubMetrics, OpsCollector
 from hub.settings import Settings
 
@@ -59,11 +59,11 @@ def test_prometheus_scrapes_the_hubs_ops_port() -> None:
 
 
 def test_compose_runs_the_local_brokers_kafka_with_its_settings(tmp_path: Path) -> None:
-    """docker-compose.yml and `hub kafka up` (hub/kafka_local) are one broker: the same Apache Kafka version,
+    """docker-compose.yml and `hub kafka up` (hub/kafka/local) are one broker: the same Apache Kafka version,
     topics not created by producing to them, the same default partition count."""
     import yaml
 
-    from hub.kafka_local import LocalKafka
+    from hub.kafka.local import LocalKafka
 
     compose = yaml.safe_load((DEPLOY.parent / "docker-compose.yml").read_text(encoding="utf-8"))
     kafka = compose["services"]["kafka"]

@@ -18,8 +18,8 @@ from faststream.kafka import KafkaBroker
 
 from hub.core.errors import HubError
 from hub.core.time import utcnow
+from hub.kafka.topics import Topics, kafka_client_options
 from hub.settings import Settings
-from hub.topics import Topics, kafka_client_options
 
 logger = logging.getLogger(__name__)
 

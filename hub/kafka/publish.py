@@ -6,9 +6,9 @@ from faststream.kafka import KafkaBroker
 
 from hub.core.cloudevents import CloudEvent, to_kafka_binary, to_kafka_structured
 from hub.core.events import CATALOGUE
+from hub.kafka.topics import Topics
 from hub.runtime import new_broker
 from hub.settings import Settings
-from hub.topics import Topics
 
 
 async def publish_event(settings: Settings, event: CloudEvent, *, structured: bool = False,

@@ -43,8 +43,8 @@ from aiokafka.protocol.admin import (
 from aiokafka.protocol.api import Request, RequestStruct
 
 from hub.core.errors import UnknownGroupError
+from hub.kafka.topics import kafka_client_options
 from hub.settings import Settings
-from hub.topics import kafka_client_options
 
 logger = logging.getLogger(__name__)
 
@@ -529,7 +529,7 @@ class LagMonitor:
         return self.tracker.report()
 
     async def _sample(self) -> None:
-        from hub.topics import Topics
+        from hub.kafka.topics import Topics
 
         try:
             if self._reader is None:

@@ -13,9 +13,9 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from hub.consumers.dlq import DeadLetters, is_outage
 from hub.core.delivery import DeliveryStatus
 from hub.core.errors import HubError
+from hub.kafka.dlq import DeadLetters, is_outage
 from hub.settings import Settings
 
 logger = logging.getLogger(__name__)
