@@ -47,8 +47,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.fake_gateway import BenchSens
 from hub.core.cloudevents import new_event, to_kafka_binary
+from hub.core.topics import Topics
 from hub.kafka.local import LocalKafka
-from hub.kafka.topics import Topics
 from hub.settings import Settings
 from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens
 

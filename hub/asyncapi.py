@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from hub.core.delivery import DeliveryRequest, DeliveryStatus
 from hub.core.events import CATALOGUE, DOMAINS
 from hub.core.events.common import CHANNELS
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from hub.settings import Settings
 
 DESCRIPTION = """

@@ -17,7 +17,8 @@ from rich.table import Table
 
 from hub.cli_errors import Failed, HubGroup, UsageProblem
 from hub.core.masking import redact
-from hub.kafka.topics import Topics, reach_broker
+from hub.core.topics import Topics
+from hub.kafka.clients import reach_broker
 from hub.settings import Settings
 
 app = typer.Typer(cls=HubGroup, no_args_is_help=True, help="notice-hub: county domain events in, Korean notices out.")
@@ -215,7 +216,7 @@ def schemas_export(directory: Annotated[Path | None, typer.Option("--dir")] = No
 def schemas_list() -> None:
     """The event catalogue: type, topic and what it means."""
     from hub.core.events import CATALOGUE
-    from hub.kafka.topics import Topics
+    from hub.core.topics import Topics
 
     topics = Topics.of(Settings())
     table = Table("type", "topic", "meaning", "urgent")
@@ -821,7 +822,8 @@ def lag(
     (as Kafka's kafka-consumer-groups.sh --describe). Statuses over a window of samples: OK, WARN (lag keeps
     growing), STALL (no progress while lagging), STOP (no progress and no members), ERR (unreadable)."""
     from hub.core.errors import UnknownGroupError
-    from hub.kafka.lag import Status, lag_reports
+    from hub.core.lag import Status
+    from hub.kafka.lag import lag_reports
 
     settings = Settings()
     show = _lag_tables if partitions else _lag_summary

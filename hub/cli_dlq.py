@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hub.cli_errors import UsageProblem
 
 if TYPE_CHECKING:
-    from hub.kafka.dlq import DeadLetter
+    from hub.core.dead_letters import DeadLetter
     from hub.settings import Settings
     from hub.store.dead_letters import Resolution
 
@@ -55,8 +55,8 @@ def check_refs(refs: Sequence[str] | None) -> None:
 
 
 async def load(settings: Settings, store: Any) -> DeadLetters:
+    from hub.core.topics import Topics
     from hub.kafka.dlq import read_dead_letters
-    from hub.kafka.topics import Topics
     from hub.store.dead_letters import resolutions
 
     topic = Topics.of(settings).dlq

@@ -24,7 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hub.core.delivery import DeliveryStatus
-from hub.kafka.lag import Status
+from hub.core.lag import Status
 
 if TYPE_CHECKING:
     from hub.channels.base import ChannelAdapter

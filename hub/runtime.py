@@ -17,9 +17,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from faststream.kafka import KafkaBroker
-from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-
 from hub.channels import ChannelAdapter, build_adapter
 from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.directory import DirectoryConsumer
@@ -31,9 +28,11 @@ from hub.core.events.common import CHANNELS
 from hub.core.rendering.identity import Identity
 from hub.core.rendering.renderer import Renderer
 from hub.core.time import utcnow
+from hub.core.topics import Topics
+from hub.kafka.broker import new_broker
 from hub.kafka.lag import LagMonitor
-from hub.kafka.subscribe import observe_statuses
-from hub.kafka.topics import Topics, ensure_topics, kafka_client_options
+from hub.kafka.publish import observe_statuses
+from hub.kafka.topics import ensure_topics
 from hub.metrics import HubMetrics, OpsCollector
 from hub.periodic import Periodic
 from hub.retention import RetentionTask
@@ -41,8 +40,6 @@ from hub.settings import Settings
 from hub.store import Store
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
-
     from hub.api.server import OpsServer
 
 logger = logging.getLogger(__name__)
@@ -58,56 +55,6 @@ def parse_roles(values: Iterable[str] | None) -> list[str]:
     if unknown:
         raise ValueError(f"unknown role(s) {unknown}; choose from {', '.join(ROLES)} or all")
     return roles
-
-
-def broker_security(settings: Settings) -> BaseSecurity | None:
-    if settings.kafka_security_protocol == "PLAINTEXT":
-        return None
-    ssl_context = kafka_client_options(settings).get("ssl_context")
-    use_ssl = settings.kafka_security_protocol in ("SSL", "SASL_SSL")
-    if settings.kafka_sasl_mechanism is None:
-        return BaseSecurity(ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]
-    cls = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}[
-        settings.kafka_sasl_mechanism
-    ]
-    return cls(settings.kafka_sasl_username or "", settings.kafka_sasl_password or "",
-               ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]
-
-
-class HubKafkaBroker(KafkaBroker):
-    """FastStream's Kafka broker, but its subscribers start together. Each subscriber's consumer waits in
-    `start()` for its group's partition assignment: a join costs the broker's initial rebalance delay (3 s by
-    default) or, in a group with members, a rebalance. One after another, a hub with every role (a dozen
-    groups) took that many times as long to start, and rebalanced its peers' groups one by one."""
-
-    async def start(self) -> None:
-        await self.connect()
-        await asyncio.gather(*(subscriber.start() for subscriber in self.subscribers))
-        for publisher in self.publishers:
-            await publisher.start()
-        self.running = True
-
-
-def new_broker(settings: Settings, *, registry: CollectorRegistry | None = None) -> KafkaBroker:
-    """A FastStream broker whose producer is idempotent and waits for all in-sync replicas; given a registry,
-    FastStream's Prometheus middleware measures every handler into it."""
-    middlewares = []
-    if registry is not None:
-        from faststream.kafka.prometheus import KafkaPrometheusMiddleware
-
-        middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name="notice-hub"))
-    return HubKafkaBroker(
-        settings.kafka_bootstrap_servers,
-        enable_idempotence=True,
-        acks="all",
-        linger_ms=5,
-        graceful_timeout=30.0,
-        security=broker_security(settings),
-        client_id="notice-hub",
-        logger=logging.getLogger("hub.kafka.faststream"),  # a leaf: hub.kafka.* modules log as themselves
-        log_level=logging.DEBUG,
-        middlewares=middlewares,
-    )
 
 
 class Heartbeat(Periodic):

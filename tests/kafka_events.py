@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.core.cloudevents import CloudEvent, parse_kafka_message
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from hub.settings import Settings
 
 

@@ -636,9 +636,9 @@ def create_ingest_app(settings: Settings, *, ingest_settings: IngestSettings | N
                       publisher: EventPublisher | None = None) -> FastAPI:
     """The ingest API as its own ASGI app. Its lifespan opens the store and a Kafka producer (idempotent,
     acks=all) and closes them; `publisher` replaces the producer (tests of the HTTP side alone)."""
+    from hub.kafka.broker import new_broker
     from hub.kafka.publish import publish_event
     from hub.kafka.topics import ensure_topics
-    from hub.runtime import new_broker
 
     context = IngestContext(settings=settings, ingest=ingest_settings or IngestSettings(), preferences=preferences)
     if context.preferences is None:  # the resident directory in the store, once the lifespan has opened it

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from hub.core.masking import redact
 from hub.core.time import as_utc
+from hub.kafka.compat import joined_group
 from hub.store.models import DeliveryLogRow
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_S = 3.0
-UNKNOWN_MEMBER_ID = ""  # aiokafka's JoinGroupRequest.UNKNOWN_MEMBER_ID
 
 
 def _iso(ts: float | datetime | None) -> str | None:
@@ -47,9 +47,7 @@ def consumer_assignments(hub: Hub) -> list[dict[str, Any]]:
     for sub in hub.broker.subscribers:
         consumer = getattr(sub, "consumer", None)
         assigned = sorted((tp.topic, tp.partition) for tp in (consumer.assignment() if consumer else ()))
-        coordinator = getattr(consumer, "_coordinator", None)
-        joined = bool(coordinator is not None and getattr(coordinator, "member_id", UNKNOWN_MEMBER_ID)
-                      != UNKNOWN_MEMBER_ID and getattr(coordinator, "generation", -1) > 0)
+        joined = joined_group(consumer)
         out.append({"group": getattr(sub, "group_id", None), "topics": list(getattr(sub, "topic_names", [])),
                     "started": consumer is not None, "joined": joined or bool(assigned),
                     "partitions": [f"{t}[{p}]" for t, p in assigned]})
@@ -95,7 +93,7 @@ async def latest_deliveries(hub: Hub, limit: int = 20) -> list[dict[str, Any]]:
 async def unresolved_dead_letters(hub: Hub) -> int | None:
     """Records in the dead-letter topic that nobody handled yet (`hub dlq resolve`, `hub dlq replay`): the
     figure that calls for someone. None when the topic or the store cannot be read."""
-    from hub.kafka.topics import Topics
+    from hub.core.topics import Topics
     from hub.store.dead_letters import count_resolved
 
     offsets, in_topic = hub.lag.dlq_offsets, hub.lag.dlq_records

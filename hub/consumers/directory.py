@@ -18,9 +18,9 @@ from hub.core.cloudevents import parse_kafka_message
 from hub.core.errors import EventError
 from hub.core.fields import ID_PATTERN
 from hub.core.residents import RESIDENT_EVENT_TYPES, PreferencesChange, Resident
+from hub.core.topics import Topics
 from hub.kafka.dlq import DeadLetters
 from hub.kafka.subscribe import subscribe_batches
-from hub.kafka.topics import Topics
 from hub.settings import Settings
 from hub.store import Store
 

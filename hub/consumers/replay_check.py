@@ -18,11 +18,11 @@ from hub.core.errors import EventError, HubError
 from hub.core.events import read_event
 from hub.core.events.common import CHANNELS
 from hub.core.time import utcnow
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 
 if TYPE_CHECKING:
+    from hub.core.dead_letters import DeadLetter
     from hub.core.rendering.renderer import Renderer
-    from hub.kafka.dlq import DeadLetter
     from hub.settings import Settings
 
 

@@ -26,9 +26,10 @@ from hub.core.rendering.renderer import Renderer
 from hub.core.rendering.sms import SmsContent
 from hub.core.residents import Resident
 from hub.core.time import utcnow
+from hub.core.topics import Topics
 from hub.kafka.dlq import DeadLetters, is_outage
-from hub.kafka.subscribe import StatusPublisher, subscribe_batches
-from hub.kafka.topics import Topics
+from hub.kafka.publish import StatusPublisher
+from hub.kafka.subscribe import subscribe_batches
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
 

@@ -16,8 +16,8 @@ from types import SimpleNamespace
 from faststream.kafka import KafkaBroker
 
 from hub.core.delivery import DeliveryRequest
+from hub.core.topics import Topics
 from hub.kafka.dlq import DeadLetters
-from hub.kafka.topics import Topics
 from hub.periodic import Periodic
 from hub.store import Store
 

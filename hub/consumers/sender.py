@@ -34,13 +34,15 @@ from hub.channels.ratelimit import MAX_PAUSE_S
 from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.outcomes import OutcomeRecorder, Outcomes
 from hub.core.audience import still_wanted
+from hub.core.dead_letters import header_map
 from hub.core.dedup import Claim, delivery_id
 from hub.core.delivery import DeliveryRequest, DeliveryStatus, read_delivery
 from hub.core.errors import EventError, PermanentError, StoreError, TransientError
 from hub.core.time import utcnow
-from hub.kafka.dlq import DeadLetters, dead_letter, header_map
-from hub.kafka.subscribe import StatusPublisher, subscribe_batches
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
+from hub.kafka.dlq import DeadLetters, dead_letter
+from hub.kafka.publish import StatusPublisher
+from hub.kafka.subscribe import subscribe_batches
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
 

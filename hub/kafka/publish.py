@@ -1,14 +1,28 @@
-"""Publishing events to the hub's domain topics, as a department system (or `hub publish`) does."""
+"""Publishing: events to the hub's domain topics, as a department system (or `hub publish`) does, and delivery
+outcomes to the status topic, where the hub's metrics count them."""
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 
 from hub.core.cloudevents import CloudEvent, to_kafka_binary, to_kafka_structured
+from hub.core.delivery import DeliveryStatus
 from hub.core.events import CATALOGUE
-from hub.kafka.topics import Topics
-from hub.runtime import new_broker
+from hub.core.topics import Topics
+from hub.kafka.broker import new_broker
 from hub.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+StatusObserver = Callable[[Sequence[DeliveryStatus]], None]
+
+_observers: weakref.WeakKeyDictionary[KafkaBroker, list[StatusObserver]] = weakref.WeakKeyDictionary()
 
 
 async def publish_event(settings: Settings, event: CloudEvent, *, structured: bool = False,
@@ -31,3 +45,32 @@ async def publish_event(settings: Settings, event: CloudEvent, *, structured: bo
         if own:
             await broker.stop()
     return meta.topic, meta.partition, meta.offset
+
+
+def observe_statuses(broker: KafkaBroker, observer: StatusObserver) -> None:
+    """Call `observer` with every batch of outcomes published through `broker` (the hub's metrics)."""
+    _observers.setdefault(broker, []).append(observer)
+
+
+class StatusPublisher:
+    """Publishes delivery outcomes to the status topic as CloudEvents, keyed by resident."""
+
+    def __init__(self, broker: KafkaBroker, topic: str, source: str) -> None:
+        self.broker, self.topic, self.source = broker, topic, source
+
+    async def publish(self, statuses: Sequence[DeliveryStatus], *, again: bool = False) -> list[asyncio.Future[Any]]:
+        """Publish these statuses; `again`: they were published before (maybe), so they are not counted again.
+        A status's CloudEvent id is derived from the delivery, state and attempt, so consumers drop a repeat."""
+        futures = [
+            await self.broker.publish(
+                s.to_cloudevent(self.source), self.topic, key=s.resident_id.encode(),
+                headers={"content-type": "application/cloudevents+json; charset=utf-8"}, no_confirm=True,
+            )
+            for s in statuses
+        ]
+        for observer in () if again else _observers.get(self.broker, ()):  # every outcome passes here: count it
+            try:
+                observer(statuses)
+            except Exception:  # a metric must never fail a batch
+                logger.exception("status observer %r failed", observer)
+        return futures

@@ -1,11 +1,12 @@
-"""What the router and the senders share: batch subscription with commit-after-processing, status publishing."""
+"""Batch subscription with commit-after-processing, what the router, the directory and the senders share: a
+batch's offsets are committed once its handler returned, and a failure of a whole batch is isolated to its
+records."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -13,7 +14,6 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from hub.core.delivery import DeliveryStatus
 from hub.core.errors import HubError
 from hub.kafka.dlq import DeadLetters, is_outage
 from hub.settings import Settings
@@ -21,14 +21,6 @@ from hub.settings import Settings
 logger = logging.getLogger(__name__)
 
 BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
-StatusObserver = Callable[[Sequence[DeliveryStatus]], None]
-
-_observers: weakref.WeakKeyDictionary[KafkaBroker, list[StatusObserver]] = weakref.WeakKeyDictionary()
-
-
-def observe_statuses(broker: KafkaBroker, observer: StatusObserver) -> None:
-    """Call `observer` with every batch of outcomes published through `broker` (the hub's metrics)."""
-    _observers.setdefault(broker, []).append(observer)
 
 
 def _text_headers(record: Any) -> Any:
@@ -106,27 +98,3 @@ async def handle_isolated(handler: BatchHandler, records: Sequence[Any], letters
             if is_outage(e):
                 raise
             await (await letters.add(record, e))
-
-
-class StatusPublisher:
-    """Publishes delivery outcomes to the status topic as CloudEvents, keyed by resident."""
-
-    def __init__(self, broker: KafkaBroker, topic: str, source: str) -> None:
-        self.broker, self.topic, self.source = broker, topic, source
-
-    async def publish(self, statuses: Sequence[DeliveryStatus], *, again: bool = False) -> list[asyncio.Future[Any]]:
-        """Publish these statuses; `again`: they were published before (maybe), so they are not counted again.
-        A status's CloudEvent id is derived from the delivery, state and attempt, so consumers drop a repeat."""
-        futures = [
-            await self.broker.publish(
-                s.to_cloudevent(self.source), self.topic, key=s.resident_id.encode(),
-                headers={"content-type": "application/cloudevents+json; charset=utf-8"}, no_confirm=True,
-            )
-            for s in statuses
-        ]
-        for observer in () if again else _observers.get(self.broker, ()):  # every outcome passes here: count it
-            try:
-                observer(statuses)
-            except Exception:  # a metric must never fail a batch
-                logger.exception("status observer %r failed", observer)
-        return futures

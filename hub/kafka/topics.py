@@ -1,108 +1,18 @@
-"""Topic names, all under one configurable prefix, and their creation at start-up."""
+"""The hub's topics, created at start-up when missing (their names: hub.core.topics)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from hub.core.events import DOMAINS
-from hub.core.events.common import CHANNELS
+from hub.core.topics import Topics
+from hub.kafka.clients import kafka_client_options
 from hub.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Topics:
-    """`<prefix>.events.<domain>` in, `<prefix>.deliveries.<channel>` between router and senders (with its
-    `.retry-<n>` tiers and, for AlimTalk, `.results`), `<prefix>.delivery-status` out, `<prefix>.residents`
-    for the directory, `<prefix>.dlq` for what could not be processed. See docs/ARCHITECTURE.md."""
-
-    prefix: str
-    retry_tiers: int = 3
-
-    def events(self, domain: str) -> str:
-        return f"{self.prefix}.events.{domain}"
-
-    def deliveries(self, channel: str) -> str:
-        return f"{self.prefix}.deliveries.{channel}"
-
-    def retry(self, channel: str, tier: int) -> str:
-        """Tier 1..n of a channel's retries: a failed delivery waits there for the tier's delay."""
-        return f"{self.prefix}.deliveries.{channel}.retry-{tier}"
-
-    def results(self, channel: str) -> str:
-        """Deliveries whose provider verdict comes later (AlimTalk): checked after a delay, then fallen back."""
-        return f"{self.prefix}.deliveries.{channel}.results"
-
-    @property
-    def all_retries(self) -> list[str]:
-        return [self.retry(c, t) for c in CHANNELS for t in range(1, self.retry_tiers + 1)]
-
-    @property
-    def all_events(self) -> list[str]:
-        return [self.events(d) for d in DOMAINS]
-
-    @property
-    def all_deliveries(self) -> list[str]:
-        return [self.deliveries(c) for c in CHANNELS]
-
-    @property
-    def status(self) -> str:
-        return f"{self.prefix}.delivery-status"
-
-    @property
-    def dlq(self) -> str:
-        return f"{self.prefix}.dlq"
-
-    @property
-    def residents(self) -> str:
-        """Resident events, compacted: the latest state of each resident stays."""
-        return f"{self.prefix}.residents"
-
-    def all(self) -> list[str]:
-        return [*self.all_events, *self.all_deliveries, *self.all_retries, self.results("kakao"), self.status,
-                self.dlq, self.residents]
-
-    @classmethod
-    def of(cls, settings: Settings) -> Topics:
-        return cls(settings.topic_prefix, len(settings.retry_tiers_s))
-
-
-def kafka_client_options(settings: Settings) -> dict[str, object]:
-    """Security options shared by every Kafka client the hub creates: the aiokafka admin clients and consumers
-    (topics, lag, dead letters) use them as they are, the FastStream broker through `hub.runtime.broker_security`."""
-    options: dict[str, object] = {"security_protocol": settings.kafka_security_protocol}
-    if settings.kafka_sasl_mechanism:
-        options.update(
-            sasl_mechanism=settings.kafka_sasl_mechanism,
-            sasl_plain_username=settings.kafka_sasl_username,
-            sasl_plain_password=settings.kafka_sasl_password,
-        )
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        from aiokafka.helpers import create_ssl_context
-
-        def path(value: object) -> str | None:
-            return str(value) if value else None
-
-        options["ssl_context"] = create_ssl_context(
-            cafile=path(settings.kafka_ssl_cafile), certfile=path(settings.kafka_ssl_certfile),
-            keyfile=path(settings.kafka_ssl_keyfile),
-        )
-    return options
-
-
-async def reach_broker(settings: Settings) -> None:
-    """Connect to the brokers once and leave; KafkaConnectionError when none answers."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_options(settings))
-    try:
-        await admin.start()
-    finally:
-        await admin.close()
 
 
 async def ensure_topics(settings: Settings, topics: Topics | None = None) -> list[str]:

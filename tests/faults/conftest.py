@@ -30,7 +30,7 @@ from aiokafka.errors import KafkaError
 from hub.core.cloudevents import to_kafka_binary
 from hub.core.dedup import delivery_id
 from hub.core.events import CATALOGUE
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from hub.settings import Settings
 from tests.conftest import settings_env, wait_for
 from tests.fakes.nhn_alimtalk import SENDER_KEY, FakeNhnAlimtalk

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from hub.core.topics import Topics
 from hub.kafka.local import LocalKafka, LocalKafkaError
-from hub.kafka.topics import Topics
 from hub.settings import Settings
 from tests.conftest import _free_ports, wait_for
 from tests.fakes.nhn_alimtalk import FakeNhnAlimtalk

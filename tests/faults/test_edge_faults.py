@@ -24,8 +24,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from hub.core.dedup import delivery_id
 from hub.core.events import validate_event
+from hub.core.topics import Topics
 from hub.kafka.dlq import read_dead_letters
-from hub.kafka.topics import Topics
 from hub.settings import Settings
 from tests.conftest import _free_port, run_cli, wait_for
 from tests.fakes.nhn_alimtalk import SENDER_KEY, FakeNhnAlimtalk

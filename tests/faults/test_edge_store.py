@@ -33,7 +33,7 @@ from aiokafka import TopicPartition
 
 from hub.core.dedup import delivery_id
 from hub.core.events import CATALOGUE, validate_event
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from hub.settings import Settings
 from tests.conftest import _free_port, _pg_bin, new_postgres_database, wait_for
 from tests.fakes.nhn_alimtalk import FakeNhnAlimtalk

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from tests.conftest import wait_for
 from tests.fakes.nhn_alimtalk import FakeNhnAlimtalk
 from tests.faults.conftest import (

@@ -10,7 +10,7 @@ import pytest
 from cloudevents.core.bindings import kafka as ce_kafka
 from cloudevents.core.v1.event import CloudEvent as SdkEvent
 
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from tests.conftest import outbox_lines, read_topic, wait_for
 from tests.integration.test_pipeline import event_for
 

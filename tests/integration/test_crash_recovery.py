@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from tests.conftest import outbox_lines, settings_env, wait_for
 from tests.integration.test_pipeline import event_for, send_event
 

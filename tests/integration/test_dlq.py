@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub.core.delivery import DeliveryRequest
 from hub.core.rendering.sms import SmsContent
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from hub.settings import Settings
 from tests.conftest import _free_port, read_topic, run_cli, wait_for
 from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens

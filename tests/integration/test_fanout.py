@@ -12,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from hub.core.residents import Resident
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from hub.settings import Settings
 from tests.conftest import wait_for
 from tests.integration.test_pipeline import send_event

@@ -161,7 +161,7 @@ async def test_a_copy_met_while_another_consumer_is_mid_call_is_not_sent_again(g
     batch redelivered to another hub after a rebalance): the second consumer finds the claim held by a sender
     that is alive and mid-call. SENS cannot tell a repeat, so it must wait for that call, not make it again."""
     from hub.consumers.sender import ATTEMPT_HEADER, NOT_BEFORE_HEADER, ORIGINAL_TOPIC_HEADER
-    from hub.kafka.topics import Topics
+    from hub.core.topics import Topics
     from tests.conftest import read_topic
 
     sens.slow_s = 3.0
@@ -242,8 +242,8 @@ async def test_a_status_lost_after_its_outcome_was_recorded_is_published_when_th
     recorded `sent` status again, under the same CloudEvent id, not only `deduplicated`."""
     from aiokafka.errors import KafkaConnectionError
 
-    from hub.kafka.subscribe import StatusPublisher
-    from hub.kafka.topics import Topics
+    from hub.core.topics import Topics
+    from hub.kafka.publish import StatusPublisher
     from tests.conftest import read_topic
 
     publish = StatusPublisher.publish

@@ -25,9 +25,10 @@ from hub.core.cloudevents import new_event
 from hub.core.delivery import DeliveryRequest
 from hub.core.residents import Resident
 from hub.core.time import KST
+from hub.core.topics import Topics
+from hub.kafka.broker import new_broker
 from hub.kafka.dlq import topic_partitions
-from hub.kafka.topics import Topics, ensure_topics
-from hub.runtime import new_broker
+from hub.kafka.topics import ensure_topics
 from hub.settings import Settings
 from hub.store import Store
 from tests.conftest import outbox_lines, run_cli, wait_for

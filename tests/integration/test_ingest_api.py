@@ -15,7 +15,7 @@ from hub.api.ingest import InMemoryPreferences, create_ingest_app
 from hub.client import AsyncHubClient, HubClientError
 from hub.core.cloudevents import parse_kafka_message
 from hub.core.events import sample_data
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

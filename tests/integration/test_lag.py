@@ -16,7 +16,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from hub.kafka.lag import LagReader, LagTracker, Status, sample
+from hub.core.lag import LagTracker, Status
+from hub.kafka.lag import LagReader, sample
 from hub.settings import Settings
 from tests.conftest import _free_port, run_cli, settings_env, wait_for
 

@@ -12,7 +12,7 @@ from hub.core.cloudevents import new_event, to_kafka_binary, to_kafka_structured
 from hub.core.events import CATALOGUE, sample_data, validate_event
 from hub.core.events.common import Recipient
 from hub.core.rendering.renderer import Renderer
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from tests.conftest import outbox_lines, read_topic, wait_for
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 
 from hub.core.cloudevents import new_event, to_kafka_binary
 from hub.core.residents import Resident
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from hub.settings import Settings
 from tests.conftest import outbox_lines, run_cli, wait_for
 from tests.integration.test_pipeline import send_event

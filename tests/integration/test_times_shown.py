@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from hub.core.dead_letters import dlq_headers
 from hub.core.delivery import DeliveryStatus
 from hub.core.time import KST
-from hub.kafka.dlq import dlq_headers
-from hub.kafka.topics import Topics, ensure_topics
+from hub.core.topics import Topics
+from hub.kafka.topics import ensure_topics
 from hub.settings import Settings
 from hub.store import Store
 from tests.conftest import settings_env

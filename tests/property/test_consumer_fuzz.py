@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hub.core.cloudevents import to_kafka_binary
 from hub.core.errors import EventError
 from hub.core.events import CATALOGUE, DOMAINS, read_event
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from tests.conftest import outbox_lines, read_topic, wait_for
 from tests.integration.test_pipeline import event_for
 from tests.property.conftest import PROFILE, session_seed

@@ -25,8 +25,8 @@ from hub.core.delivery import DeliveryRequest
 from hub.core.events import DOMAINS
 from hub.core.rendering.sms import SmsContent
 from hub.core.residents import RESIDENT_EVENT_TYPES
+from hub.core.topics import Topics
 from hub.kafka.dlq import topic_partitions
-from hub.kafka.topics import Topics
 from tests.conftest import outbox_lines, wait_for
 from tests.property import oracle
 from tests.property.conftest import PROFILE, session_seed

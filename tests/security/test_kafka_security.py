@@ -21,9 +21,12 @@ from pydantic import ValidationError
 
 from hub.core.cloudevents import new_event
 from hub.core.events import sample_data
+from hub.core.topics import Topics
+from hub.kafka.broker import broker_security
+from hub.kafka.clients import kafka_client_options
 from hub.kafka.local import LocalKafka
-from hub.kafka.topics import Topics, ensure_topics, kafka_client_options
-from hub.runtime import Hub, broker_security
+from hub.kafka.topics import ensure_topics
+from hub.runtime import Hub
 from hub.settings import Settings
 from tests.conftest import _free_ports, outbox_lines, run_cli, wait_for
 

@@ -9,7 +9,7 @@ import pytest
 from hub.asyncapi import build_asyncapi
 from hub.core.events import CATALOGUE, DOMAINS
 from hub.core.events.common import CHANNELS
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
 from hub.settings import Settings
 
 

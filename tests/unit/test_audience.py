@@ -66,7 +66,7 @@ async def batches(event: DomainEvent, store: Any) -> list[list[Recipient]]:
     """What the router resolves an event's audience to, batch by batch."""
     from hub.consumers.router import RouterConsumer
     from hub.core.rendering.renderer import Renderer
-    from hub.kafka.topics import Topics
+    from hub.core.topics import Topics
     from hub.settings import Settings
 
     router = RouterConsumer(broker=None, store=store, renderer=Renderer(), settings=Settings(),  # type: ignore[arg-type]

@@ -19,8 +19,8 @@ from hub.consumers.scheduler import Scheduler
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import EventError, StoreError, StoreRefusedError
 from hub.core.rendering.sms import SmsContent
+from hub.core.topics import Topics
 from hub.kafka.subscribe import handle_isolated
-from hub.kafka.topics import Topics
 
 
 class FakeLetters:

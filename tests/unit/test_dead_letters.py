@@ -13,13 +13,14 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
 from hub.consumers.sender import CHECK_HEADER, NOT_BEFORE_HEADER, REF_HEADER, SenderConsumer
+from hub.core.dead_letters import DeadLetter, dlq_headers
 from hub.core.dedup import delivery_id
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import EventError, RenderError, StoreError, TransientError
 from hub.core.rendering.alimtalk import KakaoContent
 from hub.core.rendering.sms import SmsContent
-from hub.kafka.dlq import DeadLetter, DeadLetters, dead_letter, dlq_headers, is_outage
-from hub.kafka.topics import Topics
+from hub.core.topics import Topics
+from hub.kafka.dlq import DeadLetters, dead_letter, is_outage
 from hub.settings import Settings
 
 

@@ -6,7 +6,7 @@ import json
 import re
 from pathlib import Path
 
-from hub.kafka.lag import GroupLag, PartitionLag, Status
+from hub.core.lag import GroupLag, PartitionLag, Status
 from hub.metrics import HubMetrics, OpsCollector
 from hub.settings import Settings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.kafka.lag import GroupOffsets, LagTracker, Member, Sample, Status, evaluate, worst
+from hub.core.lag import GroupOffsets, LagTracker, Member, Sample, Status, evaluate, worst
 
 
 def window(*pairs: tuple[int | None, int | None]) -> list[Sample]:

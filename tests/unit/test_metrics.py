@@ -10,7 +10,7 @@ from prometheus_client import generate_latest
 from hub.channels.ratelimit import RateLimiter
 from hub.consumers.breaker import CircuitBreaker
 from hub.core.delivery import DeliveryStatus
-from hub.kafka.lag import GroupLag, PartitionLag, Status
+from hub.core.lag import GroupLag, PartitionLag, Status
 from hub.metrics import HubMetrics, OpsCollector, ThroughputSeries
 
 
@@ -122,7 +122,7 @@ async def test_rate_limiter_counts_waits_and_their_time() -> None:
 
 
 def test_status_publisher_hands_every_outcome_to_the_observers() -> None:
-    from hub.kafka.subscribe import StatusPublisher, observe_statuses
+    from hub.kafka.publish import StatusPublisher, observe_statuses
 
     class Broker:
         published: list[Any] = []  # noqa: RUF012
