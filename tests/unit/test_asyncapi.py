@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hub.asyncapi import build_asyncapi
+from hub.cli.asyncapi import build_asyncapi
 from hub.core.events import CATALOGUE, DOMAINS
 from hub.core.events.common import CHANNELS
 from hub.core.topics import Topics

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from hub.logs import JsonFormatter
+from hub.cli.logs import JsonFormatter
 
 
 def record(msg: str, *args: object, exc: bool = False, **extra: object) -> logging.LogRecord:
@@ -52,7 +52,7 @@ def test_a_broken_format_string_still_logs() -> None:
 
 
 def test_hub_run_log_format_json_installs_the_formatter() -> None:
-    from hub.cli import configure_logging
+    from hub.cli.logs import configure_logging
 
     root = logging.getLogger()
     saved = root.handlers[:]
@@ -70,7 +70,7 @@ def test_hub_run_log_format_json_installs_the_formatter() -> None:
 def test_a_storm_of_one_library_message_is_held_back_and_counted() -> None:
     """While a broker is down aiokafka logs each reconnect attempt (~1,000 lines a second in the fault suite);
     per kind of record one line passes per window, and the next one says how many were held back."""
-    from hub.logs import RepeatFilter
+    from hub.cli.logs import RepeatFilter
 
     now = [0.0]
     limit = RepeatFilter(10.0, clock=lambda: now[0])
@@ -94,7 +94,7 @@ def test_a_storm_of_one_library_message_is_held_back_and_counted() -> None:
 
 
 def test_one_verdict_per_record_whatever_the_number_of_handlers() -> None:
-    from hub.logs import RepeatFilter
+    from hub.cli.logs import RepeatFilter
 
     limit = RepeatFilter(10.0)
     rec = logging.LogRecord("aiokafka", logging.ERROR, __file__, 1, "down", (), None)
@@ -122,7 +122,7 @@ def test_only_what_happens_while_a_group_forms_is_demoted(level: int, msg: str, 
     (hidden unless --log-level DEBUG). A coordinator that refuses the group, or a session that expired, stays."""
     import aiokafka.errors as kafka_errors
 
-    from hub.logs import GroupFormingFilter
+    from hub.cli.logs import GroupFormingFilter
 
     if args and isinstance(args[0], str) and args[0].endswith("Error"):
         args = (getattr(kafka_errors, args[0])(),)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.cli import _local_kafka
+from hub.cli.kafka import _local_kafka
 from hub.settings import Settings
 
 BOOTSTRAP_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "HUB_KAFKA_BOOTSTRAP_SERVERS")

@@ -1,5 +1,5 @@
 """The work behind `hub dlq`: which dead letters a command means, which of them someone handled, whether a replay
-would fail again. The commands themselves (hub/cli.py) only parse and print."""
+would fail again. The commands themselves (hub.cli.dlq) only parse and print."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hub.cli_errors import UsageProblem
+from hub.cli.errors import UsageProblem
 
 if TYPE_CHECKING:
     from hub.core.dead_letters import DeadLetter

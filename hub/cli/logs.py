@@ -1,8 +1,9 @@
-"""Structured logs: one JSON object per line (`hub run --log-format json`, or HUB_LOG_FORMAT=json).
+"""How a hub process logs (`configure_logging`, called by `hub run` and `hub api`). Structured logs: one JSON object
+per line (`hub run --log-format json`, or HUB_LOG_FORMAT=json).
 
 Each line has `time` (UTC, ISO 8601, milliseconds), `level`, `logger` and `message`, plus the ids a record
 carries as attributes (`logger.info(..., extra={"event_id": ..., "delivery_id": ...})`) and `exc` for an
-exception. Every string is passed through `hub.masking.redact`: a phone number or e-mail address never
+exception. Every string is passed through `hub.core.masking.redact`: a phone number or e-mail address never
 reaches the log in full, whatever a module wrote.
 """
 
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.core.masking import redact
+import typer
+
+from hub.core.masking import install_redaction, redact
 
 # record attributes copied to the line when a module set them (extra=...); ids only, never addresses
 CONTEXT_FIELDS = ("event_id", "delivery_id", "event_type", "channel", "stage", "group", "topic", "partition", "offset")
@@ -125,3 +129,25 @@ def demote_group_forming() -> None:
     target = logging.getLogger(GroupFormingFilter.COORDINATOR_LOGGER)
     if not any(isinstance(f, GroupFormingFilter) for f in target.filters):
         target.addFilter(GroupFormingFilter())
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+    if level.upper() not in LOG_LEVELS:
+        raise typer.BadParameter(f"{level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level")
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter(f"{log_format!r} is not text or json", param_hint="--log-format")
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True,
+    )
+    if log_format == "json":  # one JSON object per line (JsonFormatter)
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
+    for noisy in ("aiokafka", "hub.kafka.faststream"):  # FastStream logs as hub.kafka.faststream (new_broker)
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    install_redaction()
+    install_repeat_limit()
+    demote_group_forming()
