@@ -27,8 +27,8 @@ from hub.core.delivery import DeliveryStatus
 from hub.core.lag import Status
 
 if TYPE_CHECKING:
-    from hub.channels.base import ChannelAdapter
     from hub.consumers.breaker import CircuitBreaker
+    from hub.gateways.base import ChannelAdapter
     from hub.kafka.lag import LagMonitor
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)

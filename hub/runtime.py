@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from hub.channels import ChannelAdapter, build_adapter
 from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
@@ -29,6 +28,7 @@ from hub.core.rendering.identity import Identity
 from hub.core.rendering.renderer import Renderer
 from hub.core.time import utcnow
 from hub.core.topics import Topics
+from hub.gateways import ChannelAdapter, build_adapter
 from hub.kafka.broker import new_broker
 from hub.kafka.lag import LagMonitor
 from hub.kafka.publish import observe_statuses

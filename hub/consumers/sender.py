@@ -28,9 +28,6 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from hub.channels._http import BatchCall
-from hub.channels.base import ChannelAdapter, DeliveryResult
-from hub.channels.ratelimit import MAX_PAUSE_S
 from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.outcomes import OutcomeRecorder, Outcomes
 from hub.core.audience import still_wanted
@@ -40,6 +37,9 @@ from hub.core.delivery import DeliveryRequest, DeliveryStatus, read_delivery
 from hub.core.errors import EventError, PermanentError, StoreError, TransientError
 from hub.core.time import utcnow
 from hub.core.topics import Topics
+from hub.gateways._http import BatchCall
+from hub.gateways.base import ChannelAdapter, DeliveryResult
+from hub.gateways.ratelimit import MAX_PAUSE_S
 from hub.kafka.dlq import DeadLetters, dead_letter
 from hub.kafka.publish import StatusPublisher
 from hub.kafka.subscribe import subscribe_batches

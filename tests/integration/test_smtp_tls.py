@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from hub.channels import build_adapter
 from hub.core.delivery import DeliveryRequest
 from hub.core.rendering.email import EmailContent
+from hub.gateways import build_adapter
 from hub.settings import Settings
 from tests.conftest import _free_port
 

@@ -32,10 +32,10 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.channels.sens_sms import SensSmsChannel
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import TransientError
 from hub.core.rendering.sms import sms_content
+from hub.gateways.sens_sms import SensSmsChannel
 from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens
 from tests.property.conftest import PROFILE
 from tests.property.tally import tally

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from hub.channels.email import SmtpEmailChannel, to_wire
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import PermanentError
 from hub.core.rendering.email import EmailContent
 from hub.core.rendering.sms import SmsContent
+from hub.gateways.smtp_email import SmtpEmailChannel, to_wire
 
 TEXT = "홍길동님, 안녕하세요.\n상수도 요금을 알려드립니다.\n"
 HTML = "<p>홍길동님, 안녕하세요.</p><p>상수도 요금을 알려드립니다.</p>"

@@ -7,10 +7,10 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
-from hub.channels.ratelimit import RateLimiter
 from hub.consumers.breaker import CircuitBreaker
 from hub.core.delivery import DeliveryStatus
 from hub.core.lag import GroupLag, PartitionLag, Status
+from hub.gateways.ratelimit import RateLimiter
 from hub.metrics import HubMetrics, OpsCollector, ThroughputSeries
 
 

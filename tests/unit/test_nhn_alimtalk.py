@@ -14,9 +14,13 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from hub.channels import build_adapter
-from hub.channels.base import DeliveryResult
-from hub.channels.nhn_alimtalk import (
+from hub.core.delivery import DeliveryRequest
+from hub.core.errors import NaiveDatetimeError, PermanentError, TransientError
+from hub.core.rendering.alimtalk import KakaoContent
+from hub.core.rendering.sms import SmsContent
+from hub.gateways import build_adapter
+from hub.gateways.base import DeliveryResult
+from hub.gateways.nhn_alimtalk import (
     DUPLICATE_DETAIL,
     KST,
     LIST_PAGE_SIZE,
@@ -32,10 +36,6 @@ from hub.channels.nhn_alimtalk import (
     recipient_buttons,
     result_kind,
 )
-from hub.core.delivery import DeliveryRequest
-from hub.core.errors import NaiveDatetimeError, PermanentError, TransientError
-from hub.core.rendering.alimtalk import KakaoContent
-from hub.core.rendering.sms import SmsContent
 from hub.settings import Settings
 from tests.fakes import FakeNhnAlimtalk
 

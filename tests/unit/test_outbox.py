@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from hub.channels.outbox import OutboxChannel
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import PermanentError
 from hub.core.rendering.email import EmailContent
 from hub.core.rendering.sms import SmsContent
+from hub.gateways.outbox import OutboxChannel
 
 SMS = SmsContent(kind="SMS", text="[양평군] 누수 의심 안내", byte_count=23)
 

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from hub.channels import build_adapter
-from hub.channels.base import DeliveryResult
-from hub.channels.sens_sms import MAX_MESSAGES, STATUS, SensSmsChannel, signature, sms_parts, status_kind
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import PermanentError, TransientError
 from hub.core.rendering.alimtalk import KakaoContent
 from hub.core.rendering.sms import SmsContent, sms_content
+from hub.gateways import build_adapter
+from hub.gateways.base import DeliveryResult
+from hub.gateways.sens_sms import MAX_MESSAGES, STATUS, SensSmsChannel, signature, sms_parts, status_kind
 from hub.settings import Settings
 from tests.fakes import FakeSens
 from tests.fakes.sens import SENDER_NO

@@ -83,12 +83,12 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from hub.channels._http import HttpGatewayChannel, Outcome, json_object, phone_digits, raise_if_busy, retry_after_s
-from hub.channels.base import DeliveryResult
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import ChannelError, PermanentError, TransientError
 from hub.core.rendering.alimtalk import KakaoContent
 from hub.core.time import KST, as_utc
+from hub.gateways._http import HttpGatewayChannel, Outcome, json_object, phone_digits, raise_if_busy, retry_after_s
+from hub.gateways.base import DeliveryResult
 
 logger = logging.getLogger(__name__)
 

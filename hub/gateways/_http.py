@@ -22,10 +22,10 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 
-from hub.channels.base import ChannelAdapter, DeliveryResult
-from hub.channels.ratelimit import MAX_PAUSE_S
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import ChannelError, PermanentError, TransientError
+from hub.gateways.base import ChannelAdapter, DeliveryResult
+from hub.gateways.ratelimit import MAX_PAUSE_S
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hub.channels.base import ChannelAdapter, DeliveryResult
 from hub.core.delivery import DeliveryRequest
 from hub.core.time import utcnow
+from hub.gateways.base import ChannelAdapter, DeliveryResult
 
 
 class OutboxChannel(ChannelAdapter):

@@ -13,11 +13,11 @@ from email.utils import format_datetime, formataddr, parseaddr
 
 import aiosmtplib
 
-from hub.channels.base import ChannelAdapter, DeliveryResult
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import PermanentError, TransientError
 from hub.core.rendering.email import EmailContent
 from hub.core.time import utcnow
+from hub.gateways.base import ChannelAdapter, DeliveryResult
 
 # Built with the classic MIME classes: the `email.policy` folder drops the space between two RFC 2047
 # encoded words, so a long Korean subject arrived as "요금고지" instead of "요금 고지"; `Header` keeps it,

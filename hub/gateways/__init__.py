@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from hub.channels.base import ChannelAdapter, DeliveryResult
-from hub.channels.email import SmtpEmailChannel
-from hub.channels.nhn_alimtalk import NhnAlimtalkChannel
-from hub.channels.outbox import OutboxChannel
-from hub.channels.sens_sms import SensSmsChannel
+from hub.gateways.base import ChannelAdapter, DeliveryResult
+from hub.gateways.nhn_alimtalk import NhnAlimtalkChannel
+from hub.gateways.outbox import OutboxChannel
+from hub.gateways.sens_sms import SensSmsChannel
+from hub.gateways.smtp_email import SmtpEmailChannel
 from hub.settings import Settings
 
 

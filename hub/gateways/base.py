@@ -3,7 +3,7 @@
 An adapter has one job: `send(request) -> DeliveryResult`, or raise `TransientError` / `PermanentError`.
 The base class rate-limits, pauses the provider for a 429's Retry-After, times, logs (masked) and counts; providers implement
 `_send` only, and keep their URLs, auth, payloads and response parsing inside their own module. To add a
-provider, write one module with a subclass and register it in `hub.channels.build_adapter`.
+provider, write one module with a subclass and register it in `hub.gateways.build_adapter`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
-from hub.channels.ratelimit import RateLimiter
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import ChannelError, PermanentError, TransientError
+from hub.gateways.ratelimit import RateLimiter
 
 T = TypeVar("T")
 

@@ -26,11 +26,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from hub.channels._http import HttpGatewayChannel, Outcome, json_object, phone_digits, retry_after_s
-from hub.channels.base import DeliveryResult
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import PermanentError, RenderError, TransientError
 from hub.core.rendering.sms import LMS_SUBJECT_MAX_BYTES, SmsContent, euckr_len, sms_content
+from hub.gateways._http import HttpGatewayChannel, Outcome, json_object, phone_digits, retry_after_s
+from hub.gateways.base import DeliveryResult
 
 logger = logging.getLogger(__name__)
 
