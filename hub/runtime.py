@@ -40,7 +40,7 @@ from hub.settings import Settings
 from hub.store import Store
 
 if TYPE_CHECKING:
-    from hub.api.server import OpsServer
+    from hub.http.server import OpsServer
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class Hub:
         await self.broker.start()
         self.started_at = time.time()
         if self.settings.ops_port:
-            from hub.api.server import OpsServer
+            from hub.http.server import OpsServer
 
             self.ops = await OpsServer.start(self)
         if self.scheduler is not None:

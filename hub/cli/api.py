@@ -19,7 +19,8 @@ def api(
     """Serve the HTTP ingest API for department systems (OpenAPI at /docs)."""
     import uvicorn
 
-    from hub.api.ingest import IngestSettings, create_ingest_app
+    from hub.http.ingest.app import create_ingest_app
+    from hub.http.ingest.context import IngestSettings
 
     ingest, settings = IngestSettings(), Settings()
     host, port = host or ingest.api_host, port or ingest.api_port

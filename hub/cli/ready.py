@@ -50,7 +50,7 @@ def ready_lines(hub: Hub) -> list[str]:
 
 def settings_api_address() -> str:
     try:
-        from hub.api.ingest import IngestSettings
+        from hub.http.ingest.context import IngestSettings
 
         ingest = IngestSettings()
         return f"{ingest.api_host}:{ingest.api_port}"

@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.api.body import MAX_DEPTH, MAX_NUMBER_CHARS
-from hub.api.ingest import InMemoryPreferences, create_ingest_app
 from hub.client import AsyncHubClient, HubClientError
 from hub.core.cloudevents import parse_kafka_message
 from hub.core.events import sample_data
 from hub.core.topics import Topics
+from hub.http.ingest.app import create_ingest_app
+from hub.http.ingest.body import MAX_DEPTH, MAX_NUMBER_CHARS
+from hub.http.ingest.preferences import InMemoryPreferences
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

@@ -118,8 +118,8 @@ async def test_the_ingest_api_answers_instants_with_their_offset(settings: Setti
     the store holds (written here in several offsets)."""
     import httpx
 
-    from hub.api.ingest import create_ingest_app
     from hub.core.events import sample_data
+    from hub.http.ingest.app import create_ingest_app
     from tests.http_server import serve_app
 
     _, token = await new_key(settings)

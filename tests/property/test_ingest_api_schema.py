@@ -20,9 +20,9 @@ from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation.modes import GenerationMode
 
-from hub.api.ingest import create_ingest_app
 from hub.core.residents import Resident
 from hub.core.time import utcnow
+from hub.http.ingest.app import create_ingest_app
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

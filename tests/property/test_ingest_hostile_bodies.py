@@ -27,9 +27,10 @@ from hypothesis import HealthCheck, given, seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from hub.api.body import MAX_DEPTH
-from hub.api.ingest import IngestSettings, create_ingest_app
 from hub.core.events import CATALOGUE, sample_data
+from hub.http.ingest.app import create_ingest_app
+from hub.http.ingest.body import MAX_DEPTH
+from hub.http.ingest.context import IngestSettings
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

@@ -11,9 +11,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from hub.api.ingest import InMemoryPreferences, create_ingest_app
 from hub.core.apikeys import hash_token
 from hub.core.cloudevents import CloudEvent
+from hub.http.ingest.app import create_ingest_app
+from hub.http.ingest.preferences import InMemoryPreferences
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

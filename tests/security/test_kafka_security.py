@@ -129,7 +129,7 @@ async def _fails(work: Any) -> None:
 
 async def test_every_kafka_client_the_hub_builds_uses_the_settings(monkeypatch: pytest.MonkeyPatch,
                                                                      tmp_path: Path) -> None:
-    from hub.api.ingest import create_ingest_app
+    from hub.http.ingest.app import create_ingest_app
     from hub.kafka import dlq
     from hub.kafka.lag import LagReader
     from hub.kafka.publish import publish_event

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from hub.api.app import create_app
+from hub.http.app import create_app
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests.property.conftest import PROFILE, session_seed

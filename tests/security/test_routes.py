@@ -18,9 +18,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Route
 
-from hub.api.app import create_app
 from hub.core.apikeys import SCOPES, generate_token
 from hub.core.events import sample_data
+from hub.http.app import create_app
 from hub.runtime import Hub
 from hub.settings import Settings
 from tests.security.conftest import Ingest

@@ -13,11 +13,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hub.api.ingest import create_ingest_app
 from hub.client import AsyncHubClient, HubClient, HubClientError
 from hub.core.cloudevents import CloudEvent
 from hub.core.delivery import DeliveryStatus
 from hub.core.events import sample_data
+from hub.http.ingest.app import create_ingest_app
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

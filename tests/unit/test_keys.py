@@ -14,11 +14,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from hub.api.ingest import create_ingest_app
 from hub.core import apikeys
 from hub.core.apikeys import ApiKey, check_department, check_patterns, generate_token, hash_token, looks_like_token
 from hub.core.cloudevents import CloudEvent
 from hub.core.events import CATALOGUE, sample_data
+from hub.http.ingest.app import create_ingest_app
 from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db

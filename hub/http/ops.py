@@ -141,7 +141,7 @@ async def summary(hub: Hub, *, deliveries: int = 20) -> dict[str, Any]:
 
 
 def dashboard_html() -> str:
-    return resources.files("hub.api").joinpath("dashboard.html").read_text(encoding="utf-8")
+    return resources.files("hub.http").joinpath("dashboard.html").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- the router

@@ -1,7 +1,7 @@
 """The hub's HTTP application: one FastAPI app per running hub, served by `hub run` (see hub/runtime.py).
 
 Routers are mounted here: the ops endpoints. The HTTP ingest for department systems is its own app (`hub api`,
-hub/api/ingest.py), so it can be exposed to departments while the ops port stays internal.
+hub/http/ingest/), so it can be exposed to departments while the ops port stays internal.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from hub.api.ops import ops_router
+from hub.http.ops import ops_router
 
 if TYPE_CHECKING:
     from hub.runtime import Hub

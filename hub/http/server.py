@@ -40,7 +40,7 @@ class OpsServer:
     @classmethod
     async def start(cls, hub: Hub) -> OpsServer | None:
         """Serve `create_app(hub)` on settings.ops_host:ops_port; None (and a warning) if it cannot listen."""
-        from hub.api.app import create_app
+        from hub.http.app import create_app
 
         host, port = hub.settings.ops_host, hub.settings.ops_port
         try:
