@@ -26,7 +26,7 @@ from hub.consumers.common import observe_statuses
 from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
-from hub.consumers.sender import SenderConsumer
+from hub.consumers.sender import InFlight, SenderConsumer
 from hub.delivery import utcnow
 from hub.errors import StoreError
 from hub.events import CHANNELS
@@ -135,7 +135,7 @@ class Hub:
         self.broker = new_broker(settings, registry=self.metrics.registry if self.metrics else None)
         self.lag = LagMonitor(settings)  # sampled for the ops server, once asked
         self.senders: dict[str, SenderConsumer] = {}
-        self.in_flight: set[str] = set()  # delivery ids whose gateway call this process is making now
+        self.in_flight = InFlight()  # delivery ids whose gateway call this process is making now
         self.ops: OpsServer | None = None
         self.started_at: float | None = None
         self.stopping = False
