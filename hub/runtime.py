@@ -21,7 +21,7 @@ from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
-from hub.consumers.sender import SenderConsumer
+from hub.consumers.sender import InFlight, SenderConsumer
 from hub.core.errors import StoreError
 from hub.core.events.common import CHANNELS
 from hub.core.rendering.identity import Identity
@@ -83,7 +83,7 @@ class Hub:
         self.broker = new_broker(settings, registry=self.metrics.registry if self.metrics else None)
         self.lag = LagMonitor(settings)  # sampled for the ops server, once asked
         self.senders: dict[str, SenderConsumer] = {}
-        self.in_flight: set[str] = set()  # delivery ids whose gateway call this process is making now
+        self.in_flight = InFlight()  # delivery ids whose gateway call this process is making now
         self.ops: OpsServer | None = None
         self.started_at: float | None = None
         self.stopping = False

@@ -115,15 +115,29 @@ def _row(r: DeliveryRequest) -> NewDelivery:
     return NewDelivery(r.delivery_id, r.notice_key, r.event_id, r.event_type, r.resident_id, r.channel, r.masked_to)
 
 
+MINE = (Claim.NEW, Claim.AGAIN, Claim.IN_DOUBT)  # claims whose call this sender makes
+
+
+class InFlight:
+    """Delivery ids whose gateway call this process is making now, shared by all of its senders (the kakao
+    sender claims its 대체발송 SMS too). Claims are made one at a time under `lock` and registered here in the
+    same step, so a sibling consumer that meets the same delivery a moment later (a retry tier's copy beside
+    the redelivered batch) finds it BUSY instead of in doubt, and does not call again."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.lock = asyncio.Lock()
+
+
 class SenderConsumer:
     def __init__(self, *, channel: str, adapter: ChannelAdapter, broker: KafkaBroker, store: Store,
                  settings: Settings, topics: Topics, owner: str, fallback: ChannelAdapter | None = None,
                  breaker: CircuitBreaker | None = None, clock: Callable[[], datetime] = utcnow,
-                 in_flight: set[str] | None = None) -> None:
+                 in_flight: InFlight | None = None) -> None:
         self.channel, self.adapter, self.fallback = channel, adapter, fallback
         # ids whose gateway call this process is making now: shared by the process's senders (a fallback SMS is
         # claimed by the kakao sender), so a second copy met meanwhile waits instead of calling again
-        self.in_flight = in_flight if in_flight is not None else set()
+        self.in_flight = in_flight if in_flight is not None else InFlight()
         self.broker, self.store, self.settings, self.topics, self.owner = broker, store, settings, topics, owner
         self.clock = clock
         self.stage = f"sender:{channel}"
@@ -187,8 +201,7 @@ class SenderConsumer:
         if tier and (wait_s := not_before_ms / 1000 - time.time()) > 0:
             await asyncio.sleep(wait_s)  # the tier's delay: these failed recently
         claims = await self._claim([_row(w.request) for w in batch.values()])
-        mine = [i for i, c in claims.items() if c in (Claim.NEW, Claim.AGAIN, Claim.IN_DOUBT)]
-        self.in_flight.update(mine)
+        mine = [i for i, c in claims.items() if c in MINE]
         try:
             done = await self._process(batch, claims, Outcomes(outcomes, futures))
         except BaseException:  # the batch comes again: to other senders too, its claims must read as in doubt
@@ -196,15 +209,20 @@ class SenderConsumer:
                 await self.store.abandon(mine, self.owner)
             raise
         finally:
-            self.in_flight.difference_update(mine)
+            self.in_flight.ids.difference_update(mine)
         if done.statuses:
             counts = collections.Counter(o.state for o in done.statuses)
             logger.info("%s%s: %s", self.stage, f":retry-{tier}" if tier else "",
                         ", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
 
     async def _claim(self, rows: list[NewDelivery]) -> dict[str, Claim]:
-        return await self.store.claim(rows, self.owner, alive_within_s=self.settings.sender_liveness_s,
-                                      lease_s=self.settings.sending_lease_s, mine_in_flight=self.in_flight)
+        """Claim, and register the claimed ids as this process's calls in flight, as one step for the process's
+        other senders (the caller removes them from `in_flight.ids` once their outcomes are recorded)."""
+        async with self.in_flight.lock:
+            claims = await self.store.claim(rows, self.owner, alive_within_s=self.settings.sender_liveness_s,
+                                            lease_s=self.settings.sending_lease_s, mine_in_flight=self.in_flight.ids)
+            self.in_flight.ids.update(i for i, c in claims.items() if c in MINE)
+        return claims
 
     async def _process(self, batch: dict[str, Work], claims: dict[str, Claim], decided: Outcomes) -> Outcomes:
         """Decide what needs no call and record it; then make the calls, each recorded as soon as it answers."""
@@ -258,6 +276,8 @@ class SenderConsumer:
         if not done.statuses:
             return done
         await self.recorder.record(done.statuses)
+        # recorded: a claim now finds them finished (or claimable again), so they are no longer calls in flight
+        self.in_flight.ids.difference_update(s.delivery_id for s in done.statuses if s.delivery_id)
         return Outcomes(done.statuses, done.published + await self.status.publish(done.statuses))
 
     async def _publish_again(self, finished: list[Work]) -> Outcomes:

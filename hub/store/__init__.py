@@ -143,7 +143,8 @@ class Store(DirectoryQueries):
         A delivery already `sending` is BUSY when that call is being made now: claimed by this owner and in
         `mine_in_flight` (this process knows its own calls), or claimed less than `lease_s` ago by another
         sender seen (`heartbeat`) within `alive_within_s`. Otherwise its claimant died mid-call (or its batch
-        failed: `abandon`) and it is IN_DOUBT."""
+        failed: `abandon`) and it is IN_DOUBT: this owner takes it over (`_take_over`), and a claim that finds
+        it taken over a moment ago reads it BUSY. Only one claimant ever makes a call in doubt again."""
         ids = list(dict.fromkeys(r.delivery_id for r in rows))
         if not ids:
             return {}
@@ -166,11 +167,16 @@ class Store(DirectoryQueries):
                 alive = await self._alive(session, {by for status, by, _ in found.values() if status == "sending"},
                                           owner, now - timedelta(seconds=alive_within_s) if alive_within_s else None)
                 lease_start = now - timedelta(seconds=lease_s)
+                doubted: dict[str | None, list[str]] = {}
                 for i in rest:
                     if i in found:
                         status, by, at = found[i]
                         busy = i in mine_in_flight if by == owner else by in alive and at >= lease_start
-                        out[i] = Claim.DONE if status != "sending" else Claim.BUSY if busy else Claim.IN_DOUBT
+                        out[i] = Claim.DONE if status != "sending" else Claim.BUSY
+                        if status == "sending" and not busy:
+                            doubted.setdefault(by, []).append(i)
+                for by, taken in doubted.items():  # in doubt: this claimant takes them over, unless another did
+                    out.update(dict.fromkeys(await self._take_over(session, taken, by, owner, now), Claim.IN_DOUBT))
                 missing = [r for r in rows if r.delivery_id in set(rest) - found.keys()]
                 if missing:
                     values = [
@@ -186,6 +192,19 @@ class Store(DirectoryQueries):
                     for r in missing:  # not inserted: another sender inserted it a moment ago and is sending it
                         out[r.delivery_id] = Claim.NEW if r.delivery_id in inserted else Claim.BUSY
         return out
+
+    @staticmethod
+    async def _take_over(session: Any, ids: list[str], claimant: str | None, owner: str, now: datetime) -> list[str]:
+        """Claim in-doubt deliveries for `owner`, each only if `claimant` (dead, or NULL: abandoned) still holds
+        it: two senders that read it in doubt at the same moment cannot both make the call again; the one that
+        finds it taken reads it BUSY."""
+        held_by = DeliveryRow.claimed_by.is_(None) if claimant is None else DeliveryRow.claimed_by == claimant
+        return list((await session.scalars(
+            update(DeliveryRow)
+            .where(DeliveryRow.delivery_id.in_(ids), DeliveryRow.status == "sending", held_by)
+            .values(claimed_by=owner, updated_at=now)  # the attempt count is the ledger's, as before
+            .returning(DeliveryRow.delivery_id)
+        )).all())
 
     async def _alive(self, session: Any, owners: set[str | None], me: str, since: datetime | None) -> set[str | None]:
         """Which of these other claimants are alive: senders seen since `since`."""

@@ -142,7 +142,7 @@ async def test_a_claim_held_by_a_live_sender_is_busy_and_by_a_silent_one_in_doub
     assert await store.claim([row], owner="sender-2", alive_within_s=0.05) == {row.delivery_id: Claim.IN_DOUBT}
     await store.forget("sender-1")  # a clean stop
     assert await store.claim([row], owner="sender-2", alive_within_s=15) == {row.delivery_id: Claim.IN_DOUBT}
-    assert await status_of(store, row) == ("sending", 1)  # neither answer took the claim over
+    assert await status_of(store, row) == ("sending", 1)  # taking a claim over is not another attempt
 
 
 async def test_a_claim_older_than_the_lease_or_abandoned_is_in_doubt_even_if_its_sender_lives(store: Store) -> None:
@@ -158,8 +158,9 @@ async def test_a_claim_older_than_the_lease_or_abandoned_is_in_doubt_even_if_its
         first.delivery_id: Claim.IN_DOUBT}
     await store.abandon([second.delivery_id], "sender-1")  # its batch failed: the claim is given up
     assert await store.claim([second], owner="sender-2", alive_within_s=15) == {second.delivery_id: Claim.IN_DOUBT}
-    await store.abandon([first.delivery_id], "sender-2")  # not sender-2's claim: nothing happens
-    assert await store.claim([first], owner="sender-2", alive_within_s=15) == {first.delivery_id: Claim.BUSY}
+    await store.heartbeat("sender-2")  # sender-2 took `first` over when it read it in doubt
+    await store.abandon([first.delivery_id], "sender-1")  # no longer sender-1's claim: nothing happens
+    assert await store.claim([first], owner="sender-3", alive_within_s=15) == {first.delivery_id: Claim.BUSY}
 
 
 @pytest.mark.parametrize("registered", [False, True])
