@@ -25,7 +25,16 @@ from hub.core.delivery import DeliveryStatus
 from hub.core.errors import StoreError, StoreRefusedError
 from hub.core.time import utcnow
 from hub.store.directory import DirectoryQueries
-from hub.store.models import Base, DeliveryLogRow, DeliveryRow, ScheduledRow, SenderRow, UtcDateTime
+from hub.store.models import (
+    Base,
+    DeliveryLogRow,
+    DeliveryRow,
+    IdempotencyRow,
+    IngestEventRow,
+    ScheduledRow,
+    SenderRow,
+    UtcDateTime,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +102,6 @@ class Store(DirectoryQueries):
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
     async def init(self) -> None:
-        # their tables hang off Base too (imported here: they import Store)
-        import hub.store.dead_letters
-        import hub.store.ingest  # noqa: F401
-
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
 
@@ -304,8 +309,6 @@ class Store(DirectoryQueries):
         last changed before it, outcome-log rows written before it (except those of a delivery still queued,
         sending or retrying), released held deliveries, and the ingest API's event ids and Idempotency-Keys.
         A dry run only counts. Residents and API keys are not touched (they are not delivery records)."""
-        from hub.store.ingest import IdempotencyRow, IngestEventRow
-
         active = exists().where(DeliveryRow.delivery_id == DeliveryLogRow.delivery_id,
                                 DeliveryRow.status.not_in(PURGEABLE_STATES))
         plan: list[tuple[str, type[Base], ColumnElement[bool]]] = [  # the log first: it asks the deliveries

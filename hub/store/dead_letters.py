@@ -1,7 +1,7 @@
 """Dead letters someone handled: which entry of the dead-letter topic (topic, partition, offset), who, when and
 why. The entry stays in Kafka (a topic is a log); this table says it needs no one's attention any more.
 
-The table hangs off `hub.store.models.Base`, so `Store.init()` creates it with the rest.
+The table is in hub.store.models with the others, so `Store.init()` creates it with the rest.
 """
 
 from __future__ import annotations
@@ -10,25 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, select
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import select
 
 from hub.store import Store
-from hub.store.models import Base, Note, UtcDateTime
-
-
-class DeadLetterResolutionRow(Base):
-    """One handled entry of a dead-letter topic. Handled again: the latest handling is kept."""
-
-    __tablename__ = "dead_letter_resolutions"
-
-    topic: Mapped[str] = mapped_column(String(250), primary_key=True)
-    kafka_partition: Mapped[int] = mapped_column(Integer, primary_key=True)
-    kafka_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    action: Mapped[str] = mapped_column(String(20))  # resolved (by hand) or replayed
-    resolved_by: Mapped[str] = mapped_column(Note(200))
-    resolved_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    note: Mapped[str] = mapped_column(Note(), default="")
+from hub.store.models import DeadLetterResolutionRow
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The ingest API's tables and queries: department API keys (hashed), which department published which event
 id, and the Idempotency-Key ledger. SQLite and PostgreSQL alike: upserts go through `store._insert`.
 
-The tables hang off `hub.store.models.Base`, so `Store.init()` creates them with the rest.
+The tables are in hub.store.models with the others, so `Store.init()` creates them with the rest.
 """
 
 from __future__ import annotations
@@ -13,69 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, Text, delete, select, update
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import delete, select, update
 
 from hub.core.apikeys import ApiKey, Scope, generate_token, hash_token, hashes_match
 from hub.core.time import utcnow
 from hub.store import Store
-from hub.store.models import Base, UtcDateTime
-
-
-class ApiKeyRow(Base):
-    """A department's API key: its SHA-256 hash only (see hub.apikeys for why no slow hash)."""
-
-    __tablename__ = "api_keys"
-
-    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    department: Mapped[str] = mapped_column(String(40), index=True)
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    key_prefix: Mapped[str] = mapped_column(String(16))
-    type_patterns: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
-    scopes: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
-
-    def to_key(self) -> ApiKey:
-        return ApiKey(
-            key_id=self.key_id, department=self.department, type_patterns=tuple(json.loads(self.type_patterns)),
-            scopes=tuple(json.loads(self.scopes)), key_prefix=self.key_prefix, created_at=self.created_at,
-            revoked_at=self.revoked_at,
-        )
-
-
-class IngestEventRow(Base):
-    """An event id published through the API, and the department that owns it (GET /v1/events/{id})."""
-
-    __tablename__ = "ingest_events"
-
-    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    department: Mapped[str] = mapped_column(String(40), index=True)
-    key_id: Mapped[str] = mapped_column(String(32))
-    event_type: Mapped[str] = mapped_column(String(200))
-    topic: Mapped[str | None] = mapped_column(String(250), nullable=True)
-    kafka_partition: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    kafka_offset: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
-    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
-
-
-class IdempotencyRow(Base):
-    """One Idempotency-Key of one department: the body it came with, the event it made, the answer given."""
-
-    __tablename__ = "ingest_idempotency"
-
-    department: Mapped[str] = mapped_column(String(40), primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    body_hash: Mapped[str] = mapped_column(String(64))
-    event_id: Mapped[str] = mapped_column(String(200))
-    event_json: Mapped[str] = mapped_column(Text)  # the exact event, so a retry republishes the same one
-    state: Mapped[str] = mapped_column(String(10))  # pending | done
-    response: Mapped[str | None] = mapped_column(Text, nullable=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
-    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
-
+from hub.store.models import ApiKeyRow, IdempotencyRow, IngestEventRow
 
 # --------------------------------------------------------------------------- keys
 

@@ -1,14 +1,17 @@
-"""SQLAlchemy models of the store."""
+"""SQLAlchemy models of the store: every table, so `Store.init()` creates them all (the ingest API's and the
+handled dead letters' too, whose queries live in hub.store.ingest and hub.store.dead_letters)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from hub.core.apikeys import ApiKey
 from hub.core.time import as_utc
 
 _UNKEEPABLE = re.compile("[\x00\ud800-\udfff]")
@@ -152,3 +155,78 @@ class ScheduledRow(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# --------------------------------------------------------------------------- the ingest API
+
+
+class ApiKeyRow(Base):
+    """A department's API key: its SHA-256 hash only (see hub.core.apikeys for why no slow hash)."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_prefix: Mapped[str] = mapped_column(String(16))
+    type_patterns: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    scopes: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+    def to_key(self) -> ApiKey:
+        return ApiKey(
+            key_id=self.key_id, department=self.department, type_patterns=tuple(json.loads(self.type_patterns)),
+            scopes=tuple(json.loads(self.scopes)), key_prefix=self.key_prefix, created_at=self.created_at,
+            revoked_at=self.revoked_at,
+        )
+
+
+class IngestEventRow(Base):
+    """An event id published through the API, and the department that owns it (GET /v1/events/{id})."""
+
+    __tablename__ = "ingest_events"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    event_type: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str | None] = mapped_column(String(250), nullable=True)
+    kafka_partition: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    kafka_offset: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+
+class IdempotencyRow(Base):
+    """One Idempotency-Key of one department: the body it came with, the event it made, the answer given."""
+
+    __tablename__ = "ingest_idempotency"
+
+    department: Mapped[str] = mapped_column(String(40), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(200))
+    event_json: Mapped[str] = mapped_column(Text)  # the exact event, so a retry republishes the same one
+    state: Mapped[str] = mapped_column(String(10))  # pending | done
+    response: Mapped[str | None] = mapped_column(Text, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# --------------------------------------------------------------------------- dead letters someone handled
+
+
+class DeadLetterResolutionRow(Base):
+    """One handled entry of a dead-letter topic. Handled again: the latest handling is kept."""
+
+    __tablename__ = "dead_letter_resolutions"
+
+    topic: Mapped[str] = mapped_column(String(250), primary_key=True)
+    kafka_partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kafka_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    action: Mapped[str] = mapped_column(String(20))  # resolved (by hand) or replayed
+    resolved_by: Mapped[str] = mapped_column(Note(200))
+    resolved_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    note: Mapped[str] = mapped_column(Note(), default="")
