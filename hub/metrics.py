@@ -27,9 +27,9 @@ from hub.core.delivery import DeliveryStatus
 from hub.core.lag import Status
 
 if TYPE_CHECKING:
-    from hub.consumers.breaker import CircuitBreaker
     from hub.gateways.base import ChannelAdapter
     from hub.kafka.lag import LagMonitor
+    from hub.pipeline.breaker import CircuitBreaker
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 NO_CHANNEL = "none"  # the label of outcomes without a channel (suppressed: no usable channel)

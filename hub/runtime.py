@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
@@ -34,10 +33,11 @@ from hub.kafka.lag import LagMonitor
 from hub.kafka.publish import observe_statuses
 from hub.kafka.topics import ensure_topics
 from hub.metrics import HubMetrics, OpsCollector
-from hub.periodic import Periodic
-from hub.retention import RetentionTask
+from hub.pipeline.breaker import CircuitBreaker
+from hub.pipeline.periodic import Periodic
 from hub.settings import Settings
 from hub.store import Store
+from hub.store.retention import RetentionTask
 
 if TYPE_CHECKING:
     from hub.http.server import OpsServer

@@ -18,7 +18,7 @@ def purge(
     their outcome log, released held deliveries, the ingest API's event ids. Queued, sending and retrying
     deliveries are kept whatever their age. A running hub does this every HUB_RETENTION_INTERVAL_S."""
     from hub.core.time import utcnow
-    from hub.retention import purge_expired
+    from hub.store.retention import purge_expired
 
     settings = Settings() if days is None else Settings(retention_days=days)
     if not settings.retention_days:

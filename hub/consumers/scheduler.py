@@ -18,7 +18,7 @@ from faststream.kafka import KafkaBroker
 from hub.core.delivery import DeliveryRequest
 from hub.core.topics import Topics
 from hub.kafka.dlq import DeadLetters
-from hub.periodic import Periodic
+from hub.pipeline.periodic import Periodic
 from hub.store import Store
 
 logger = logging.getLogger(__name__)

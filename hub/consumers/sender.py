@@ -28,7 +28,6 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 
-from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.outcomes import OutcomeRecorder, Outcomes
 from hub.core.audience import still_wanted
 from hub.core.dead_letters import header_map
@@ -43,6 +42,7 @@ from hub.gateways.ratelimit import MAX_PAUSE_S
 from hub.kafka.dlq import DeadLetters, dead_letter
 from hub.kafka.publish import StatusPublisher
 from hub.kafka.subscribe import subscribe_batches
+from hub.pipeline.breaker import CircuitBreaker
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
 

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.core.residents import Resident
-from hub.retention import RetentionTask, purge_expired
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.store import PurgeCounts, Store
 from hub.store import ingest as db
 from hub.store.models import Base, DeliveryLogRow, DeliveryRow, ResidentRow, ScheduledRow
+from hub.store.retention import RetentionTask, purge_expired
 from tests.conftest import wait_for
 
 NOW = datetime(2027, 6, 1, 12, 0, tzinfo=UTC)

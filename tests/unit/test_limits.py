@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.consumers.breaker import CircuitBreaker
 from hub.gateways.ratelimit import RateLimiter
+from hub.pipeline.breaker import CircuitBreaker
 
 
 class FakeClock:

@@ -7,11 +7,11 @@ from typing import Any
 
 from prometheus_client import generate_latest
 
-from hub.consumers.breaker import CircuitBreaker
 from hub.core.delivery import DeliveryStatus
 from hub.core.lag import GroupLag, PartitionLag, Status
 from hub.gateways.ratelimit import RateLimiter
 from hub.metrics import HubMetrics, OpsCollector, ThroughputSeries
+from hub.pipeline.breaker import CircuitBreaker
 
 
 def status(state: str, channel: str | None = "sms", latency_s: float | None = None) -> DeliveryStatus:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from hub.periodic import Periodic
+from hub.pipeline.periodic import Periodic
 from hub.settings import Settings
 from hub.store import PurgeCounts, Store
 
