@@ -22,8 +22,9 @@ test: install  ## every test; integration tests start their own real broker (and
 	scripts/system-deps.sh test
 	$(UV) run --frozen pytest
 
-lint: install
+lint: install  ## ruff, and the layers contract of hub/ (import-linter)
 	$(UV) run --frozen ruff check .
+	$(UV) run --frozen lint-imports
 
 schemas: install
 	$(HUB) schemas export
