@@ -3,7 +3,7 @@
 Each record is read the way the consumer of its stage reads it: the router parses and validates the event
 (`hub.events.read_event`) and plans it for the recipients it names (rendering included: a text that cannot go
 by SMS dead-letters the event); a sender reads the delivery request for its topic's channel
-(`hub.delivery.read_delivery`); the directory parses the resident event. What the consumer would refuse,
+(`hub.core.delivery.read_delivery`); the directory parses the resident event. What the consumer would refuse,
 this refuses, with the consumer's reason. What depends on the moment (a gateway that was down, a resident not
 yet in the directory) passes: replaying is how those are retried.
 """

@@ -1,6 +1,6 @@
 """Ops endpoints of a running hub: /healthz, /readyz, /metrics, the dashboard page and its JSON.
 
-Thin: everything shown comes from the hub's metrics (`hub.metrics`), its lag monitor (`hub.lag`), its broker
+Thin: everything shown comes from the hub's metrics (`hub.metrics`), its lag monitor (`hub.kafka.lag`), its broker
 and store. Addresses appear masked only (the delivery log holds nothing else), reasons are redacted again.
 """
 

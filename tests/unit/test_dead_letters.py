@@ -1,4 +1,4 @@
-"""Handling one record at a time (hub/consumers/dlq.py): what one record raises dead-letters that record, an
+"""Handling one record at a time (hub/kafka/dlq.py): what one record raises dead-letters that record, an
 outage fails the batch, a copy the broker acknowledged is not written twice, and the writer itself survives
 odd records (lone surrogates in a reason, a record at the size limit, values nested deep). The results check
 reads its records the same way."""

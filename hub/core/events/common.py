@@ -67,7 +67,7 @@ class DirectNotice(BaseModel):
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        """The rules the validators below apply, for the published schema (hub/schemas.py)."""
+        """The rules the validators below apply, for the published schema (hub/core/schemas.py)."""
         schema = handler(core)
         cls._schema_rules(handler.resolve_ref_schema(schema))
         return schema

@@ -67,7 +67,7 @@ class SimpleEventIn(BaseModel):
 
 
 class CloudEventIn(BaseModel):
-    """CloudEvents 1.0, structured JSON. For the documentation: the hub reads it with hub.events."""
+    """CloudEvents 1.0, structured JSON. For the documentation: the hub reads it with hub.core.cloudevents."""
 
     model_config = ConfigDict(extra="allow")
     specversion: str = Field(examples=["1.0"])
