@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ChannelName = Literal["kakao", "sms", "email"]
@@ -125,6 +125,24 @@ class Settings(BaseSettings):
     lag_sample_interval_s: float = Field(default=5.0, gt=0, description="How often the ops server samples lag.")
     lag_window: int = Field(default=10, ge=2, description="Samples per partition in a lag status window.")
     log_format: Literal["text", "json"] = Field(default="text", description="json: one JSON object per line.")
+
+    # the web pages people use (docs/CONSOLE.md, docs/SECURITY.md): the staff console (`hub console`, an internal
+    # address) and the residents' pages (`hub public`, the address the county exposes behind its TLS proxy)
+    web_secret_key: SecretStr | None = Field(
+        default=None, description="Signs the staff console's session cookies; `hub console` needs it.")
+    web_secure_cookies: bool = Field(
+        default=False, description="Mark cookies Secure: set it whenever the pages are served over TLS.")
+    web_session_max_age_s: int = Field(default=8 * 3600, ge=60, description="A console sign-in lasts this long.")
+    console_host: str = Field(default="127.0.0.1", description="Address of the staff console (county network).")
+    console_port: int = Field(default=8090, ge=1, le=65535)
+    public_host: str = Field(default="127.0.0.1", description="Address of the residents' pages (behind the proxy).")
+    public_port: int = Field(default=8091, ge=1, le=65535)
+    public_url: str | None = Field(
+        default=None, description="External base URL of the residents' pages, used in their links "
+                                  "(e.g. https://talk.yp.example.kr).")
+    link_keys: list[SecretStr] = Field(
+        default_factory=list, description="Keys of the residents' signed links: the first signs, all verify; "
+                                          "put a new key first to rotate, drop an old one to revoke its links.")
 
     # local broker (`hub kafka up`)
     local_kafka_home: Path = Path(".kafka")
