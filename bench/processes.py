@@ -16,6 +16,15 @@ from hub.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def cpu_s(pid: int) -> float:
+    """CPU time a live process has used so far (user + system, all its threads), in seconds; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Process:
     """A process started from the repository's root, its output in `log_path`, its peak RSS sampled."""
@@ -56,13 +65,8 @@ class Process:
         return self.peak_rss_mb
 
     def cpu_s(self) -> float:
-        """CPU time the process has used so far (user + system), in seconds."""
         assert self.proc is not None
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return float("nan")
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_s(self.proc.pid)
 
     def stop(self, *, patience_s: float = 60) -> None:
         """SIGTERM (a graceful stop: the batches in hand finish and commit), SIGKILL after `patience_s`."""

@@ -45,7 +45,7 @@ from aiokafka import AIOKafkaConsumer
 
 from bench.fake_gateway import BenchSens
 from bench.processes import ROOT, HubProcess, LeanProcess, Process
-from bench.report import REPORT, percentile, report, write_report
+from bench.report import NOISY, REPORT, CpuClock, percentile, report, write_report
 from bench.workload import PARTITIONS, bill, county_notice, create_topics, phone, publish, residents_csv
 from hub.kafka_local import LocalKafka
 from hub.settings import Settings
@@ -96,6 +96,7 @@ class Bench:
     bootstrap: str
     work: Path
     sens: BenchSens
+    kafka_pid: int | None = None  # the broker the benchmark started (a shared one is other work)
 
     def hub_settings(self, prefix: str, db: Path) -> Settings:
         return Settings(
@@ -132,6 +133,10 @@ class Bench:
             yield process, Topics(prefix)
         finally:
             process.stop(patience_s=20)
+
+    def clock(self, process: Process) -> CpuClock:
+        assert process.proc is not None
+        return CpuClock.read(process.proc.pid, *([self.kafka_pid] if self.kafka_pid else []))
 
     def forget_arrivals(self) -> None:
         """The fake keeps every request: drop those of earlier runs (memory of this process, not of theirs)."""
@@ -170,15 +175,17 @@ class Bench:
         expect = len(events)
         with self.system(kind, "profile" if profile else kind, profile=profile) as (process, topics):
             await self.warm_up(topics, process)
-            since, cpu_before = len(self.sens.received), process.cpu_s()
+            since, cpu_before, clock = len(self.sens.received), process.cpu_s(), self.clock(process)
             started = time.time()
             publish_s, stamps = await publish(self.bootstrap, topics.events("water"), events, pace_per_s=pace_per_s)
             got = await self.wait_delivered(since, expect, process, timeout_s=timeout_s)
             rss, cpu_s = process.sample_rss(), process.cpu_s() - cpu_before
+            others = self.clock(process).others_share(clock)
         sent_at = {r["phone"].replace("-", ""): stamps[e.id] for e in events for r in e.data["recipients"]}
         arrived = [at - sent_at[to] for to, at in got if to in sent_at]
         latencies = arrived + [float("inf")] * max(expect - len(arrived), 0)  # not delivered within the cap
         return {**_rate(got, expect, started, timeout_s), "publish_s": publish_s, "rss_mb": rss, "cpu_s": cpu_s,
+                "others": others,
                 "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
                 "arrived_p50_ms": percentile(arrived, 50) * 1000, "arrived_p99_ms": percentile(arrived, 99) * 1000}
 
@@ -206,16 +213,17 @@ class Bench:
             source.backup(copy)  # the same directory for every run, without importing it again
         with self.system("hub", "fanout", db=db) as (process, topics):
             await self.warm_up(topics, process)
-            since = len(self.sens.received)
+            since, clock = len(self.sens.received), self.clock(process)
             started = time.time()
             await publish(self.bootstrap, topics.events("notice"), [county_notice(uuid.uuid4().hex[:6])])
             got = await self.wait_delivered(since, n, process, timeout_s=timeout_s)
-            rss = process.sample_rss()
+            rss, others = process.sample_rss(), self.clock(process).others_share(clock)
         residents = {phone(i).replace("-", "") for i in range(n)}
         mine = [(to, at) for to, at in got if to in residents]
         unique = {to: at for to, at in mine}
         figures = _rate(list(unique.items()), n, started, timeout_s)
-        return {**figures, "repeats": len(mine) - len(unique), "others": len(got) - len(mine), "rss_mb": rss}
+        return {**figures, "repeats": len(mine) - len(unique), "strangers": len(got) - len(mine), "rss_mb": rss,
+                "others": others}
 
 
 def _rate(got: list[tuple[str, float]], expect: int, started: float, cap_s: float) -> dict[str, Any]:
@@ -250,7 +258,7 @@ async def measure(bench: Bench, args: argparse.Namespace, results: dict[str, Any
                 log(f"(b) {kind} run {i + 1}: {r['per_s']:,.0f} notices/s, {r['delivered']:,}/{args.n:,} in "
                     f"{r['elapsed_s']:.1f} s, p50 {r['p50_ms']:,.0f} ms p99 {r['p99_ms']:,.0f} ms, RSS {r['rss_mb']:.0f} MiB, "
                     f"CPU {r['cpu_s']:.1f} s ({r['cpu_s'] / max(r['delivered'], 1) * 1e6:,.0f} µs a notice), "
-                    f"published in {r['publish_s']:.1f} s")
+                    f"published in {r['publish_s']:.1f} s; other processes used {r['others']:.0%} of the CPUs")
 
     if "paced" in args.only:
         paced_n = int(args.paced_rate * args.paced_s)
@@ -260,7 +268,8 @@ async def measure(bench: Bench, args: argparse.Namespace, results: dict[str, Any
                 r = await bench.deliver(kind, events, pace_per_s=args.paced_rate, timeout_s=args.paced_s + args.drain_s)
                 results[f"{kind}_paced"].append(r)
                 log(f"(b') {kind} paced run {i + 1}: {paced_n:,} at {args.paced_rate:,.0f}/s: p50 {r['p50_ms']:,.0f} ms "
-                    f"p99 {r['p99_ms']:,.0f} ms ({r['delivered']:,} delivered)")
+                    f"p99 {r['p99_ms']:,.0f} ms ({r['delivered']:,} delivered); other processes used {r['others']:.0%} "
+                    "of the CPUs")
 
     if "fanout" in args.only:
         seconds, directory = bench.import_residents(args.residents)
@@ -271,7 +280,8 @@ async def measure(bench: Bench, args: argparse.Namespace, results: dict[str, Any
             results["fanout"].append(r)
             projected = "" if r["complete"] else f", ~{r['projected_s']:.0f} s projected"
             log(f"(c) fan-out run {i + 1}: {r['delivered']:,}/{args.residents:,} in {r['elapsed_s']:.1f} s "
-                f"({r['per_s']:,.0f}/s{projected}), RSS {r['rss_mb']:.0f} MiB, {r['repeats']} sent twice")
+                f"({r['per_s']:,.0f}/s{projected}), RSS {r['rss_mb']:.0f} MiB, {r['repeats']} sent twice; other "
+                f"processes used {r['others']:.0%} of the CPUs")
 
 
 async def profile(bench: Bench, args: argparse.Namespace) -> None:
@@ -291,7 +301,7 @@ async def profile(bench: Bench, args: argparse.Namespace) -> None:
 
 async def main(args: argparse.Namespace) -> int:
     wall = time.time()
-    load_at_start = os.getloadavg()[0]
+    load_at_start, clock = os.getloadavg()[0], CpuClock.read()
     work = Path(tempfile.mkdtemp(prefix="notice-hub-bench-"))
     kafka = LocalKafka(work / "kafka", port=free_port(), controller_port=free_port(), heap_mb=1024,
                        auto_create_topics=True)  # the raw consumer reads a topic no hub created
@@ -301,6 +311,7 @@ async def main(args: argparse.Namespace) -> int:
         log(f"starting Apache Kafka {kafka.version} in {work / 'kafka'} (1-minute load average {load_at_start:.1f})")
     sens = BenchSens().start()
     bench = Bench(args.bootstrap or kafka.start(timeout_s=180), work, sens)
+    bench.kafka_pid = None if args.bootstrap else kafka.status()["pid"]  # type: ignore[assignment]
     results: dict[str, Any] = {k: [] for k in ("raw", "lean", "hub", "lean_paced", "hub_paced", "fanout")}
     try:
         if args.profile:
@@ -316,15 +327,15 @@ async def main(args: argparse.Namespace) -> int:
     if args.profile:
         shutil.rmtree(work, ignore_errors=True)
         return 0
-    load = (load_at_start, os.getloadavg()[0])
-    text = report(results, args, kafka.version, time.time() - wall, load)
+    load, others = (load_at_start, os.getloadavg()[0]), CpuClock.read().others_share(clock)
+    text = report(results, args, kafka.version, time.time() - wall, load, others)
     print("\n" + text)
     if args.write:
         write_report(text)
         log(f"wrote {REPORT.relative_to(ROOT)}")
-    if max(load) > (os.cpu_count() or 1):
-        log(f"the load average was {load[0]:.1f} at the start and {load[1]:.1f} at the end, above the "
-            f"{os.cpu_count()} CPUs: other work competed, the figures are noisy")
+    if others > NOISY:
+        log(f"other processes used {others:.0%} of the CPUs during the run (load average {load[0]:.1f} at the start, "
+            f"{load[1]:.1f} at the end): the figures are noisy")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
