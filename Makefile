@@ -32,7 +32,7 @@ schemas: install
 templates-check: install
 	$(HUB) templates check
 
-bench: install  ## the benchmark (about 10 minutes): raw aiokafka vs the hub, fan-out, memory -> docs/BENCHMARKS.md
+bench: install  ## the benchmark (under 15 minutes): the hub beside a lean reference, a 100k fan-out -> docs/BENCHMARKS.md
 	$(UV) run --frozen python -m bench.run
 
 clean:

@@ -1,20 +1,24 @@
-"""`make bench` (python -m bench.run): one honest measure of the hub's speed, all on one local broker.
+"""`make bench` (python -m bench.run): the hub beside a lean reference pipeline, in one run, on one local broker.
 
-1. raw: the ceiling. One plain aiokafka consumer reads N pre-published events (getmany, 500 a batch, a commit
-   per batch as the hub does) and does nothing else.
-2. hub: `hub run` (one process, every role) takes N direct notices (water.bill.issued.v1, one SMS recipient
-   each) from Kafka to a fake NAVER Cloud SENS gateway over real HTTP (tests/fakes/sens.py, in this process).
-   Throughput: N / (last message accepted by the gateway - first event published), the events published as
-   one burst into a warmed-up hub. Latency: gateway arrival time minus the event's `time`.
-3. paced: the same at a steady 1,000 events/s: latency p50/p99 when the hub is not buried in a backlog.
-4. fan-out: a county-wide notice to 100,000 residents. Segment fan-out from the resident directory is not
-   measured here: the notice is EMULATED as 100 notice.published.v1 events of 1,000 named recipients each
-   (the most one event may carry). Time from the first event published to the 100,000th SMS accepted.
-5. memory: peak RSS (VmHWM) of the hub process, per scenario.
+Systems, each a fresh OS process per run with its own topics (6 partitions) and SQLite file, SMS going to one
+fake NAVER Cloud SENS gateway over real HTTP (tests/fakes/sens.py, in this process), with no SENS rate limit on
+either side (the hub: HUB_RATE_LIMITS_PER_S={}; the reference has none):
+- hub: `hub run`, every role, SQLite store, metrics on;
+- reference: bench/lean.py, every step the hub must take for a direct notice, written by hand on aiokafka.
 
-Each measurement runs `--repeat` times (default 3) on a fresh hub (own topics, store and outbox); the report
-quotes medians. Results go to docs/BENCHMARKS.md between the bench markers (the rest of the file is kept).
-`--profile` runs the hub scenario once under cProfile and prints the top costs.
+Scenarios:
+(a) raw: context only. One plain aiokafka consumer reads N pre-published events (getmany, 500 a batch, a
+    commit per batch) and does nothing else.
+(b) burst: N direct notices (water.bill.issued.v1, one SMS recipient each) published as one burst into a
+    warmed-up system. Throughput: N / (last message accepted by the gateway - first event published).
+(b') paced: the same at a steady 1,000 events/s; latency p50/p99 = gateway arrival - the event's `time`.
+(c) fan-out (hub only): 100,000 residents put in the hub's directory by `hub residents import` (timed), then one
+    notice.published.v1 with audience {"everyone": true}; time from publishing to the last SMS accepted, and
+    the hub's peak RSS (VmHWM).
+
+Each measurement runs `--repeat` times; the report quotes medians, beside the issue's targets. Results go to
+docs/BENCHMARKS.md between the bench markers (the rest of the file is kept). `--profile` runs the hub's burst once
+under cProfile and prints the top costs; `--quick` is a small run for iteration (not written to the report).
 """
 
 from __future__ import annotations
@@ -22,41 +26,34 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
-import platform
 import pstats
 import shutil
-import signal
 import socket
-import statistics
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer
 
 from bench.fake_gateway import BenchSens
-from hub.core.cloudevents import new_event, to_kafka_binary
+from bench.processes import ROOT, HubProcess, LeanProcess, Process
+from bench.report import NOISY, REPORT, CpuClock, percentile, report, write_report
+from bench.workload import PARTITIONS, bill, county_notice, create_topics, phone, publish, residents_csv
 from hub.core.topics import Topics
 from hub.kafka.local import LocalKafka
 from hub.settings import Settings
-from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens
+from tests.fakes.sens import SENDER_NO, SERVICE_ID
 
-ROOT = Path(__file__).resolve().parent.parent
-REPORT = ROOT / "docs" / "BENCHMARKS.md"
-BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
-PARTITIONS = 6
-TARGETS = {"throughput_per_s": 5000, "ratio": 0.40, "fanout_s": 20.0, "p99_paced_ms": 250.0}
+SENS_RATE_LIMITS: dict[str, float] = {}  # the hub's per-provider limits: none, as the reference has none
+SCENARIOS = ("raw", "burst", "paced", "fanout")
 
 
 def log(message: str) -> None:
@@ -69,86 +66,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (nearest rank); messages never delivered count as +inf."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
-# --------------------------------------------------------------------------- events
-
-
-def phone(i: int) -> str:
-    return f"010-{i // 10000 % 10000:04d}-{i % 10000:04d}"
-
-
-def digits(i: int) -> str:
-    return phone(i).replace("-", "")
-
-
-def bill(run: str, i: int) -> Any:
-    return new_event("water.bill.issued.v1", {
-        "recipients": [{"resident_id": f"R-{i:07d}", "name": "홍길동", "phone": phone(i), "channels": ["sms"]}],
-        "customer_no": f"{i:07d}", "period": "2026년 10월", "amount_won": 23450, "due_date": "2026-12-10",
-    }, source="/bench/water", id=f"{run}-bill-{i}")
-
-
-def county_notice(run: str, k: int, per_event: int) -> Any:
-    return new_event("notice.published.v1", {
-        "notice_id": f"N-{k:04d}", "title": "양평 물맑은 김장축제 안내", "category": "informational",
-        "summary": "11월 29일 양평읍 물맑은시장 일대에서 김장축제가 열립니다.", "urgent": False,
-        "recipients": [{"resident_id": f"R-{k * per_event + j:07d}", "name": "주민", "phone": phone(k * per_event + j),
-                        "channels": ["sms"]} for j in range(per_event)],
-    }, source="/bench/pr-office", id=f"{run}-notice-{k}")
-
-
-def encoded(event: Any) -> tuple[bytes, list[tuple[str, bytes]], bytes]:
-    value, headers = to_kafka_binary(event)
-    return value, [(k, v.encode()) for k, v in headers.items()], event.id.encode()
-
-
-async def publish(bootstrap: str, topic: str, events: list[Any], *, restamp: bool = True,
-                  pace_per_s: float | None = None) -> tuple[float, dict[str, float]]:
-    """Publish events (time = now, unless restamp is off); return (seconds, event id -> event time)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
-                                max_batch_size=512 * 1024, max_request_size=4 * 1024 * 1024)
-    await producer.start()
-    stamps: dict[str, float] = {}
-    try:
-        started = time.time()
-        futures = []
-        for i, event in enumerate(events):
-            if pace_per_s:
-                due = started + i / pace_per_s
-                if (wait := due - time.time()) > 0:
-                    await asyncio.sleep(wait)
-            if restamp:
-                event = event.model_copy(update={"time": datetime.now(UTC)})
-            stamps[event.id] = event.time.timestamp()
-            value, headers, key = encoded(event)
-            futures.append(await producer.send(topic, value, key=key, headers=headers))
-        await asyncio.gather(*futures)
-        return time.time() - started, stamps
-    finally:
-        await producer.stop()
-
-
-async def create_topics(bootstrap: str, *names: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, PARTITIONS, 1) for n in names])
-    finally:
-        await admin.close()
-
-
-# --------------------------------------------------------------------------- 1. raw aiokafka
+# --------------------------------------------------------------------------- (a) raw aiokafka
 
 
 async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
@@ -170,99 +88,61 @@ async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
         await consumer.stop()
 
 
-# --------------------------------------------------------------------------- the hub as a process
-
-
-@dataclass
-class HubProcess:
-    settings: Settings
-    log_path: Path
-    profile: Path | None = None
-    proc: subprocess.Popen[bytes] | None = None
-    peak_rss_mb: float = 0.0
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-        for name, value in self.settings.model_dump(mode="json").items():
-            if value is not None:
-                env[f"HUB_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
-        env["KAFKA_BOOTSTRAP_SERVERS"] = self.settings.kafka_bootstrap_servers
-        return env
-
-    def start(self) -> None:
-        cmd = [sys.executable, "-m", "hub.cli", "run", "--log-level", "WARNING"]
-        if self.profile is not None:
-            cmd = [sys.executable, "-m", "cProfile", "-o", str(self.profile), "-m", "hub.cli", "run",
-                   "--log-level", "WARNING"]
-        self.proc = subprocess.Popen(cmd, env=self.env(), cwd=ROOT, stdout=self.log_path.open("ab"),
-                                     stderr=subprocess.STDOUT)
-
-    def ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"hub exited ({self.proc.returncode}); see {self.log_path}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.settings.ops_port}/readyz", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
-
-    def sample_rss(self) -> float:
-        """Peak resident memory so far (VmHWM), in MiB."""
-        assert self.proc is not None
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
-        except OSError:
-            pass
-        return self.peak_rss_mb
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.sample_rss()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+# --------------------------------------------------------------------------- the systems
 
 
 @dataclass
 class Bench:
-    kafka: LocalKafka
     bootstrap: str
     work: Path
-    sens: FakeSens
-    results: dict[str, Any] = field(default_factory=dict)
+    sens: BenchSens
+    kafka_pid: int | None = None  # the broker the benchmark started (a shared one is other work)
 
-    def settings(self, prefix: str) -> Settings:
+    def hub_settings(self, prefix: str, db: Path) -> Settings:
         return Settings(
             kafka_bootstrap_servers=self.bootstrap, topic_prefix=prefix, topic_partitions=PARTITIONS,
-            database_url=f"sqlite+aiosqlite:///{self.work / prefix / 'hub.db'}", outbox_dir=self.work / prefix / "outbox",
+            database_url=f"sqlite+aiosqlite:///{db}", outbox_dir=self.work / prefix / "outbox",
             sms_adapter="sens", sens_base_url=self.sens.url, sens_service_id=SERVICE_ID,
             sens_access_key=self.sens.access_key, sens_secret_key=self.sens.secret_key, sms_sender_no=SENDER_NO,
-            rate_limits_per_s={}, ops_port=free_port(), local_kafka_home=self.work / "unused-kafka",
+            rate_limits_per_s=SENS_RATE_LIMITS, ops_port=free_port(), local_kafka_home=self.work / "unused-kafka",
         )
 
+    def lean_args(self, prefix: str, db: Path) -> list[str]:
+        return ["--bootstrap", self.bootstrap, "--prefix", prefix, "--db", str(db), "--partitions", str(PARTITIONS),
+                "--sens-url", self.sens.url, "--sens-service-id", SERVICE_ID, "--sens-access-key",
+                self.sens.access_key, "--sens-secret-key", self.sens.secret_key, "--sender-no", SENDER_NO]
+
     @contextlib.contextmanager
-    def hub(self, name: str, profile: Path | None = None) -> Iterator[tuple[HubProcess, Settings]]:
+    def system(self, kind: str, name: str, *, db: Path | None = None,
+               profile: Path | None = None) -> Iterator[tuple[Process, Topics]]:
+        """A fresh `hub run` (kind "hub") or reference ("lean") process, ready; stopped on leaving."""
+        self.forget_arrivals()
         prefix = f"b{uuid.uuid4().hex[:8]}"
-        settings = self.settings(prefix)
         (self.work / prefix).mkdir(parents=True, exist_ok=True)
-        process = HubProcess(settings, self.work / f"{name}-{prefix}.log", profile)
+        db = db or self.work / prefix / "store.db"
+        log_path = self.work / f"{name}-{prefix}.log"
+        process: Process = (HubProcess(log_path, profile, settings=self.hub_settings(prefix, db)) if kind == "hub"
+                            else LeanProcess(log_path, profile, args=self.lean_args(prefix, db)))
         process.start()
         try:
             deadline = time.time() + 90
             while not process.ready():
                 if time.time() > deadline:
-                    raise RuntimeError(f"the hub was not ready in 90 s; see {process.log_path}")
+                    raise RuntimeError(f"{kind} was not ready in 90 s; see {log_path}")
                 time.sleep(0.2)
-            yield process, settings
+            yield process, Topics(prefix)
         finally:
-            process.stop()
+            process.stop(patience_s=20)
+
+    def clock(self, process: Process) -> CpuClock:
+        assert process.proc is not None
+        return CpuClock.read(process.proc.pid, *([self.kafka_pid] if self.kafka_pid else []))
+
+    def forget_arrivals(self) -> None:
+        """The fake keeps every request: drop those of earlier runs (memory of this process, not of theirs)."""
+        with self.sens.lock:
+            for kept in (self.sens.requests, self.sens.received, self.sens.delivered, self.sens.arrival_times):
+                kept.clear()
 
     def arrivals(self, since: int) -> list[tuple[str, float]]:
         """(phone digits, arrival time) of every message the fake accepted after request number `since`."""
@@ -270,306 +150,225 @@ class Bench:
             received = list(self.sens.received[since:])
         return [(m["to"], r.at) for r in received for m in r.body["messages"]]
 
-    async def wait_delivered(self, since: int, expect: int, process: HubProcess, *, timeout_s: float) -> list[tuple[str, float]]:
+    async def wait_delivered(self, since: int, expect: int, process: Process, *,
+                             timeout_s: float) -> list[tuple[str, float]]:
         deadline = time.time() + timeout_s
         while True:
             got = self.arrivals(since)
             process.sample_rss()
             if len(got) >= expect or time.time() > deadline:
                 return got
+            process.check_alive()
             await asyncio.sleep(0.05)
 
-    async def warm_up(self, settings: Settings, process: HubProcess) -> None:
+    async def warm_up(self, topics: Topics, process: Process) -> None:
         since = len(self.sens.received)
         events = [bill(f"warm{uuid.uuid4().hex[:4]}", 9_000_000 + i) for i in range(200)]
-        await publish(self.bootstrap, Topics.of(settings).events("water"), events)
+        await publish(self.bootstrap, topics.events("water"), events)
         got = await self.wait_delivered(since, len(events), process, timeout_s=60)
         if len(got) < len(events):
             raise RuntimeError(f"warm-up: {len(got)} of {len(events)} delivered; see {process.log_path}")
 
-    async def deliver(self, name: str, events: list[Any], topic_of: str, expect: int, *, pace_per_s: float | None = None,
-                      timeout_s: float = 240, profile: Path | None = None) -> dict[str, Any]:
-        """One hub run: publish the events, wait for `expect` messages at the gateway; figures of the run."""
-        with self.hub(name, profile) as (process, settings):
-            await self.warm_up(settings, process)
-            since = len(self.sens.received)
+    async def deliver(self, kind: str, events: list[Any], *, pace_per_s: float | None = None, timeout_s: float,
+                      profile: Path | None = None) -> dict[str, Any]:
+        """One run of direct notices: publish the events, wait for one message each at the gateway."""
+        expect = len(events)
+        with self.system(kind, "profile" if profile else kind, profile=profile) as (process, topics):
+            await self.warm_up(topics, process)
+            since, cpu_before, clock = len(self.sens.received), process.cpu_s(), self.clock(process)
             started = time.time()
-            publish_s, stamps = await publish(self.bootstrap, Topics.of(settings).events(topic_of), events,
-                                              pace_per_s=pace_per_s)
+            publish_s, stamps = await publish(self.bootstrap, topics.events("water"), events, pace_per_s=pace_per_s)
             got = await self.wait_delivered(since, expect, process, timeout_s=timeout_s)
-            rss = process.sample_rss()
-        sent_at = _sent_times(events, stamps)
+            rss, cpu_s = process.sample_rss(), process.cpu_s() - cpu_before
+            others = self.clock(process).others_share(clock)
+        sent_at = {r["phone"].replace("-", ""): stamps[e.id] for e in events for r in e.data["recipients"]}
         arrived = [at - sent_at[to] for to, at in got if to in sent_at]
         latencies = arrived + [float("inf")] * max(expect - len(arrived), 0)  # not delivered within the cap
-        last = max((at for _, at in got), default=started)
-        complete = len(got) >= expect
-        elapsed = last - started
-        per_s = len(got) / elapsed if elapsed > 0 else 0.0
-        return {"delivered": len(got), "expected": expect, "complete": complete, "elapsed_s": elapsed,
-                "cap_s": timeout_s, "projected_s": elapsed if complete else (expect / per_s if per_s else float("inf")),
-                "publish_s": publish_s, "per_s": per_s,
+        return {**_rate(got, expect, started, timeout_s), "publish_s": publish_s, "rss_mb": rss, "cpu_s": cpu_s,
+                "others": others,
                 "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
-                "arrived_p50_ms": percentile(arrived, 50) * 1000, "arrived_p99_ms": percentile(arrived, 99) * 1000,
-                "rss_mb": rss}
+                "arrived_p50_ms": percentile(arrived, 50) * 1000, "arrived_p99_ms": percentile(arrived, 99) * 1000}
+
+    # -- (c) the county-wide fan-out
+
+    def import_residents(self, n: int) -> tuple[float, Path]:
+        """`hub residents import` of n residents into a store of their own; (seconds, the store's file)."""
+        csv_path, db = self.work / "residents.csv", self.work / "directory" / "store.db"
+        db.parent.mkdir(exist_ok=True)
+        residents_csv(csv_path, n)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        env["HUB_DATABASE_URL"] = f"sqlite+aiosqlite:///{db}"
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "hub.cli", "residents", "import", str(csv_path)], env=env,
+                              cwd=ROOT, capture_output=True, text=True, check=False)
+        seconds = time.perf_counter() - started
+        if done.returncode != 0 or f"imported {n} resident" not in done.stdout:
+            raise RuntimeError(f"hub residents import failed ({done.returncode}): {done.stdout[-500:]} {done.stderr[-2000:]}")
+        return seconds, db
+
+    async def fanout(self, directory: Path, n: int, *, timeout_s: float) -> dict[str, Any]:
+        """One notice to everyone in a copy of the imported directory: until n messages reached the gateway."""
+        db = self.work / f"fanout-{uuid.uuid4().hex[:6]}.db"
+        with sqlite3.connect(directory) as source, sqlite3.connect(db) as copy:
+            source.backup(copy)  # the same directory for every run, without importing it again
+        with self.system("hub", "fanout", db=db) as (process, topics):
+            await self.warm_up(topics, process)
+            since, clock = len(self.sens.received), self.clock(process)
+            started = time.time()
+            await publish(self.bootstrap, topics.events("notice"), [county_notice(uuid.uuid4().hex[:6])])
+            got = await self.wait_delivered(since, n, process, timeout_s=timeout_s)
+            rss, others = process.sample_rss(), self.clock(process).others_share(clock)
+        residents = {phone(i).replace("-", "") for i in range(n)}
+        mine = [(to, at) for to, at in got if to in residents]
+        unique = {to: at for to, at in mine}
+        figures = _rate(list(unique.items()), n, started, timeout_s)
+        return {**figures, "repeats": len(mine) - len(unique), "strangers": len(got) - len(mine), "rss_mb": rss,
+                "others": others}
 
 
-def _sent_times(events: list[Any], stamps: dict[str, float]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for event in events:
-        for r in event.data["recipients"]:
-            out[r["phone"].replace("-", "")] = stamps[event.id]
-    return out
+def _rate(got: list[tuple[str, float]], expect: int, started: float, cap_s: float) -> dict[str, Any]:
+    last = max((at for _, at in got), default=started)
+    elapsed = last - started
+    per_s = len(got) / elapsed if elapsed > 0 else 0.0
+    complete = len(got) >= expect
+    return {"delivered": len(got), "expected": expect, "complete": complete, "elapsed_s": elapsed, "cap_s": cap_s,
+            "per_s": per_s, "projected_s": elapsed if complete else (expect / per_s if per_s else float("inf"))}
 
 
-# --------------------------------------------------------------------------- the report
+# --------------------------------------------------------------------------- the run
 
 
-def machine() -> dict[str, str]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = "unknown"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kb = int(next(x for x in Path("/proc/meminfo").read_text().splitlines() if x.startswith("MemTotal")).split()[1])
-        ram = f"{kb / 1024 / 1024:.1f} GiB"
-    commit = "unknown"
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=False)
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain"], capture_output=True, text=True,
-                               check=False)
-        if done.returncode == 0:
-            commit = done.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-    import aiokafka
-    import faststream
+async def measure(bench: Bench, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    if "raw" in args.only:
+        raw_topic = f"bench.raw.{uuid.uuid4().hex[:6]}"
+        await create_topics(bench.bootstrap, raw_topic)
+        seconds, _ = await publish(bench.bootstrap, raw_topic, [bill("raw", i) for i in range(args.n)])
+        log(f"(a) raw: published {args.n:,} events in {seconds:.1f} s")
+        for i in range(args.repeat):
+            took = await raw_consume(bench.bootstrap, raw_topic, args.n)
+            results["raw"].append(took)
+            log(f"(a) raw run {i + 1}: {args.n / took:,.0f} events/s")
 
-    return {"cpus": str(os.cpu_count()), "cpu": cpu, "ram": ram, "os": platform.platform(),
-            "python": platform.python_version(), "aiokafka": aiokafka.__version__,
-            "faststream": _version("faststream", faststream), "commit": commit}
+    if "burst" in args.only:
+        for i in range(args.repeat):
+            for kind in ("lean", "hub"):  # alternated, so that a passing load falls on both
+                r = await bench.deliver(kind, [bill(f"{kind}{i}", i * args.n + j) for j in range(args.n)],
+                                        timeout_s=args.cap_s)
+                results[kind].append(r)
+                log(f"(b) {kind} run {i + 1}: {r['per_s']:,.0f} notices/s, {r['delivered']:,}/{args.n:,} in "
+                    f"{r['elapsed_s']:.1f} s, p50 {r['p50_ms']:,.0f} ms p99 {r['p99_ms']:,.0f} ms, RSS {r['rss_mb']:.0f} MiB, "
+                    f"CPU {r['cpu_s']:.1f} s ({r['cpu_s'] / max(r['delivered'], 1) * 1e6:,.0f} µs a notice), "
+                    f"published in {r['publish_s']:.1f} s; other processes used {r['others']:.0%} of the CPUs")
 
+    if "paced" in args.only:
+        paced_n = int(args.paced_rate * args.paced_s)
+        for i in range(args.repeat):
+            for kind in ("lean", "hub"):
+                events = [bill(f"p{kind}{i}", 50_000_000 + i * paced_n + j) for j in range(paced_n)]
+                r = await bench.deliver(kind, events, pace_per_s=args.paced_rate, timeout_s=args.paced_s + args.drain_s)
+                results[f"{kind}_paced"].append(r)
+                log(f"(b') {kind} paced run {i + 1}: {paced_n:,} at {args.paced_rate:,.0f}/s: p50 {r['p50_ms']:,.0f} ms "
+                    f"p99 {r['p99_ms']:,.0f} ms ({r['delivered']:,} delivered); other processes used {r['others']:.0%} "
+                    "of the CPUs")
 
-def _version(name: str, module: Any) -> str:
-    from importlib.metadata import version
-
-    with contextlib.suppress(Exception):
-        return version(name)
-    return getattr(module, "__version__", "?")
-
-
-def _fmt(value: float, unit: str = "", digits: int = 0) -> str:
-    if value != value:  # NaN
-        return "n/a"
-    if value == float("inf"):
-        return "not delivered within the cap"
-    return f"{value:,.{digits}f}{unit}"
-
-
-def _fan_run(r: dict[str, Any]) -> str:
-    if r["complete"]:
-        return _fmt(r["elapsed_s"], " s", 1)
-    return f"{r['delivered']:,} in {r['cap_s']:.0f} s, ~{_fmt(r['projected_s'], ' s')} projected"
+    if "fanout" in args.only:
+        seconds, directory = bench.import_residents(args.residents)
+        results["import_s"] = seconds
+        log(f"(c) imported {args.residents:,} residents in {seconds:.1f} s (hub residents import)")
+        for i in range(args.repeat):
+            r = await bench.fanout(directory, args.residents, timeout_s=args.fanout_cap_s)
+            results["fanout"].append(r)
+            projected = "" if r["complete"] else f", ~{r['projected_s']:.0f} s projected"
+            log(f"(c) fan-out run {i + 1}: {r['delivered']:,}/{args.residents:,} in {r['elapsed_s']:.1f} s "
+                f"({r['per_s']:,.0f}/s{projected}), RSS {r['rss_mb']:.0f} MiB, {r['repeats']} sent twice; other "
+                f"processes used {r['others']:.0%} of the CPUs")
 
 
-def _capped(runs: list[dict[str, Any]]) -> str:
-    short = [r for r in runs if not r["complete"]]
-    if not short:
-        return ""
-    return f" ({len(short)} of {len(runs)} runs stopped at the {short[0]['cap_s']:.0f} s cap: rate over what arrived)"
-
-
-def _latency(runs: list[dict[str, Any]]) -> str:
-    text = (f"{_fmt(median([r['p50_ms'] for r in runs]), ' ms')} / {_fmt(median([r['p99_ms'] for r in runs]), ' ms')}")
-    if any(not r["complete"] for r in runs):
-        text += (f" (of the messages that arrived: {_fmt(median([r['arrived_p50_ms'] for r in runs]), ' ms')} / "
-                 f"{_fmt(median([r['arrived_p99_ms'] for r in runs]), ' ms')})")
-    return text
-
-
-def _delivered(runs: list[dict[str, Any]]) -> str:
-    if not runs:
-        return ""
-    return ", ".join(f"{r['delivered']:,}" for r in runs) + f" of {runs[0]['expected']:,} delivered"
-
-
-def _check(ok: bool) -> str:
-    return "met" if ok else "**not met**"
-
-
-def report(results: dict[str, Any], info: dict[str, str], args: argparse.Namespace, kafka_version: str,
-           wall_s: float) -> str:
-    raw, hub, paced, fan = (results.get(k, []) for k in ("raw", "hub", "paced", "fanout"))
-    raw_rate = median([args.n / r for r in raw])
-    hub_rate = median([r["per_s"] for r in hub])
-    ratio = hub_rate / raw_rate if raw_rate else float("nan")
-    fan_s = median([r["projected_s"] for r in fan])
-    fan_complete = all(r["complete"] for r in fan)
-    paced_p99 = median([r["p99_ms"] for r in paced])
-    rss = max([r["rss_mb"] for r in (*hub, *paced, *fan)], default=float("nan"))
-    lines = [
-        BEGIN,
-        f"## Latest run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        "",
-        f"`make bench` (`python -m bench.run --n {args.n} --repeat {args.repeat}`), {wall_s / 60:.1f} minutes in all. "
-        f"Medians of {args.repeat} runs; each hub run is a fresh `hub run` process (every role, SQLite store, "
-        "metrics on) with its own topics (6 partitions), SMS through the SENS adapter to a fake SENS gateway over "
-        "real HTTP on this machine.",
-        "",
-        "| machine | |",
-        "| --- | --- |",
-        f"| CPU | {info['cpus']} × {info['cpu']} |",
-        f"| RAM | {info['ram']} |",
-        f"| OS | {info['os']} |",
-        f"| Python / aiokafka / FastStream | {info['python']} / {info['aiokafka']} / {info['faststream']} |",
-        f"| Kafka | Apache Kafka {kafka_version}, local single-node KRaft (hub.kafka.local), on the same machine |",
-        f"| load | {info.get('load', 'n/a')} |",
-        f"| commit | {info['commit']} |",
-        "",
-        "| measure | median | runs | target | |",
-        "| --- | --- | --- | --- | --- |",
-        f"| (a) raw aiokafka, one consumer, {args.n:,} events | {_fmt(raw_rate, ' events/s')} | "
-        f"{', '.join(_fmt(args.n / r) for r in raw)} | ceiling | |",
-        f"| (b) hub end to end, {args.n:,} direct notices (burst) | {_fmt(hub_rate, ' notices/s')}{_capped(hub)} | "
-        f"{', '.join(_fmt(r['per_s']) for r in hub)} | >= {TARGETS['throughput_per_s']:,}/s | "
-        f"{_check(hub_rate >= TARGETS['throughput_per_s'])} |",
-        f"| hub / raw | {_fmt(ratio * 100, ' %', 1)} | | >= {TARGETS['ratio'] * 100:.0f} % | "
-        f"{_check(ratio >= TARGETS['ratio'])} |",
-        f"| (b) latency in the burst, p50 / p99 | {_latency(hub)} | | (queueing: the whole burst waits) | |",
-        f"| (b') latency at {args.paced_rate:,.0f} events/s for {args.paced_s:.0f} s, p50 / p99 | "
-        f"{_latency(paced)} | {_delivered(paced)} | p99 <= {TARGETS['p99_paced_ms']:.0f} ms | "
-        f"{_check(paced_p99 <= TARGETS['p99_paced_ms'])} |",
-        f"| (c) county-wide fan-out, {args.fanout_events * args.fanout_per_event:,} residents **(emulated)** | "
-        f"{_fmt(fan_s, ' s', 1)}{'' if fan_complete else ' (projected from the rate: did not finish in the cap)'} | "
-        f"{', '.join(_fan_run(r) for r in fan)} | "
-        f"<= {TARGETS['fanout_s']:.0f} s | {_check(fan_complete and fan_s <= TARGETS['fanout_s'])} |",
-        f"| (d) peak RSS of the hub process | {_fmt(rss, ' MiB')} | max over all hub runs | | |",
-        "",
-        f"(c) is emulated until segment fan-out exists: {args.fanout_events} notice.published.v1 events of "
-        f"{args.fanout_per_event:,} named recipients each (the most one event may carry), not a segment resolved from "
-        "the resident directory; the time runs from the first event published to the last SMS accepted by the gateway.",
-        "",
-        "Latency is measured at the fake gateway: its arrival time minus the event's CloudEvents `time` (set when "
-        "published). In the burst (b) every notice waits for the ones ahead of it, so those figures are queueing "
-        "time; (b') is the latency of a hub that keeps up (or not) with a steady stream. A message not delivered "
-        f"when a run stops (cap {args.cap_s:.0f} s; paced runs {args.paced_s + args.drain_s:.0f} s) counts as "
-        "infinitely late in the percentiles.",
-        "",
-        "The gateway is tests/fakes/sens.py's fake NAVER Cloud SENS in the benchmark process, with TCP_NODELAY on "
-        "its sockets (bench/fake_gateway.py: without it every HTTP answer waits ~40 ms for a delayed ACK). It "
-        "accepts up to 100 messages per call, as SENS does.",
-        END,
-    ]
-    return "\n".join(lines)
-
-
-def write_report(text: str) -> None:
-    old = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + text + old[old.index(END) + len(END):]
-    else:
-        new = (old.rstrip() + "\n\n" if old else "# Benchmarks\n\n") + text + "\n"
-    REPORT.write_text(new, encoding="utf-8")
-
-
-# --------------------------------------------------------------------------- main
+async def profile(bench: Bench, args: argparse.Namespace) -> None:
+    kind = args.profile
+    out = bench.work / f"{kind}.prof"
+    log(f"profiling the {kind} on {args.n:,} notices (cProfile)")
+    r = await bench.deliver(kind, [bill("prof", i) for i in range(args.n)], timeout_s=args.cap_s, profile=out)
+    log(f"profiled run: {r['per_s']:,.0f} notices/s (cProfile slows it)")
+    stats = pstats.Stats(str(out))
+    stats.sort_stats("cumulative").print_stats(r"/hub/" if kind == "hub" else r"/bench/", 40)
+    stats.sort_stats("tottime").print_stats(30)
+    kept = ROOT / "var" / f"bench-{kind}.prof"
+    kept.parent.mkdir(exist_ok=True)
+    shutil.copy(out, kept)
+    log(f"profile kept in {kept.relative_to(ROOT)} (python -m pstats {kept.relative_to(ROOT)})")
 
 
 async def main(args: argparse.Namespace) -> int:
     wall = time.time()
-    load_at_start = os.getloadavg()
+    load_at_start, clock = os.getloadavg()[0], CpuClock.read()
     work = Path(tempfile.mkdtemp(prefix="notice-hub-bench-"))
     kafka = LocalKafka(work / "kafka", port=free_port(), controller_port=free_port(), heap_mb=1024,
-                       auto_create_topics=True)  # the raw aiokafka side produces to topics no hub created
-    log(f"starting Apache Kafka {kafka.version} in {work / 'kafka'}")
-    bootstrap = kafka.start(timeout_s=180)
+                       auto_create_topics=True)  # the raw consumer reads a topic no hub created
+    if args.bootstrap:
+        log(f"on the broker at {args.bootstrap} (1-minute load average {load_at_start:.1f})")
+    else:
+        log(f"starting Apache Kafka {kafka.version} in {work / 'kafka'} (1-minute load average {load_at_start:.1f})")
     sens = BenchSens().start()
-    bench = Bench(kafka, bootstrap, work, sens)
-    results: dict[str, list[Any]] = {"raw": [], "hub": [], "paced": [], "fanout": []}
+    bench = Bench(args.bootstrap or kafka.start(timeout_s=180), work, sens)
+    bench.kafka_pid = None if args.bootstrap else kafka.status()["pid"]  # type: ignore[assignment]
+    results: dict[str, Any] = {k: [] for k in ("raw", "lean", "hub", "lean_paced", "hub_paced", "fanout")}
     try:
         if args.profile:
-            out = work / "hub.prof"
-            log(f"profiling the hub on {args.n:,} notices (cProfile)")
-            events = [bill("prof", i) for i in range(args.n)]
-            result = await bench.deliver("profile", events, "water", args.n, profile=out)
-            log(f"profiled run: {result['per_s']:,.0f} notices/s (cProfile slows it)")
-            stats = pstats.Stats(str(out))
-            stats.sort_stats("cumulative").print_stats(r"/hub/", 40)
-            stats.sort_stats("tottime").print_stats(30)
-            kept = ROOT / "var" / "bench-hub.prof"
-            kept.parent.mkdir(exist_ok=True)
-            shutil.copy(out, kept)
-            log(f"profile kept in {kept.relative_to(ROOT)} (python -m pstats {kept.relative_to(ROOT)})")
-            return 0
-
-        raw_topic = "bench.raw"
-        await create_topics(bootstrap, raw_topic)
-        events = [bill("raw", i) for i in range(args.n)]
-        seconds, _ = await publish(bootstrap, raw_topic, events)
-        log(f"(a) raw: published {args.n:,} events in {seconds:.1f} s")
-        for i in range(args.repeat):
-            took = await raw_consume(bootstrap, raw_topic, args.n)
-            results["raw"].append(took)
-            log(f"(a) raw run {i + 1}: {args.n / took:,.0f} events/s")
-
-        for i in range(args.repeat):
-            events = [bill(f"h{i}", i * args.n + j) for j in range(args.n)]
-            r = await bench.deliver("hub", events, "water", args.n, timeout_s=args.cap_s)
-            results["hub"].append(r)
-            log(f"(b) hub run {i + 1}: {r['per_s']:,.0f} notices/s, {r['delivered']:,}/{args.n:,} in "
-                f"{r['elapsed_s']:.1f} s, p50 {r['p50_ms']:,.0f} ms p99 {r['p99_ms']:,.0f} ms, RSS {r['rss_mb']:.0f} MiB")
-
-        paced_n = int(args.paced_rate * args.paced_s)
-        for i in range(args.repeat):
-            events = [bill(f"p{i}", 50_000_000 + i * paced_n + j) for j in range(paced_n)]
-            r = await bench.deliver("paced", events, "water", paced_n, pace_per_s=args.paced_rate,
-                                    timeout_s=args.paced_s + args.drain_s)
-            results["paced"].append(r)
-            log(f"(b') paced run {i + 1}: {paced_n:,} at {args.paced_rate:,.0f}/s: p50 {r['p50_ms']:,.0f} ms "
-                f"p99 {r['p99_ms']:,.0f} ms ({r['delivered']:,} delivered)")
-
-        total = args.fanout_events * args.fanout_per_event
-        for i in range(args.repeat):
-            events = [county_notice(f"f{i}", k, args.fanout_per_event) for k in range(args.fanout_events)]
-            r = await bench.deliver("fanout", events, "notice", total, timeout_s=args.cap_s)
-            results["fanout"].append(r)
-            projected = "" if r["complete"] else f", ~{r['projected_s']:.0f} s projected"
-            log(f"(c) fan-out run {i + 1} (emulated): {r['delivered']:,}/{total:,} in {r['elapsed_s']:.1f} s "
-                f"({r['per_s']:,.0f}/s{projected}), RSS {r['rss_mb']:.0f} MiB")
+            await profile(bench, args)
+        else:
+            await measure(bench, args, results)
+    except BaseException:
+        log(f"failed: the logs of the processes are kept in {work}")
+        raise
     finally:
         sens.stop()
         kafka.stop()
-        if args.profile:
-            shutil.rmtree(work, ignore_errors=True)
-
-    info = machine()
-    info["load"] = (f"{load_at_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (1-minute load "
-                    f"average; above {os.cpu_count()} means other work competed for the CPUs)")
-    text = report(results, info, args, kafka.version, time.time() - wall)
+    if args.profile:
+        shutil.rmtree(work, ignore_errors=True)
+        return 0
+    load, others = (load_at_start, os.getloadavg()[0]), CpuClock.read().others_share(clock)
+    text = report(results, args, kafka.version, time.time() - wall, load, others)
     print("\n" + text)
     if args.write:
         write_report(text)
         log(f"wrote {REPORT.relative_to(ROOT)}")
+    if others > NOISY:
+        log(f"other processes used {others:.0%} of the CPUs during the run (load average {load[0]:.1f} at the start, "
+            f"{load[1]:.1f} at the end): the figures are noisy")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    p.add_argument("--n", type=int, default=20_000, help="events for the raw and hub runs")
+    p.add_argument("--n", type=int, default=20_000, help="notices of a burst (and events of the raw run)")
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--paced-rate", type=float, default=1000.0, help="events per second of the paced run")
-    p.add_argument("--paced-s", type=float, default=10.0, help="duration of the paced run")
-    p.add_argument("--fanout-events", type=int, default=100)
-    p.add_argument("--fanout-per-event", type=int, default=1000)
-    p.add_argument("--cap-s", type=float, default=45.0,
-                   help="stop waiting for a hub or fan-out run after this (keeps `make bench` near 10 minutes "
-                        "while the hub is slow); the rate is then taken over what arrived")
+    p.add_argument("--paced-rate", type=float, default=1000.0, help="events per second of the paced runs")
+    p.add_argument("--paced-s", type=float, default=10.0, help="duration of a paced run")
     p.add_argument("--drain-s", type=float, default=20.0, help="how long a paced run may drain after publishing")
-    p.add_argument("--profile", action="store_true", help="run the hub once under cProfile and print its top costs")
+    p.add_argument("--residents", type=int, default=100_000, help="residents of the fan-out's directory")
+    p.add_argument("--cap-s", type=float, default=45.0,
+                   help="stop waiting for a burst after this; the rate is then taken over what arrived")
+    p.add_argument("--fanout-cap-s", type=float, default=60.0,
+                   help="stop waiting for a fan-out after this; the time is then projected from the rate")
+    p.add_argument("--only", type=lambda s: tuple(s.split(",")), default=SCENARIOS,
+                   help=f"comma-separated scenarios to run, of {','.join(SCENARIOS)}")
+    p.add_argument("--quick", action="store_true",
+                   help="a small run for iteration: --n 2000 --repeat 1 --paced-s 5 --residents 10000, no report")
+    p.add_argument("--profile", choices=("hub", "lean"),
+                   help="run one burst of the hub (or the reference) under cProfile and print its top costs")
+    p.add_argument("--bootstrap", help="use this running broker (e.g. a shared one, for iteration) instead of "
+                                       "starting one")
     p.add_argument("--no-write", dest="write", action="store_false", help="do not update docs/BENCHMARKS.md")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.n, args.repeat, args.paced_s, args.residents, args.write = 2000, 1, 5.0, 10_000, False
+    if args.bootstrap:
+        args.write = False  # the report describes a run on a broker of its own
+    if unknown := set(args.only) - set(SCENARIOS):
+        p.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose among {', '.join(SCENARIOS)}")
+    return args
 
 
 if __name__ == "__main__":

@@ -1,0 +1,122 @@
+"""The two systems under measure, each as an OS process of its own: `hub run` and the reference (bench/lean.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hub.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cpu_s(pid: int) -> float:
+    """CPU time a live process has used so far (user + system, all its threads), in seconds; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Process:
+    """A process started from the repository's root, its output in `log_path`, its peak RSS sampled."""
+
+    log_path: Path
+    profile: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    peak_rss_mb: float = 0.0
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        cmd = self.command()
+        if self.profile is not None:
+            cmd = [sys.executable, "-m", "cProfile", "-o", str(self.profile), *cmd[1:]]
+        self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self.log_path.open("ab"),
+                                     stderr=subprocess.STDOUT)
+
+    def check_alive(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.command()[2]} exited ({self.proc.returncode}); see {self.log_path}")
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def sample_rss(self) -> float:
+        """Peak resident memory so far (VmHWM), in MiB."""
+        assert self.proc is not None
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+        except OSError:
+            pass
+        return self.peak_rss_mb
+
+    def cpu_s(self) -> float:
+        assert self.proc is not None
+        return cpu_s(self.proc.pid)
+
+    def stop(self, *, patience_s: float = 60) -> None:
+        """SIGTERM (a graceful stop: the batches in hand finish and commit), SIGKILL after `patience_s`."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.sample_rss()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=patience_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class HubProcess(Process):
+    """`hub run`: every role in one process, configured by HUB_* variables from `settings`."""
+
+    settings: Settings | None = None
+
+    def __post_init__(self) -> None:
+        assert self.settings is not None
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        for name, value in self.settings.model_dump(mode="json").items():
+            if value is not None:
+                self.env[f"HUB_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        self.env["KAFKA_BOOTSTRAP_SERVERS"] = self.settings.kafka_bootstrap_servers
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "hub.cli", "run", "--log-level", "WARNING"]
+
+    def ready(self) -> bool:
+        self.check_alive()
+        assert self.settings is not None
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.settings.ops_port}/readyz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+
+@dataclass
+class LeanProcess(Process):
+    """The reference pipeline (`python -m bench.lean`): ready once it has printed so."""
+
+    args: list[str] = field(default_factory=list)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "bench.lean", *self.args]
+
+    def ready(self) -> bool:
+        self.check_alive()
+        return "lean ready" in self.log_path.read_text(errors="replace")
