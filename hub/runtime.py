@@ -24,6 +24,7 @@ from hub.consumers.scheduler import Scheduler
 from hub.consumers.sender import SenderConsumer
 from hub.core.errors import StoreError
 from hub.core.events.common import CHANNELS
+from hub.core.links import LinkMaker
 from hub.core.rendering.identity import Identity
 from hub.core.rendering.renderer import Renderer
 from hub.core.time import utcnow
@@ -92,7 +93,8 @@ class Hub:
             observe_statuses(self.broker, self.metrics.observe)
             self.metrics.registry.register(OpsCollector(self.lag, lambda: self.adapters, self.breakers))
         self.store = Store(settings.database_url)
-        self.renderer = Renderer(identity=Identity.of(settings))
+        self.renderer = Renderer(identity=Identity.of(settings), links=LinkMaker.of(settings, clock),
+                                 links_in_news=settings.link_in_county_news)
         self.adapters: dict[str, ChannelAdapter] = {}
         self.scheduler: Scheduler | None = None
         self.retention: RetentionTask | None = None
