@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from hub.consent import ConsentNotifier
 from hub.consumers.breaker import CircuitBreaker
 from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
@@ -97,12 +98,14 @@ class Hub:
                                  links_in_news=settings.link_in_county_news)
         self.adapters: dict[str, ChannelAdapter] = {}
         self.scheduler: Scheduler | None = None
+        self.consent: ConsentNotifier | None = None
         self.retention: RetentionTask | None = None
         if "router" in self.roles:
             RouterConsumer(broker=self.broker, store=self.store, renderer=self.renderer, settings=settings,
                            topics=self.topics, clock=clock).register()
             self.scheduler = Scheduler(broker=self.broker, store=self.store, topics=self.topics, owner=self.owner,
                                        clock=clock, interval_s=settings.scheduler_interval_s)
+            self.consent = ConsentNotifier(store=self.store, broker=self.broker, settings=settings, clock=clock)
             if settings.retention_days:
                 self.retention = RetentionTask(store=self.store, settings=settings, clock=clock)
         if "directory" in self.roles:
@@ -149,6 +152,8 @@ class Hub:
             self.ops = await OpsServer.start(self)
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.consent is not None:
+            self.consent.start()
         if self.retention is not None:
             self.retention.start()
         logger.info("hub started roles=%s bootstrap=%s prefix=%s", ",".join(self.roles),
@@ -157,6 +162,8 @@ class Hub:
     async def stop(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.consent is not None:
+            await self.consent.stop()
         if self.retention is not None:
             await self.retention.stop()
         self.stopping = True  # /readyz answers 503 from now on

@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     link_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Keys of the residents' signed links: the first signs, all verify; "
                                           "put a new key first to rotate, drop an old one to revoke its links.")
+    consent_notice_interval_s: float = Field(
+        default=5.0, gt=0, description="How often a running hub tells residents of their consent changes "
+                                       "(the law allows 14 days; the hub does it at once).")
+    consent_retention_days: int = Field(
+        default=1095, ge=0, description="Keep consent evidence this long (audits); 0 keeps it all.")
     link_ttl_days: int = Field(default=90, ge=1, le=3650, description="A resident's link works this long.")
     link_in_county_news: bool = Field(
         default=True, description="County news carries the resident's link too (advertising always does).")

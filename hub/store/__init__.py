@@ -94,6 +94,7 @@ class Store(DirectoryQueries):
 
     async def init(self) -> None:
         # their tables hang off Base too (imported here: they import Store)
+        import hub.store.consent
         import hub.store.dead_letters
         import hub.store.ingest  # noqa: F401
 

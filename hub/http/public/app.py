@@ -89,8 +89,8 @@ class PublicPages:
                                  message=t(key, _accepted(request)),
                                  expired_token=token if check.state == "expired" else None)
 
-    async def publish(self, event_type: str, resident_id: str, data: dict[str, Any]) -> None:
-        event = new_event(event_type, data, source=SOURCE, id=uuid.uuid4().hex, subject=resident_id,
+    async def publish(self, event_type: str, resident_id: str, data: dict[str, Any], *, source: str = SOURCE) -> None:
+        event = new_event(event_type, data, source=source, id=uuid.uuid4().hex, subject=resident_id,
                           time=self.clock())
         await publish_resident_event(self.broker, self.topics, event)
 
@@ -158,7 +158,7 @@ def _routes(app: FastAPI, s: PublicPages) -> None:
         form = await request.form()
         if form.get("List-Unsubscribe") == "One-Click":  # RFC 8058: the token is the authority (no CSRF token)
             if not resident.opted_out:
-                await s.publish("resident.opted_out.v1", resident.resident_id, {})
+                await s.publish("resident.opted_out.v1", resident.resident_id, {}, source=SOURCE + "/one-click")
             return HTMLResponse(t("pub.unsubscribed", resident.locale))
         await csrf_protect(request)
         try:
