@@ -68,7 +68,8 @@ async def history(store: Store, resident_id: str | None = None, *, since: dateti
     if since is not None:
         query = query.where(ConsentChangeRow.at >= since)
     async with store._translate(), store.sessions() as session:
-        return [_change(r) for r in (await session.scalars(query)).all()]
+        rows = (await session.scalars(query)).all()
+    return [_change(r) for r in rows]
 
 
 async def untold(store: Store, limit: int = 500) -> list[ConsentChange]:
@@ -76,7 +77,8 @@ async def untold(store: Store, limit: int = 500) -> list[ConsentChange]:
     query = (select(ConsentChangeRow).where(ConsentChangeRow.tell, ConsentChangeRow.told_at.is_(None))
              .order_by(ConsentChangeRow.id).limit(limit))
     async with store._translate(), store.sessions() as session:
-        return [_change(r) for r in (await session.scalars(query)).all()]
+        rows = (await session.scalars(query)).all()
+    return [_change(r) for r in rows]
 
 
 async def mark_told(store: Store, ids: Sequence[int], at: datetime) -> None:
