@@ -17,12 +17,14 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from hub.consumers.consent import ConsentNotifier
 from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
 from hub.consumers.sender import InFlight, SenderConsumer
 from hub.core.errors import StoreError
 from hub.core.events.common import CHANNELS
+from hub.core.links import LinkMaker
 from hub.core.rendering.identity import Identity
 from hub.core.rendering.renderer import Renderer
 from hub.core.time import utcnow
@@ -92,15 +94,18 @@ class Hub:
             observe_statuses(self.broker, self.metrics.observe)
             self.metrics.registry.register(OpsCollector(self.lag, lambda: self.adapters, self.breakers))
         self.store = Store(settings.database_url)
-        self.renderer = Renderer(identity=Identity.of(settings))
+        self.renderer = Renderer(identity=Identity.of(settings), links=LinkMaker.of(settings, clock),
+                                 links_in_news=settings.link_in_county_news)
         self.adapters: dict[str, ChannelAdapter] = {}
         self.scheduler: Scheduler | None = None
+        self.consent: ConsentNotifier | None = None
         self.retention: RetentionTask | None = None
         if "router" in self.roles:
             RouterConsumer(broker=self.broker, store=self.store, renderer=self.renderer, settings=settings,
                            topics=self.topics, clock=clock).register()
             self.scheduler = Scheduler(broker=self.broker, store=self.store, topics=self.topics, owner=self.owner,
                                        clock=clock, interval_s=settings.scheduler_interval_s)
+            self.consent = ConsentNotifier(store=self.store, broker=self.broker, settings=settings, clock=clock)
             if settings.retention_days:
                 self.retention = RetentionTask(store=self.store, settings=settings, clock=clock)
         if "directory" in self.roles:
@@ -147,6 +152,8 @@ class Hub:
             self.ops = await OpsServer.start(self)
         if self.scheduler is not None:
             self.scheduler.start()
+        if self.consent is not None:
+            self.consent.start()
         if self.retention is not None:
             self.retention.start()
         logger.info("hub started roles=%s bootstrap=%s prefix=%s", ",".join(self.roles),
@@ -155,6 +162,8 @@ class Hub:
     async def stop(self) -> None:
         if self.scheduler is not None:
             await self.scheduler.stop()
+        if self.consent is not None:
+            await self.consent.stop()
         if self.retention is not None:
             await self.retention.stop()
         self.stopping = True  # /readyz answers 503 from now on

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ChannelName = Literal["kakao", "sms", "email"]
 
@@ -140,15 +141,32 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None, description="External base URL of the residents' pages, used in their links "
                                   "(e.g. https://talk.yp.example.kr).")
-    link_keys: list[SecretStr] = Field(
+    link_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="Keys of the residents' signed links: the first signs, all verify; "
                                           "put a new key first to rotate, drop an old one to revoke its links.")
+    consent_notice_interval_s: float = Field(
+        default=5.0, gt=0, description="How often a running hub tells residents of their consent changes "
+                                       "(the law allows 14 days; the hub does it at once).")
+    consent_retention_days: int = Field(
+        default=1095, ge=0, description="Keep consent evidence this long (audits); 0 keeps it all.")
+    link_ttl_days: int = Field(default=90, ge=1, le=3650, description="A resident's link works this long.")
+    link_in_county_news: bool = Field(
+        default=True, description="County news carries the resident's link too (advertising always does).")
 
     # local broker (`hub kafka up`)
     local_kafka_home: Path = Path(".kafka")
     local_kafka_port: int = Field(default=9092, ge=1, le=65535)
     local_kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
     local_kafka_heap_mb: int = 512
+
+    @field_validator("link_keys", mode="before")
+    @classmethod
+    def _key_list(cls, value: object) -> object:
+        """HUB_LINK_KEYS as a JSON list or comma-separated."""
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [k.strip() for k in text.split(",") if k.strip()]
+        return value
 
     @model_validator(mode="after")
     def _local_broker(self) -> Self:

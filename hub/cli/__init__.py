@@ -16,6 +16,7 @@ from hub.cli import (
     kafka,
     keys,
     lag,
+    public,
     publish,
     purge,
     residents,
@@ -44,6 +45,7 @@ app.command()(deliveries.deliveries)
 app.command()(purge.purge)
 app.command()(deliveries.why)
 app.command("api")(api.api)
+app.command("public")(public.public)
 app.command("asyncapi")(asyncapi.asyncapi)
 app.command()(lag.lag)
 app.add_typer(kafka.app, name="kafka")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,7 +25,6 @@ def residents_import(
     """Import residents from CSV. Good rows are imported (again: nothing changes), bad rows are reported with
     their line number and reason; the exit code is 2 when any row was refused."""
     from hub.core.residents import read_csv_bytes
-    from hub.core.time import utcnow
     from hub.store import Store
 
     data = file.read_bytes()
@@ -41,9 +40,9 @@ def residents_import(
                     continue
                 pending.append(resident)
                 if len(pending) >= batch:
-                    imported += await store.upsert_residents(pending, utcnow())
+                    imported += await _upsert_with_evidence(store, pending, file.name)
                     pending = []
-            imported += await store.upsert_residents(pending, utcnow())
+            imported += await _upsert_with_evidence(store, pending, file.name)
         finally:
             await store.close()
         return imported, bad
@@ -54,3 +53,63 @@ def residents_import(
     console.print(f"imported {imported} resident(s); refused {len(bad)} row(s)")
     if bad:
         raise typer.Exit(2)
+
+
+@app.command("consent-history")
+def consent_history(resident_id: Annotated[str, typer.Argument(help="resident id, e.g. R-0001")]) -> None:
+    """A resident's consent changes, oldest first: when (KST), how, what, and when they were told."""
+    from hub.cli.common import with_store
+    from hub.core.time import kst
+    from hub.store.consent import history
+
+    changes = with_store(lambda store: history(store, resident_id))
+    if not changes:
+        console.print(f"no consent changes recorded for {resident_id}")
+        return
+    for c in changes:  # one line per change: an auditor greps it
+        told = f"told {kst(c.told_at, '%Y-%m-%d %H:%M:%S')}" if c.told_at else "not told yet"
+        console.print(f"{kst(c.at, '%Y-%m-%d %H:%M:%S')}  {c.via:11}  {', '.join(c.changes):30}  {told}  ({c.detail})",
+                      markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("consent-export")
+def consent_export(
+    out: Annotated[Path, typer.Option("--out", help="CSV file to write (UTF-8)", dir_okay=False)],
+    since: Annotated[str | None, typer.Option(help="only changes at or after this ISO 8601 time (with offset)")] = None,
+) -> None:
+    """Every consent change as CSV, for an audit: times are ISO 8601 with their offset (UTC)."""
+    import csv
+    from datetime import datetime
+
+    from hub.cli.common import with_store
+    from hub.cli.errors import UsageProblem
+    from hub.core.time import as_utc
+    from hub.store.consent import history
+
+    try:
+        start = as_utc(datetime.fromisoformat(since)) if since else None
+    except (ValueError, TypeError) as e:  # not a time, or one without an offset
+        raise UsageProblem(f"--since {since!r}: {e}", "e.g. --since 2026-01-01T00:00:00+09:00") from e
+    changes = with_store(lambda store: history(store, since=start))
+    with out.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["resident_id", "at", "via", "changes", "detail", "told_at"])
+        for c in changes:
+            writer.writerow([c.resident_id, c.at.isoformat(), c.via, ";".join(c.changes), c.detail,
+                             c.told_at.isoformat() if c.told_at else ""])
+    console.print(f"wrote {len(changes)} consent change(s) to {out}")
+
+
+async def _upsert_with_evidence(store: Any, residents: list[Any], file_name: str) -> int:
+    """Import rows, keeping each consent change they make as evidence (via "csv"; its result notice follows
+    from a running hub)."""
+    from hub.core.consent import consent_changes
+    from hub.core.time import utcnow
+    from hub.store.consent import record_changes
+
+    now = utcnow()
+    before = await store.residents(r.resident_id for r in residents)
+    count = await store.upsert_residents(residents, now)
+    await record_changes(store, [(r.resident_id, consent_changes(before.get(r.resident_id), r)) for r in residents],
+                         via="csv", at=now, detail=file_name)
+    return int(count)

@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from hub.core.cloudevents import parse_kafka_message
+from hub.core.consent import consent_changes, via_of
 from hub.core.errors import EventError
 from hub.core.fields import ID_PATTERN
 from hub.core.residents import RESIDENT_EVENT_TYPES, PreferencesChange, Resident
@@ -23,6 +24,7 @@ from hub.kafka.dlq import DeadLetters
 from hub.kafka.subscribe import subscribe_batches
 from hub.settings import Settings
 from hub.store import Store
+from hub.store.consent import record_changes
 
 logger = logging.getLogger(__name__)
 
@@ -58,20 +60,28 @@ class DirectoryConsumer:
             raise EventError(f"{event.type} data must be a JSON object, not {type(event.data).__name__}")
         data = event.data or {}
         resident_id = _resident_id(event.subject or data.get("resident_id") or key)
+        before = (await self.store.residents([resident_id])).get(resident_id)
+        after: Resident | None = None
         try:
             if event.type == "resident.registered.v1":
-                await self.store.upsert_residents([Resident.model_validate({**data, "resident_id": resident_id})], now)
+                after = Resident.model_validate({**data, "resident_id": resident_id})
+                await self.store.upsert_residents([after], now)
             elif event.type == "resident.preferences_changed.v1":
                 change = PreferencesChange.model_validate({k: v for k, v in data.items() if k != "resident_id"})
-                if await self.store.change_preferences(resident_id, change, now) is None:
+                if (after := await self.store.change_preferences(resident_id, change, now)) is None:
                     raise EventError(f"preferences for {resident_id!r}, who is not in the directory")
             elif event.type in ("resident.opted_out.v1", "resident.opted_in.v1"):
-                if not await self.store.set_opt_out(resident_id, event.type == "resident.opted_out.v1", now):
+                opted_out = event.type == "resident.opted_out.v1"
+                if before is None or not await self.store.set_opt_out(resident_id, opted_out, now):
                     raise EventError(f"opt-out for {resident_id!r}, who is not in the directory")
+                after = before.model_copy(update={"opted_out": opted_out})
             else:
                 await self.store.delete_resident(resident_id)
         except ValidationError as e:
             raise EventError(f"{event.type} data invalid: {e.errors(include_url=False)[:5]}") from e
+        # the evidence, and the outbox of the result notice (hub.consumers.consent): a repeat of this event changes nothing
+        await record_changes(self.store, [(resident_id, consent_changes(before, after))], via=via_of(event.source),
+                             at=now, detail=f"{event.source} {event.id}")
 
 
 def _resident_id(value: Any) -> str:

@@ -43,8 +43,8 @@ class SmtpEmailChannel(ChannelAdapter):
         self.start_tls, self.use_tls, self.timeout_s = start_tls, use_tls, timeout_s
         self.tls_context = ssl.create_default_context(cafile=ca_file) if ca_file else None
         self.message_id_domain = message_id_domain
-        self.unsubscribe = ", ".join(f"<{u}>" for u in (unsubscribe_url, unsubscribe_mailto and
-                                                         f"mailto:{unsubscribe_mailto}") if u)
+        self.unsubscribe_url = unsubscribe_url
+        self.unsubscribe_mailto = f"mailto:{unsubscribe_mailto}" if unsubscribe_mailto else None
 
     def build_message(self, request: DeliveryRequest) -> MIMEMultipart:
         content = request.content
@@ -60,13 +60,22 @@ class SmtpEmailChannel(ChannelAdapter):
         msg["Date"] = format_datetime(utcnow())
         msg["Message-ID"] = f"<{request.delivery_id}@{self.message_id_domain}>"
         msg["X-Notice-Hub-Event"] = Header(request.event_id, "utf-8")
-        if request.advertising and self.unsubscribe:  # RFC 2369 / RFC 8058 one-click
-            msg["List-Unsubscribe"] = self.unsubscribe
-            if "<http" in self.unsubscribe:
-                msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        self._list_unsubscribe(msg, request, content)
         msg.attach(MIMEText(content.text, "plain", "utf-8"))
         msg.attach(MIMEText(content.html, "html", "utf-8"))
         return msg
+
+    def _list_unsubscribe(self, msg: MIMEMultipart, request: DeliveryRequest, content: EmailContent) -> None:
+        """RFC 2369 List-Unsubscribe and RFC 8058 one-click: the resident's own signed link when the message
+        carries one (the hub's public pages answer its POST), else the county-wide opt-out URL on advertising."""
+        url = content.unsubscribe_url or (self.unsubscribe_url if request.advertising else None)
+        mailto = self.unsubscribe_mailto if url or request.advertising else None
+        targets = [f"<{u}>" for u in (url, mailto) if u]
+        if not targets:
+            return
+        msg["List-Unsubscribe"] = ", ".join(targets)
+        if url and url.startswith(("https://", "http://")):  # the county serves it over https (RFC 8058)
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
 
     async def _send(self, request: DeliveryRequest) -> DeliveryResult:
         try:

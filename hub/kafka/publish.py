@@ -74,3 +74,13 @@ class StatusPublisher:
             except Exception:  # a metric must never fail a batch
                 logger.exception("status observer %r failed", observer)
         return futures
+
+
+async def publish_resident_event(broker: KafkaBroker, topics: Topics, event: CloudEvent) -> None:
+    """A resident event on `<prefix>.residents` (the directory's topic, compacted by resident id), as the
+    platform's own screens publish them; returns once every in-sync replica has it (acks=all), so a page that
+    says "saved" has said the truth."""
+    if not event.subject:
+        raise ValueError("a resident event names its resident in subject")
+    value, headers = to_kafka_binary(event)
+    await broker.publish(value, topics.residents, key=event.subject.encode(), headers=headers)

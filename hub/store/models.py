@@ -230,3 +230,18 @@ class DeadLetterResolutionRow(Base):
     resolved_by: Mapped[str] = mapped_column(Note(200))
     resolved_at: Mapped[datetime] = mapped_column(UtcDateTime())
     note: Mapped[str] = mapped_column(Note(), default="")
+
+
+class ConsentChangeRow(Base):
+    """One consent change of a resident (hub/store/consent.py): the evidence, and the outbox of the result notice."""
+
+    __tablename__ = "consent_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resident_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    via: Mapped[str] = mapped_column(String(20))
+    changes: Mapped[list[str]] = mapped_column(JSON)
+    detail: Mapped[str] = mapped_column(Note(300), default="")  # the event's source and id, or the file
+    tell: Mapped[bool] = mapped_column(Boolean, default=False)  # a change the resident must be told of
+    told_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

@@ -28,6 +28,10 @@ async def purge_expired(store: Store, settings: Settings, now: datetime, *, dry_
     older_than = cutoff(settings, now)
     if older_than is None:
         return None
+    if settings.consent_retention_days and not dry_run:  # evidence has its own, longer, retention
+        from hub.store.consent import purge_changes
+
+        await purge_changes(store, now - timedelta(days=settings.consent_retention_days))
     counts = await store.purge(older_than, dry_run=dry_run)
     if counts.total and not dry_run:
         logger.info("retention: purged %d deliveries, %d log rows, %d released held deliveries, %d ingest event ids "

@@ -105,12 +105,12 @@ def test_templates_preview_of_an_unknown_type_says_so() -> None:
     assert "water.meter.exploded.v1" in result.output
 
 
-def test_schemas_export_writes_21_files(tmp_path: Path) -> None:
+def test_schemas_export_writes_22_files(tmp_path: Path) -> None:
     result = hub("schemas", "export", "--dir", str(tmp_path / "out"))
 
     assert result.exit_code == 0, result.output
-    assert len(list((tmp_path / "out").glob("*.json"))) == 21
-    assert "wrote 21 schema files" in result.stdout
+    assert len(list((tmp_path / "out").glob("*.json"))) == 22
+    assert "wrote 22 schema files" in result.stdout
 
 
 def test_schemas_list_lists_every_type() -> None:

@@ -118,3 +118,29 @@ def test_a_long_korean_subject_is_folded_into_short_lines() -> None:
     header = raw[raw.index("Subject:") : raw.index("\r\nDate:")]
     assert header.count("=?utf-8?b?") > 3 and all(len(line) <= 90 for line in header.split("\r\n"))
     assert over_the_wire(channel().build_message(request(subject=subject)))["Subject"] == subject
+
+
+LINK = "https://talk.yp.example.kr/r/SgysrhT5AGtFnUieTisQp2xo"
+
+
+@pytest.mark.parametrize(
+    ("advertising", "link", "mailto", "unsubscribe", "one_click"),
+    [
+        # the resident's own link, on advertising and on county news alike: RFC 8058 one-click
+        (True, LINK, None, f"<{LINK}>", True),
+        (False, LINK, "optout@yp.example.kr", f"<{LINK}>, <mailto:optout@yp.example.kr>", True),
+        # no link (HUB_PUBLIC_URL unset): the county-wide opt-out URL, on advertising only
+        (True, None, None, "<https://talk.yp.example.kr/unsubscribe>", True),
+        (True, None, "optout@yp.example.kr",
+         "<https://talk.yp.example.kr/unsubscribe>, <mailto:optout@yp.example.kr>", True),
+        (False, None, "optout@yp.example.kr", None, False),
+    ],
+)
+def test_list_unsubscribe_carries_the_residents_link(advertising: bool, link: str | None, mailto: str | None,
+                                                     unsubscribe: str | None, one_click: bool) -> None:
+    content = EmailContent(subject="[양평군] 소식", text=TEXT, html=HTML, unsubscribe_url=link)
+    req = request().model_copy(update={"content": content, "advertising": advertising})
+    adapter = channel(unsubscribe_url="https://talk.yp.example.kr/unsubscribe", unsubscribe_mailto=mailto)  # type: ignore[arg-type]
+    parsed = over_the_wire(adapter.build_message(req))
+    assert parsed["List-Unsubscribe"] == unsubscribe
+    assert (parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click") is one_click

@@ -39,7 +39,7 @@ def test_export_writes_one_file_per_event_type_and_the_envelope(exported: tuple[
     directory, written = exported
 
     assert sorted(p.name for p in written) == EXPECTED
-    assert len(written) == 21  # 15 catalogue events, 5 resident events, the envelope
+    assert len(written) == 22  # 16 catalogue events, 5 resident events, the envelope
     assert schemas.drift(directory) == []
 
 

@@ -16,6 +16,7 @@ from hub.core.errors import EventError, UnknownEventTypeError
 from hub.core.events.chatbot import ChatbotInquiryAnsweredV1
 from hub.core.events.civil import CivilApplicationReceivedV1, CivilApplicationStatusChangedV1
 from hub.core.events.common import DirectNotice
+from hub.core.events.consent import ConsentNoticeV1
 from hub.core.events.goods import GoodsOrderConfirmedV1, GoodsOrderShippedV1
 from hub.core.events.notice import CountyNoticePublishedV1
 from hub.core.events.reservation import ReservationCancelledV1, ReservationConfirmedV1, ReservationReminderV1
@@ -60,6 +61,7 @@ CATALOGUE: dict[str, EventSpec] = {
         EventSpec("goods.order.shipped.v1", GoodsOrderShippedV1, "공공재 배송 시작"),
         EventSpec("chatbot.inquiry.answered.v1", ChatbotInquiryAnsweredV1, "챗봇 문의 답변"),
         EventSpec("notice.published.v1", CountyNoticePublishedV1, "군정 소식", county_news=True),
+        EventSpec("consent.notice.v1", ConsentNoticeV1, "수신 동의 안내"),
     )
 }
 DOMAINS: tuple[str, ...] = tuple(dict.fromkeys(spec.domain for spec in CATALOGUE.values()))

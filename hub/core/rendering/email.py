@@ -19,6 +19,7 @@ class EmailContent(BaseModel):
     subject: str
     text: str
     html: str
+    unsubscribe_url: str | None = None  # the resident's own link: List-Unsubscribe, RFC 8058 one-click
 
 
 def render_email(subject_template: Template, text: Template, html: Template, ctx: Mapping[str, Any]) -> EmailContent:

@@ -26,7 +26,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field
 
 from hub.core.errors import RenderError
-from hub.core.rendering.advertising import advertise
+from hub.core.rendering.advertising import advertise, with_link
 from hub.core.rendering.alimtalk import KakaoContent, KakaoTemplate, load_kakao, render_kakao
 from hub.core.rendering.email import EmailContent, render_email
 from hub.core.rendering.formats import FILTERS
@@ -36,6 +36,7 @@ from hub.core.rendering.sms import SmsContent, sms_content
 if TYPE_CHECKING:
     from hub.core.events import DomainEvent
     from hub.core.events.common import Channel, Recipient
+    from hub.core.links import LinkMaker
 
 TEMPLATES_DIR = Path(__file__).parents[2] / "templates"  # hub/templates
 
@@ -98,6 +99,8 @@ class Renderer:
 
     templates_dir: Path = TEMPLATES_DIR
     identity: Identity = field(default_factory=Identity)
+    links: LinkMaker | None = None  # each resident's signed link (HUB_PUBLIC_URL + HUB_LINK_KEYS), when set
+    links_in_news: bool = True  # county news carries the link too (HUB_LINK_IN_COUNTY_NEWS)
 
     def __post_init__(self) -> None:
         self.env = _Sandbox(
@@ -168,9 +171,14 @@ class Renderer:
 
     # -- rendering
 
-    def context(self, event: DomainEvent, recipient: Recipient) -> dict[str, Any]:
+    def link(self, recipient: Recipient) -> str | None:
+        """The resident's own link (their preferences page), when links are configured."""
+        return self.links.url(recipient.resident_id) if self.links is not None else None
+
+    def context(self, event: DomainEvent, recipient: Recipient, link: str | None = None) -> dict[str, Any]:
         env = event.envelope
         return {
+            "link": link,
             "data": event.data.model_dump(mode="python", exclude={"recipients"}),
             "event": {"id": env.id, "type": env.type, "source": env.source, "subject": env.subject,
                       "time": env.time, "title": event.spec.title},
@@ -179,12 +187,19 @@ class Renderer:
         }
 
     def render(self, event: DomainEvent, recipient: Recipient, channel: Channel) -> KakaoContent | SmsContent | EmailContent:
-        content = self.render_context(event.spec.type, channel, self.context(event, recipient), recipient.locale)
-        return self.advertise(content) if event.advertising else content
+        link = self.link(recipient)
+        content = self.render_context(event.spec.type, channel, self.context(event, recipient, link),
+                                      recipient.locale)
+        if event.advertising:
+            return self.advertise(content, link)
+        if link and event.spec.county_news and self.links_in_news:
+            return with_link(content, link, self.identity)
+        return content
 
-    def advertise(self, content: KakaoContent | SmsContent | EmailContent) -> SmsContent | EmailContent:
+    def advertise(self, content: KakaoContent | SmsContent | EmailContent,
+                  link: str | None = None) -> SmsContent | EmailContent:
         """What the law requires of every advertising message (hub.core.rendering.advertising)."""
-        return advertise(content, self.identity)
+        return advertise(content, self.identity, link)
 
     def render_context(
         self, event_type: str, channel: str, ctx: Mapping[str, Any], locale: str = "ko"

@@ -1,0 +1,82 @@
+"""Consent evidence: every change to a resident's consent, when (aware UTC), how (page, email one-click, CSV,
+API, 080 list, SMS gateway list, department event) and what (hub.core.consent), with the result notice that
+told the resident about it. The table hangs off `hub.store.models.Base`; `Store.init()` creates it.
+
+The rows are also the outbox of the result notices: the directory consumer (or an import) writes a change, and
+`ConsentNotifier` (hub.consumers.consent) publishes its notice and marks it; a crash in between publishes it again under
+the same event id, which the router deduplicates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select, update
+
+from hub.core.consent import TOLD
+from hub.store import Store
+from hub.store.models import ConsentChangeRow
+
+
+@dataclass(frozen=True)
+class ConsentChange:
+    id: int
+    resident_id: str
+    at: datetime
+    via: str
+    changes: list[str]
+    detail: str
+    told_at: datetime | None
+
+
+def _change(row: ConsentChangeRow) -> ConsentChange:
+    return ConsentChange(row.id, row.resident_id, row.at, row.via, list(row.changes), row.detail, row.told_at)
+
+
+async def record_changes(store: Store, items: Sequence[tuple[str, list[str]]], *, via: str, at: datetime,
+                         detail: str = "") -> int:
+    """Record (resident id, changes) pairs; pairs without a change are skipped. Returns how many were kept."""
+    values = [{"resident_id": rid, "at": at, "via": via, "changes": changes, "detail": detail,
+               "tell": bool(TOLD.intersection(changes))} for rid, changes in items if changes]
+    if values:
+        async with store._translate(), store.sessions.begin() as session:
+            await session.execute(store._insert(ConsentChangeRow).values(values))
+    return len(values)
+
+
+async def history(store: Store, resident_id: str | None = None, *, since: datetime | None = None
+                  ) -> list[ConsentChange]:
+    """The evidence, oldest first: one resident's, or everyone's (an audit export)."""
+    query = select(ConsentChangeRow).order_by(ConsentChangeRow.at, ConsentChangeRow.id)
+    if resident_id is not None:
+        query = query.where(ConsentChangeRow.resident_id == resident_id)
+    if since is not None:
+        query = query.where(ConsentChangeRow.at >= since)
+    async with store._translate(), store.sessions() as session:
+        rows = (await session.scalars(query)).all()
+    return [_change(r) for r in rows]
+
+
+async def untold(store: Store, limit: int = 500) -> list[ConsentChange]:
+    """Changes whose result notice has not gone out yet, oldest first."""
+    query = (select(ConsentChangeRow).where(ConsentChangeRow.tell, ConsentChangeRow.told_at.is_(None))
+             .order_by(ConsentChangeRow.id).limit(limit))
+    async with store._translate(), store.sessions() as session:
+        rows = (await session.scalars(query)).all()
+    return [_change(r) for r in rows]
+
+
+async def mark_told(store: Store, ids: Sequence[int], at: datetime) -> None:
+    if ids:
+        async with store._translate(), store.sessions.begin() as session:
+            await session.execute(update(ConsentChangeRow).where(ConsentChangeRow.id.in_(list(ids)))
+                                  .values(told_at=at))
+
+
+async def purge_changes(store: Store, older_than: datetime) -> int:
+    """Retention: evidence older than `older_than` goes (a notice not yet told stays)."""
+    async with store._translate(), store.sessions.begin() as session:
+        result = await session.execute(delete(ConsentChangeRow).where(
+            ConsentChangeRow.at < older_than, ~(ConsentChangeRow.tell & ConsentChangeRow.told_at.is_(None))))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
