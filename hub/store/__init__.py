@@ -95,7 +95,8 @@ class Store(DirectoryQueries):
     async def init(self) -> None:
         # their tables hang off Base too (imported here: they import Store)
         import hub.store.dead_letters
-        import hub.store.ingest  # noqa: F401
+        import hub.store.ingest
+        import hub.store.staff  # noqa: F401
 
         async with self.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
@@ -293,7 +294,7 @@ class Store(DirectoryQueries):
             ("delivery_log", DeliveryLogRow, (DeliveryLogRow.at < older_than) & ~active),
             ("deliveries", DeliveryRow,
              (DeliveryRow.updated_at < older_than) & DeliveryRow.status.in_(PURGEABLE_STATES)),
-            ("scheduled", ScheduledRow, (ScheduledRow.created_at < older_than) & ScheduledRow.state.in_(("released", "unreadable"))),
+            ("scheduled", ScheduledRow, (ScheduledRow.created_at < older_than) & ScheduledRow.state.in_(("released", "unreadable", "withdrawn"))),
             ("ingest_events", IngestEventRow, IngestEventRow.created_at < older_than),
             ("ingest_idempotency", IdempotencyRow, IdempotencyRow.created_at < older_than),
         ]

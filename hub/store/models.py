@@ -148,7 +148,17 @@ class ScheduledRow(Base):
     due_at: Mapped[datetime] = mapped_column(UtcDateTime())
     rule: Mapped[str] = mapped_column(Note(50))
     request: Mapped[str] = mapped_column(Text)  # the DeliveryRequest JSON, released as it is
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, releasing, released, unreadable (dead-lettered)
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, releasing, released, unreadable (dead-lettered), withdrawn (cancelled)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class WithdrawnEventRow(Base):
+    """An event whose held deliveries were withdrawn (a scheduled notice cancelled in the staff console): none of
+    them is released, also those the router holds after the cancel."""
+
+    __tablename__ = "withdrawn_events"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -1,0 +1,6 @@
+"""The county staff console: compose, check, approve, send and follow county notices in the browser
+(docs/CONSOLE.md). Served by `hub console`, on the county's internal network."""
+
+from hub.http.console.app import Console, create_console_app
+
+__all__ = ["Console", "create_console_app"]
