@@ -94,7 +94,7 @@ async def test_the_report_is_the_ledgers_and_its_csv_opens_in_excel(browser: Any
     await writer.get(f"/notices/{notice}")
     await writer.post(f"/notices/{notice}/submit")
     row = await get_row(console, notice)
-    send_now, held = await route(console, row)  # 2 now (kakao R-0001, email R-0002), 1 held, 2 suppressed
+    send_now, _held = await route(console, row)  # 2 now (kakao R-0001, email R-0002), 1 held, 2 suppressed
     kakao = next(r for r in send_now if r.channel == "kakao")
     email = next(r for r in send_now if r.channel == "email")
     await console.db().finish([
