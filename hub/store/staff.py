@@ -125,7 +125,8 @@ async def list_staff(store: Store) -> list[Staff]:
 
 async def username_taken(store: Store, username: str) -> bool:
     async with store._translate(), store.sessions() as session:
-        return bool(await session.scalar(select(func.count()).where(StaffRow.username == username)))
+        found = await session.scalar(select(func.count()).where(StaffRow.username == username))
+    return bool(found)
 
 
 # --------------------------------------------------------------------------- audit log
@@ -141,7 +142,8 @@ async def audit(store: Store, *, at: datetime, staff: Staff | None, action: str,
 
 async def audit_log(store: Store, *, limit: int = 200) -> list[AuditRow]:
     async with store._translate(), store.sessions() as session:
-        return list((await session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))).all())
+        rows = list((await session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit))).all())
+    return rows
 
 
 # --------------------------------------------------------------------------- notices
@@ -160,12 +162,14 @@ async def create_notice(store: Store, values: dict[str, Any]) -> tuple[NoticeRow
 
 async def notice_by_key(store: Store, key: str) -> NoticeRow | None:
     async with store._translate(), store.sessions() as session:
-        return await session.scalar(select(NoticeRow).where(NoticeRow.idempotency_key == key))
+        row = await session.scalar(select(NoticeRow).where(NoticeRow.idempotency_key == key))
+    return row
 
 
 async def get_notice(store: Store, notice_id: str) -> NoticeRow | None:
     async with store._translate(), store.sessions() as session:
-        return await session.get(NoticeRow, notice_id)
+        row = await session.get(NoticeRow, notice_id)
+    return row
 
 
 async def transition(store: Store, notice_id: str, from_states: Sequence[str], to_state: str,
@@ -191,7 +195,8 @@ async def list_notices(store: Store, *, departments: Sequence[str] | None = None
     if until is not None:
         query = query.where(NoticeRow.created_at < until)
     async with store._translate(), store.sessions() as session:
-        return list((await session.scalars(query)).all())
+        rows = list((await session.scalars(query)).all())
+    return rows
 
 
 # --------------------------------------------------------------------------- cancelling a scheduled notice
