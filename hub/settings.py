@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     web_secure_cookies: bool = Field(
         default=False, description="Mark cookies Secure: set it whenever the pages are served over TLS.")
     web_session_max_age_s: int = Field(default=8 * 3600, ge=60, description="A console sign-in lasts this long.")
+    console_approval_audience: int = Field(
+        default=1000, ge=0, description="A console notice to more residents than this needs approval (결재); so do "
+                                        "notices to the whole county and advertising, whatever their size.")
     console_host: str = Field(default="127.0.0.1", description="Address of the staff console (county network).")
     console_port: int = Field(default=8090, ge=1, le=65535)
     public_host: str = Field(default="127.0.0.1", description="Address of the residents' pages (behind the proxy).")

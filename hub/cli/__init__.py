@@ -22,8 +22,10 @@ from hub.cli import (
     residents,
     run,
     schemas,
+    staff,
     templates,
 )
+from hub.cli import console as console_cmd
 from hub.cli.errors import HubGroup
 
 app = typer.Typer(cls=HubGroup, no_args_is_help=True, help="notice-hub: county domain events in, Korean notices out.")
@@ -46,6 +48,7 @@ app.command()(purge.purge)
 app.command()(deliveries.why)
 app.command("api")(api.api)
 app.command("public")(public.public)
+app.command("console")(console_cmd.console)
 app.command("asyncapi")(asyncapi.asyncapi)
 app.command()(lag.lag)
 app.add_typer(kafka.app, name="kafka")
@@ -54,3 +57,4 @@ app.add_typer(templates.app, name="templates")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(residents.app, name="residents")
 app.add_typer(keys.app, name="keys")
+app.add_typer(staff.app, name="staff")

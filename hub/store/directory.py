@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 
 from hub.core.residents import Consents, PreferencesChange, QuietHours, Resident
-from hub.store.models import ResidentRow, ScheduledRow
+from hub.store.models import ResidentRow, ScheduledRow, WithdrawnEventRow
 
 if TYPE_CHECKING:
     from hub.core.delivery import DeliveryRequest
@@ -135,12 +135,17 @@ class DirectoryQueries:
         async with self._translate(), self.sessions.begin() as session:
             await session.execute(self._insert(ScheduledRow).values(values)
                                   .on_conflict_do_nothing(index_elements=["delivery_id"]))
+            # a notice cancelled before the router held it: what it holds now is withdrawn at once
+            await session.execute(update(ScheduledRow).where(
+                ScheduledRow.event_id.in_({v["event_id"] for v in values}), ScheduledRow.state == "pending",
+                ScheduledRow.event_id.in_(select(WithdrawnEventRow.event_id))).values(state="withdrawn"))
 
     async def claim_due(self, now: datetime, owner: str, limit: int = 500) -> list[tuple[int, str]]:
         """Claim held deliveries that are due (or whose earlier claim was abandoned): (id, request JSON)."""
         stale = now - timedelta(seconds=RELEASE_LEASE_S)
         due = or_(ScheduledRow.state == "pending",
                   (ScheduledRow.state == "releasing") & (ScheduledRow.claimed_at < stale))
+        due = due & ~exists().where(WithdrawnEventRow.event_id == ScheduledRow.event_id)  # cancelled: never
         async with self._translate(), self.sessions.begin() as session:
             ids = list((await session.scalars(
                 select(ScheduledRow.id).where(due, ScheduledRow.due_at <= now).order_by(ScheduledRow.due_at).limit(limit)

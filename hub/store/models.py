@@ -12,6 +12,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Dialect, Index, Inte
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from hub.core.apikeys import ApiKey
+from hub.core.staff import Staff
 from hub.core.time import as_utc
 
 _UNKEEPABLE = re.compile("[\x00\ud800-\udfff]")
@@ -151,7 +152,7 @@ class ScheduledRow(Base):
     due_at: Mapped[datetime] = mapped_column(UtcDateTime())
     rule: Mapped[str] = mapped_column(Note(50))
     request: Mapped[str] = mapped_column(Text)  # the DeliveryRequest JSON, released as it is
-    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, releasing, released, unreadable (dead-lettered)
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, releasing, released, unreadable (dead-lettered), withdrawn (cancelled)
     claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -245,3 +246,84 @@ class ConsentChangeRow(Base):
     detail: Mapped[str] = mapped_column(Note(300), default="")  # the event's source and id, or the file
     tell: Mapped[bool] = mapped_column(Boolean, default=False)  # a change the resident must be told of
     told_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+
+class WithdrawnEventRow(Base):
+    """An event whose held deliveries were withdrawn (a scheduled notice cancelled in the staff console): none of
+    them is released, also those the router holds after the cancel."""
+
+    __tablename__ = "withdrawn_events"
+
+    event_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# --------------------------------------------------------------------------- the staff console (hub/store/staff.py)
+
+
+class StaffRow(Base):
+    """A staff member. `password_hash` is an argon2id hash (hub.core.staff); no password is ever stored."""
+
+    __tablename__ = "staff"
+
+    staff_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    display_name: Mapped[str] = mapped_column(Note(50))
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    role: Mapped[str] = mapped_column(String(10))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    def to_staff(self) -> Staff:
+        return Staff(self.staff_id, self.username, self.display_name, self.department,
+                     self.role, self.active)  # type: ignore[arg-type]  # only ROLES are written
+
+
+class AuditRow(Base):
+    """Who did what, when (UTC), from which address."""
+
+    __tablename__ = "staff_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    staff_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    username: Mapped[str] = mapped_column(Note(40))
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[str] = mapped_column(Note(200), default="")
+    detail: Mapped[str] = mapped_column(Note(500), default="")
+    address: Mapped[str] = mapped_column(Note(64), default="")
+
+
+class NoticeRow(Base):
+    """A county notice composed in the console, from draft to published (or cancelled)."""
+
+    __tablename__ = "console_notices"
+
+    notice_id: Mapped[str] = mapped_column(String(30), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    department: Mapped[str] = mapped_column(String(40), index=True)
+    author_id: Mapped[str] = mapped_column(String(32))
+    author_name: Mapped[str] = mapped_column(Note(50))
+    title: Mapped[str] = mapped_column(Note(60))
+    summary: Mapped[str] = mapped_column(Note(500))
+    url: Mapped[str | None] = mapped_column(Note(300), nullable=True)
+    advertising: Mapped[bool] = mapped_column(Boolean, default=False)
+    urgent: Mapped[bool] = mapped_column(Boolean, default=False)
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON)
+    send_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # draft, pending (결재 대기), returned (반려), publishing, published, cancelled
+    state: Mapped[str] = mapped_column(String(12), index=True)
+    approval_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    targeted: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    approver_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    approver_name: Mapped[str | None] = mapped_column(Note(50), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Note(500), nullable=True)
+    event_id: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    event_source: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+# --------------------------------------------------------------------------- staff

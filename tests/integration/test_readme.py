@@ -27,8 +27,9 @@ pytestmark = pytest.mark.integration
 
 README = ROOT / "README.md"
 SHELLS = ("sh", "bash", "shell")
-#: lines the README documents as long-running: they start the hub (or run every test) and do not return
-LONG_RUNNING = ("make run", "make test")
+#: lines the README documents as long-running: they start the hub or the console (or run every test) and do not
+#: return
+LONG_RUNNING = ("make run", "make test", "hub console")
 #: the addresses the README names, served by this test on free ports
 PORTS = ("127.0.0.1:8000", "127.0.0.1:8080")
 CATCH_UP_S = 60.0

@@ -1,0 +1,116 @@
+"""Cancelling a scheduled notice withdraws its held deliveries (also those the router holds after the cancel),
+and a notice's report is the ledger's figures, counted by the store, exported as CSV Excel reads."""
+
+from datetime import timedelta
+from typing import Any
+
+from hub.consumers.router import RouterConsumer
+from hub.core.delivery import DeliveryStatus
+from hub.core.time import KST
+from hub.http.console import Console
+from hub.http.console.preview import notice_event
+from hub.store import NewDelivery
+from hub.store.staff import NoticeRow
+from tests.unit.console.conftest import NOW, draft, seed
+from tests.unit.console.test_notices import signed
+
+
+async def route(console: Console, row: NoticeRow) -> Any:
+    """What the router does with the published notice (its own plan and the store's register/hold/log)."""
+    from hub.http.console.forms import NoticeForm
+
+    event = notice_event(NoticeForm.of_row(row).data(row.notice_id), department=row.department,
+                         event_id=row.event_id or "")
+    router = RouterConsumer(broker=console.broker, store=console.db(), renderer=console.renderer,
+                            settings=console.settings, topics=console.topics, clock=lambda: NOW)
+    held_all, send_all = [], []
+    async for targets in router.targets(event):
+        send_now, held, outcomes = router.plan(event, targets, NOW)
+        requests = [*send_now, *(r for r, _, _ in held)]
+        await console.db().register([NewDelivery(r.delivery_id, r.notice_key, r.event_id, r.event_type,
+                                                 r.resident_id, r.channel, r.masked_to) for r in requests])
+        await console.db().hold(held, NOW)
+        await console.db().log(outcomes)
+        held_all += held
+        send_all += send_now
+    return send_all, held_all
+
+
+async def get_row(console: Console, notice_id: str) -> NoticeRow:
+    async with console.db().sessions() as session:
+        row = await session.get(NoticeRow, notice_id)
+    assert row is not None
+    return row
+
+
+async def scheduled(browser: Any, console: Console) -> tuple[Any, str]:
+    await seed(console)
+    writer = await signed(browser, "writer")
+    send_at = NOW + timedelta(hours=2)
+    notice = await draft(writer, districts=["강상면"], when="later", send_at=f"{send_at.astimezone(KST):%Y-%m-%dT%H:%M}")
+    await writer.get(f"/notices/{notice}")
+    assert (await writer.post(f"/notices/{notice}/submit")).status_code == 303
+    return writer, notice
+
+
+async def test_a_cancel_withdraws_the_held_deliveries_and_none_is_released(browser: Any, console: Console) -> None:
+    writer, notice = await scheduled(browser, console)
+    page = (await writer.get(f"/notices/{notice}")).text
+    assert 'data-testid="state">예약<' in page and 'id="cancel"' in page
+    row = await get_row(console, notice)
+    send_now, held = await route(console, row)
+    assert send_now == [] and len(held) == 1  # held until its time
+    assert (await writer.post(f"/notices/{notice}/cancel")).status_code == 303
+    assert (await get_row(console, notice)).state == "cancelled"
+    later = NOW + timedelta(days=2)
+    assert await console.db().claim_due(later, "test") == []
+    await route(console, row)  # the router meets the event again (a replay): what it holds stays withdrawn
+    assert await console.db().claim_due(later, "test") == []
+    report = (await writer.get(f"/notices/{notice}/report")).text
+    assert 'data-key="전체"' in report and "발송 취소" in report
+    assert (await writer.post(f"/notices/{notice}/cancel")).status_code == 409  # once
+
+
+async def test_a_notice_held_after_its_cancel_is_never_released(browser: Any, console: Console) -> None:
+    writer, notice = await scheduled(browser, console)
+    row = await get_row(console, notice)
+    assert (await writer.post(f"/notices/{notice}/cancel")).status_code == 303  # before the router routed it
+    _, held = await route(console, row)
+    assert len(held) == 1
+    assert await console.db().claim_due(NOW + timedelta(days=2), "test") == []
+
+
+async def test_another_departments_writer_cannot_cancel(browser: Any, console: Console) -> None:
+    _, notice = await scheduled(browser, console)
+    other = await signed(browser, "other")
+    assert (await other.post(f"/notices/{notice}/cancel")).status_code == 404
+    assert (await get_row(console, notice)).state == "published"
+
+
+async def test_the_report_is_the_ledgers_and_its_csv_opens_in_excel(browser: Any, console: Console) -> None:
+    await seed(console)
+    writer = await signed(browser, "writer")
+    notice = await draft(writer)
+    await writer.get(f"/notices/{notice}")
+    await writer.post(f"/notices/{notice}/submit")
+    row = await get_row(console, notice)
+    send_now, _held = await route(console, row)  # 2 now (kakao R-0001, email R-0002), 1 held, 2 suppressed
+    kakao = next(r for r in send_now if r.channel == "kakao")
+    email = next(r for r in send_now if r.channel == "email")
+    await console.db().finish([
+        DeliveryStatus(delivery_id=kakao.delivery_id, event_id=kakao.event_id, event_type=kakao.event_type,
+                       resident_id=kakao.resident_id, channel="sms", state="fallback", at=NOW + timedelta(seconds=40)),
+        DeliveryStatus(delivery_id=email.delivery_id, event_id=email.event_id, event_type=email.event_type,
+                       resident_id=email.resident_id, channel="email", state="sent", at=NOW + timedelta(seconds=5)),
+    ])
+    page = (await writer.get(f"/notices/{notice}/report")).text
+    total = page.split('data-testid="total"')[1].split("</table>")[0]
+    cells = dict(part.split('">', 1) for part in total.split('data-col="')[1:])
+    figures = {k: int(v.split("<")[0].replace(",", "")) for k, v in cells.items()}
+    assert figures == {"targeted": 5, "sent": 1, "delivered": 0, "fallback": 1, "failed": 0, "suppressed": 2,
+                       "held": 1, "dead_lettered": 0, "in_progress": 0}
+    assert 'data-key="양평읍"' in page
+    answer = await writer.get(f"/notices/{notice}/report.csv")
+    assert answer.content.startswith(b"\xef\xbb\xbf") and "charset=utf-8" in answer.headers["content-type"]
+    lines = answer.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("구분,항목,대상,발송") and lines[1] == "전체,전체,5,1,0,1,0,2,1,0,0"
