@@ -89,6 +89,7 @@ from hub.core.rendering.alimtalk import KakaoContent
 from hub.core.time import KST, as_utc
 from hub.gateways._http import HttpGatewayChannel, Outcome, json_object, phone_digits, raise_if_busy, retry_after_s
 from hub.gateways.base import DeliveryResult
+from hub.pipeline.ports import FallsBack, ResultSource, SentFinder
 
 logger = logging.getLogger(__name__)
 
@@ -257,8 +258,9 @@ class _Recipient:
     entry: dict[str, Any]
 
 
-class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient]):
+class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient], SentFinder, ResultSource, FallsBack):
     channel = "kakao"
+    fallback_channel = "sms"  # 대체발송: what Kakao cannot deliver goes as SMS/LMS (the request's fallback rendition)
     provider = "nhn-alimtalk"
     idempotent = True  # within the gateway's 10-minute idempotency window
     max_batch: ClassVar[int] = MAX_RECIPIENTS

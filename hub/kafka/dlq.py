@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -77,7 +77,7 @@ class DeadLetters:
         self._acknowledged: OrderedDict[Ref, None] = OrderedDict()
 
     @contextlib.asynccontextmanager
-    async def each(self, record: Any, futures: list[asyncio.Future[Any]]) -> AsyncIterator[None]:
+    async def each(self, record: Any, futures: list[Awaitable[object]]) -> AsyncIterator[None]:
         try:
             yield
         except Exception as e:
@@ -86,6 +86,11 @@ class DeadLetters:
             if not isinstance(e, HubError):  # a bug met by one record must not stop the others
                 logger.exception("%s failed on %s[%s]@%s", self.stage, record.topic, record.partition, record.offset)
             futures.append(await self.add(record, e))
+
+    async def dead_letter(self, record: Any, error: BaseException) -> asyncio.Future[Any]:
+        """Write a copy of `record` with the reason, every time (the pipeline's DeadLetterSink: a delivery out of
+        retry tiers, or a 대체발송 SMS that has no record of its own)."""
+        return await dead_letter(self.broker, self.topic, record, error, self.stage)
 
     async def add(self, record: Any, error: BaseException) -> asyncio.Future[Any]:
         """Dead-letter `record` once: a copy the broker acknowledged before is not written again."""

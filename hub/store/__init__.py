@@ -21,7 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from hub.core.dedup import Claim
-from hub.core.delivery import DeliveryStatus
+from hub.core.delivery import DeliveryStatus, NewDelivery
 from hub.core.errors import StoreError, StoreRefusedError
 from hub.core.time import utcnow
 from hub.store.directory import DirectoryQueries
@@ -75,16 +75,6 @@ class PurgeCounts:
         return (self.deliveries + self.delivery_log + self.scheduled + self.ingest_events
                 + self.ingest_idempotency)
 
-
-@dataclass(frozen=True)
-class NewDelivery:
-    delivery_id: str
-    notice_key: str
-    event_id: str
-    event_type: str
-    resident_id: str
-    channel: str
-    to_masked: str
 
 
 class Store(DirectoryQueries):
