@@ -385,7 +385,7 @@ class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient], SentFinder, ResultSourc
         return dict(zip(unique, outcomes, strict=True))
 
     async def _delivery_result(self, ref: str) -> DeliveryOutcome:
-        parsed = parse_ref(ref) if isinstance(ref, str) else None
+        parsed = parse_ref(ref) if isinstance(ref, str) else None  # type: ignore[redundant-expr]  # a ref read from a Kafka header may be anything
         if parsed is None:
             return DeliveryOutcome("failed", None, f"{self.provider}: not a reference of this adapter: {ref!r}")
         request_id, seq = parsed

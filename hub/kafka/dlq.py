@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -77,7 +77,7 @@ class DeadLetters:
         self._acknowledged: OrderedDict[Ref, None] = OrderedDict()
 
     @contextlib.asynccontextmanager
-    async def each(self, record: Any, futures: list[Awaitable[object]]) -> AsyncIterator[None]:
+    async def each(self, record: Any, futures: list[asyncio.Future[Any]]) -> AsyncIterator[None]:
         try:
             yield
         except Exception as e:

@@ -24,7 +24,7 @@ from hub.kafka.publish import KafkaPublisher, StatusPublisher
 from hub.kafka.subscribe import subscribe_batches
 from hub.pipeline.breaker import CircuitBreaker
 from hub.pipeline.outcomes import InFlight, Outcomes, Work
-from hub.pipeline.ports import Ack, DeliveryStore, Gateway, Record
+from hub.pipeline.ports import DeliveryStore, Gateway, Record
 from hub.pipeline.results import Check
 from hub.pipeline.retry import hold_ms, retry_state
 from hub.pipeline.sending import Sending
@@ -72,7 +72,7 @@ class SenderConsumer:
     async def handle_batch(self, records: Sequence[Record], *, tier: int = 0) -> Outcomes:
         """Decode the batch (a record that is not a delivery request is dead-lettered), send it, and return once
         every record it published is acknowledged."""
-        letters: list[Ack] = []
+        letters: list[asyncio.Future[Any]] = []
         works: list[Work] = []
         not_before_ms = 0
         max_wait_ms = int(self.settings.retry_tiers_s[tier - 1] * 1000) if tier else 0
@@ -91,7 +91,7 @@ class SenderConsumer:
         """Ask the gateway what Kakao made of earlier sends (hub.pipeline.results)."""
         results = self.sending.results
         assert results is not None, "subscribed only where the gateway is a ResultSource"
-        letters: list[Ack] = []
+        letters: list[asyncio.Future[Any]] = []
         items: list[tuple[Record, Check]] = []
         for record in records:
             async with self.letters.each(record, letters):

@@ -164,4 +164,4 @@ class Ledger:
         await self.recorder.record(done.statuses)
         # recorded: a claim now finds them finished (or claimable again), so they are no longer calls in flight
         self.release(s.delivery_id for s in done.statuses if s.delivery_id)
-        return Outcomes(done.statuses, done.published + await self.statuses.publish(done.statuses))
+        return Outcomes(done.statuses, [*done.published, *await self.statuses.publish(done.statuses)])

@@ -83,7 +83,7 @@ class Publisher(Protocol):
 
 
 class StatusPublisher(Protocol):
-    async def publish(self, statuses: Sequence[DeliveryStatus], *, again: bool = False) -> list[Ack]:
+    async def publish(self, statuses: Sequence[DeliveryStatus], *, again: bool = False) -> Sequence[Ack]:
         """Publish delivery outcomes to the status topic; `again`: published before, not to be counted again."""
         ...
 
