@@ -45,8 +45,11 @@ class PausedConsumer:
 
     def __init__(self, settings: Settings, topic: str, group: str) -> None:
         self.topic = topic
+        # a generous session: a member that drops out of the group under load would change what the tools report
+        # (an empty group lists committed partitions only)
         self.consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap_servers, group_id=group,
-                                         enable_auto_commit=False, auto_offset_reset="earliest")
+                                         enable_auto_commit=False, auto_offset_reset="earliest",
+                                         session_timeout_ms=45_000, heartbeat_interval_ms=3_000)
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -142,7 +145,8 @@ async def test_hub_lag_and_metrics_equal_kafkas_consumer_groups_tool(settings: S
     await produce(producer, topic, {0: 4, 2: 3})
     expected = {(topic, 0): (4, 10, 6), (topic, 1): (7, 7, 0), (topic, 2): (None, 5, None)}
 
-    figures, report = hub_lag_figures(settings, group, "--samples", "1")
+    # the CLIs run in a thread: a blocking call on this loop would stop the paused member's heartbeats
+    figures, report = await asyncio.to_thread(hub_lag_figures, settings, group, "--samples", "1")
     assert figures == expected
     assert report["members"] == 1 and report["state"] == "Stable" and report["lag"] == 6
 
@@ -159,7 +163,7 @@ async def test_hub_lag_and_metrics_equal_kafkas_consumer_groups_tool(settings: S
     if kafka_broker.local is None:
         pytest.skip("the comparison with Kafka's consumer-groups tool needs the local broker's jars "
                     "(KAFKA_BOOTSTRAP_SERVERS or Docker chose another broker); hub lag and /metrics were checked")
-    tool = kafka_tool_figures(kafka_broker.local, settings.kafka_bootstrap_servers, group)
+    tool = await asyncio.to_thread(kafka_tool_figures, kafka_broker.local, settings.kafka_bootstrap_servers, group)
     assert tool == expected
     assert figures == tool == from_metrics
 
@@ -255,7 +259,7 @@ async def test_hub_lag_says_one_line_per_group_and_refuses_a_group_that_does_not
     await second.start()  # a second group of the hub: caught up on nothing, committed nothing
     try:
         await second.commit({TopicPartition(topic, 0): 1})
-        _, report = hub_lag_figures(settings, group, "--samples", "1")
+        _, report = await asyncio.to_thread(hub_lag_figures, settings, group, "--samples", "1")
         env = {**settings_env(settings), "COLUMNS": "200"}
 
         summary = await run(env, "lag", "--samples", "1")
