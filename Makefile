@@ -22,9 +22,10 @@ test: install  ## every test; integration tests start their own real broker (and
 	scripts/system-deps.sh test
 	$(UV) run --frozen pytest
 
-lint: install  ## ruff, and the layers contract of hub/ (import-linter)
+lint: install  ## ruff, the layers contract of hub/ (import-linter), and the types (mypy)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen lint-imports
+	$(UV) run --frozen mypy
 
 schemas: install
 	$(HUB) schemas export

@@ -65,7 +65,7 @@ def _result(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         payload = {"detail": response.text}
     if response.is_success:
-        return payload  # type: ignore[no-any-return]
+        return payload
     detail = payload.get("detail", payload) if isinstance(payload, dict) else payload
     raise HubClientError(response.status_code, detail)
 

@@ -21,7 +21,6 @@ from hub.consumers.consent import ConsentNotifier
 from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
-from hub.consumers.sender import InFlight, SenderConsumer
 from hub.core.errors import StoreError
 from hub.core.events.common import CHANNELS
 from hub.core.links import LinkMaker
@@ -33,10 +32,13 @@ from hub.gateways import ChannelAdapter, build_adapter
 from hub.kafka.broker import new_broker
 from hub.kafka.lag import LagMonitor
 from hub.kafka.publish import observe_statuses
+from hub.kafka.sender import SenderConsumer
 from hub.kafka.topics import ensure_topics
 from hub.metrics import HubMetrics, OpsCollector
 from hub.pipeline.breaker import CircuitBreaker
+from hub.pipeline.outcomes import InFlight
 from hub.pipeline.periodic import Periodic
+from hub.pipeline.ports import Capabilities
 from hub.settings import Settings
 from hub.store import Store
 from hub.store.retention import RetentionTask
@@ -114,8 +116,10 @@ class Hub:
         for role in self.roles:
             if role.startswith("sender:"):
                 channel = role.split(":", 1)[1]
-                fallback = self.adapter("sms") if channel == "kakao" else None  # 대체발송 needs the SMS gateway
-                sender = SenderConsumer(channel=channel, adapter=self.adapter(channel), fallback=fallback,
+                adapter = self.adapter(channel)
+                # 대체발송: a channel that declares a fallback channel needs that channel's gateway too
+                also = Capabilities.of(adapter).fallback_channel
+                sender = SenderConsumer(channel=channel, adapter=adapter, fallback=self.adapter(also) if also else None,
                                         broker=self.broker, store=self.store, settings=settings, topics=self.topics,
                                         owner=self.owner, clock=clock, in_flight=self.in_flight)
                 sender.register()

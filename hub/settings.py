@@ -199,4 +199,4 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]
+    return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the overrides

@@ -95,8 +95,8 @@ def dlq_replay(
         console.print(f"would fail again: {d.ref} ({d.stage}): {redact(reason)[:300]}", markup=False,
                       highlight=False, soft_wrap=True)
     if dry_run:
-        for d, reason in results:
-            if not reason:
+        for d, why in results:
+            if not why:
                 console.print(f"would replay {d.ref} -> {d.replay_topic} ({d.error_class})")
         return
     if failing and not force:

@@ -51,8 +51,9 @@ class Failed(Exception):
 class HubGroup(TyperGroup):
     """The root `hub` group: parses `--debug`, shows flags as flags, and reports failures in a line or two."""
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(  # type: ignore[override]  # newer click options (windows_expand_args) arrive in **extra, passed on
+            self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+            standalone_mode: bool = True, **extra: Any) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         end = argv.index("--") if "--" in argv else len(argv)
         debug = DEBUG_FLAG in argv[:end] or os.environ.get("HUB_DEBUG", "").lower() in ("1", "true", "yes")

@@ -37,7 +37,7 @@ def keys_create(
     if not scopes:
         raise typer.BadParameter("give --types PATTERN (publish events) and/or --scope residents")
     key, token = with_store(lambda store: db.create_key(store, department=department, type_patterns=patterns,
-                                                          scopes=scopes))  # type: ignore[arg-type]
+                                                          scopes=scopes))  # type: ignore[arg-type]  # typer checked the scopes
     if as_json:
         typer.echo(json.dumps({"key": token, "key_id": key.key_id, "department": key.department,
                                "types": list(key.type_patterns), "scopes": list(key.scopes)}, ensure_ascii=False))

@@ -50,10 +50,10 @@ def staff_create(
         if await db.username_taken(store, username):
             return None
         return await db.create_staff(store, username=username, display_name=name or username,
-                                     department=department, role=role,  # type: ignore[arg-type]  # checked above
+                                     department=department, role=role,
                                      password_hash=hash_password(password), now=utcnow())
 
     if with_store(create) is None:
         err.print(f"[red]a staff member {username!r} already exists[/]")
         raise typer.Exit(1)
-    console.print(f"created {username} ({ROLES[role]}, {department}): sign in at `hub console`")  # type: ignore[index]
+    console.print(f"created {username} ({ROLES[role]}, {department}): sign in at `hub console`")

@@ -64,7 +64,7 @@ def templates_preview(
     try:
         event = validate_event(new_event(event_type, payload, source="/preview", id="preview"))
         recipient = event.data.recipients[0] if event.data.recipients else Recipient(resident_id="preview")
-        message = renderer.render(event, recipient.model_copy(update={"locale": locale}), channel)  # type: ignore[arg-type]
+        message = renderer.render(event, recipient.model_copy(update={"locale": locale}), channel)  # type: ignore[arg-type]  # typer checked it is a channel
     except HubError as e:
         err.print(f"[red]{type(e).__name__}[/]: {e}")
         raise typer.Exit(1) from e

@@ -55,7 +55,7 @@ def _route(letter: DeadLetter, settings: Settings, renderer: Renderer) -> None:
     from hub.consumers.router import RouterConsumer
 
     event = read_event(letter.value, _headers(letter))
-    router = RouterConsumer(broker=None, store=None, renderer=renderer, settings=settings,  # type: ignore[arg-type]
+    router = RouterConsumer(broker=None, store=None, renderer=renderer, settings=settings,  # type: ignore[arg-type]  # a dry run: no broker, no store
                             topics=Topics.of(settings), clock=utcnow)  # plan() uses neither broker nor store
     router.plan(event, [(r, None, True) for r in event.data.recipients], utcnow())
 

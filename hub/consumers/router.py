@@ -105,13 +105,13 @@ class RouterConsumer:
             return
         for chunk in _chunks(audience.resident_ids):
             entries = await self.store.residents(chunk)
-            batch = [(e.recipient(), e, True) for i in chunk if (e := entries.get(i)) and i not in seen]
+            batch: list[Target] = [(e.recipient(), e, True) for i in chunk if (e := entries.get(i)) and i not in seen]
             seen.update(chunk)
             if batch:
                 yield batch
         for chunk in _chunks(audience.phones):
             entries = await self.store.residents_by_phone(chunk)
-            batch = []
+            batch = []  # of Target
             for phone in chunk:
                 entry = entries.get(phone)
                 rid = entry.resident_id if entry else "tel:" + hashlib.sha256(phone.encode()).hexdigest()[:16]
@@ -124,7 +124,7 @@ class RouterConsumer:
         if audience.is_segment:
             async for residents in self.store.segment(districts=audience.districts, interests=audience.interests,
                                                       everyone=audience.everyone, batch=RECIPIENT_BATCH):
-                batch = [(r.recipient(), r, False) for r in residents if r.resident_id not in seen]
+                batch = [(r.recipient(), r, False) for r in residents if r.resident_id not in seen]  # of Target
                 if batch:
                     yield batch
 
@@ -277,7 +277,7 @@ class RouterConsumer:
         return DeliveryStatus(
             delivery_id=request.delivery_id if request else None, event_id=event.envelope.id,
             event_type=event.envelope.type, resident_id=recipient.resident_id,
-            channel=request.channel if request else None, state=state,  # type: ignore[arg-type]
+            channel=request.channel if request else None, state=state,
             to_masked=request.masked_to if request else "", reason=reason, rule=rule, at=self.clock(),
         )
 

@@ -25,7 +25,7 @@ def choose_channel(recipient: Recipient, available: Sequence[str], default_order
     """The recipient's most preferred channel that has a template for this event and a contact point."""
     for channel in recipient.channels or default_order:
         if channel in available and contact_for(recipient, channel):
-            return channel  # type: ignore[return-value]
+            return channel  # type: ignore[return-value]  # one of `available`, which are channels
     return None
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -21,6 +22,28 @@ DeliveryState = Literal[
     "sent", "delivered", "failed", "fallback", "deduplicated", "suppressed", "deferred", "retried", "dead-lettered"
 ]
 STATUS_EVENT_TYPE = "hub.delivery.status.v1"
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A delivery's row in the ledger, as the router registers it and a sender claims it."""
+
+    delivery_id: str
+    notice_key: str
+    event_id: str
+    event_type: str
+    resident_id: str
+    channel: str
+    to_masked: str
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """A gateway accepted the message. `provider_ref` is its id for the message, when it gives one."""
+
+    provider: str
+    provider_ref: str | None = None
+    detail: str | None = None
 
 
 class DeliveryRequest(BaseModel):

@@ -84,7 +84,7 @@ def evaluate(window: Sequence[Sample], *, members: int | None) -> Status:
     if all(s.committed == valid[0].committed for s in valid):
         return Status.STOP if members == 0 else Status.STALL
     lags = [s.lag for s in valid]
-    if all(b >= a for a, b in pairwise(lags)) and lags[-1] > lags[0]:  # type: ignore[operator]
+    if all(b >= a for a, b in pairwise(lags)) and lags[-1] > lags[0]:  # type: ignore[operator]  # `valid` samples have a lag
         return Status.WARN
     return Status.OK
 

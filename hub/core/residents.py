@@ -86,7 +86,9 @@ class Resident(BaseModel):
         if value is None or value == "":
             return None
         # the same rules as a recipient named in an event
-        return getattr(Recipient.model_validate({"resident_id": "x", info.field_name: value}), info.field_name)
+        checked: str | None = getattr(Recipient.model_validate({"resident_id": "x", info.field_name: value}),
+                                      info.field_name)
+        return checked
 
     @field_validator("district")
     @classmethod
@@ -213,7 +215,7 @@ def read_csv(text: str) -> Iterator[tuple[int, Resident | None, str | None]]:
             return
         line = reader.line_num
         if None in row:
-            yield line, None, f"{len(row[None])} more field(s) than the header has"  # type: ignore[index]
+            yield line, None, f"{len(row[None])} more field(s) than the header has"
             continue
         if _not_utf8([*row.values()]):
             yield line, None, NOT_UTF8

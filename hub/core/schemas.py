@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from hub.core.cloudevents import ATTRIBUTE_NAME_PATTERN, CloudEvent
 from hub.core.events import CATALOGUE
 
@@ -56,7 +58,9 @@ def envelope_schema() -> dict[str, Any]:
 def resident_schema(event_type: str) -> dict[str, Any]:
     from hub.core.residents import PreferencesChange, Resident
 
-    model = {"resident.registered.v1": Resident, "resident.preferences_changed.v1": PreferencesChange}.get(event_type)
+    models: dict[str, type[BaseModel]] = {"resident.registered.v1": Resident,
+                                          "resident.preferences_changed.v1": PreferencesChange}
+    model = models.get(event_type)
     body = standard(model.model_json_schema(mode="validation")) if model else {
         "type": "object", "additionalProperties": True, "description": "No data: the event's subject names the resident.",
     }

@@ -50,9 +50,10 @@ def hash_password(password: str) -> str:
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """Whether `password` matches; with no stored hash (an unknown name) a dummy is verified, in the same time."""
     try:
-        return _hasher.verify(stored_hash or _DUMMY, password) and stored_hash is not None
+        _hasher.verify(stored_hash or _DUMMY, password)  # raises on a mismatch
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+    return stored_hash is not None
 
 
 def needs_rehash(stored_hash: str) -> bool:
@@ -113,4 +114,4 @@ def approval_problem(approver: Staff, *, author_id: str, department: str) -> str
 
 
 def roles_in(values: Iterable[str]) -> list[Role]:
-    return [v for v in values if v in ROLES]  # type: ignore[misc]  # narrowed by the membership test
+    return [v for v in values if v in ROLES]

@@ -14,8 +14,7 @@ import logging
 import re
 import time
 from abc import abstractmethod
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -25,12 +24,11 @@ import httpx
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import ChannelError, PermanentError, TransientError
 from hub.gateways.base import ChannelAdapter, DeliveryResult
-from hub.gateways.ratelimit import MAX_PAUSE_S
+from hub.pipeline.ports import MAX_PAUSE_S, BatchCall, BatchGateway, BatchPlan, Outcome
 
 logger = logging.getLogger(__name__)
 
 Prepared = TypeVar("Prepared")
-Outcome = DeliveryResult | ChannelError
 
 _PHONE = re.compile(r"\d{8,15}")
 
@@ -82,22 +80,6 @@ def phone_digits(to: str) -> str:
     return digits
 
 
-@dataclass(frozen=True)
-class BatchCall:
-    """One gateway call of a batch, made when `make` is awaited: one outcome per request it carries, in the
-    order of `positions` (their indices in the batch). Never raises for a failure of the gateway."""
-
-    positions: tuple[int, ...]
-    make: Callable[[], Awaitable[list[Outcome]]]
-
-
-@dataclass(frozen=True)
-class BatchPlan:
-    """How a batch goes out: the requests refused before any call (index -> error), and the calls."""
-
-    refused: dict[int, ChannelError]
-    calls: list[BatchCall]
-
 
 def copy_error(error: ChannelError) -> ChannelError:
     """A fresh exception like `error`, for each request of a call that failed as a whole."""
@@ -108,7 +90,7 @@ def copy_error(error: ChannelError) -> ChannelError:
     return type(error)(str(error))
 
 
-class HttpGatewayChannel(ChannelAdapter, Generic[Prepared]):
+class HttpGatewayChannel(ChannelAdapter, BatchGateway, Generic[Prepared]):
     """Base of the adapters that call an HTTP gateway with one `httpx.AsyncClient`.
 
     The client is injected (one per provider, owned by whoever created it) or, when none is given, created on

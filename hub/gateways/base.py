@@ -13,10 +13,9 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import ClassVar, TypeVar
 
-from hub.core.delivery import DeliveryRequest
+from hub.core.delivery import DeliveryRequest, DeliveryResult
 from hub.core.errors import ChannelError, PermanentError, TransientError
 from hub.gateways.ratelimit import RateLimiter
 
@@ -26,14 +25,6 @@ logger = logging.getLogger(__name__)
 
 MAX_INLINE_WAITS = 3
 
-
-@dataclass(frozen=True)
-class DeliveryResult:
-    """A gateway accepted the message. `provider_ref` is its id for the message, when it gives one."""
-
-    provider: str
-    provider_ref: str | None = None
-    detail: str | None = None
 
 
 class ChannelAdapter(ABC):

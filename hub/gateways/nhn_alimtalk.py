@@ -89,6 +89,7 @@ from hub.core.rendering.alimtalk import KakaoContent
 from hub.core.time import KST, as_utc
 from hub.gateways._http import HttpGatewayChannel, Outcome, json_object, phone_digits, raise_if_busy, retry_after_s
 from hub.gateways.base import DeliveryResult
+from hub.pipeline.ports import FallsBack, ResultSource, SentFinder
 
 logger = logging.getLogger(__name__)
 
@@ -257,8 +258,9 @@ class _Recipient:
     entry: dict[str, Any]
 
 
-class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient]):
+class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient], SentFinder, ResultSource, FallsBack):
     channel = "kakao"
+    fallback_channel = "sms"  # 대체발송: what Kakao cannot deliver goes as SMS/LMS (the request's fallback rendition)
     provider = "nhn-alimtalk"
     idempotent = True  # within the gateway's 10-minute idempotency window
     max_batch: ClassVar[int] = MAX_RECIPIENTS
@@ -383,7 +385,7 @@ class NhnAlimtalkChannel(HttpGatewayChannel[_Recipient]):
         return dict(zip(unique, outcomes, strict=True))
 
     async def _delivery_result(self, ref: str) -> DeliveryOutcome:
-        parsed = parse_ref(ref) if isinstance(ref, str) else None
+        parsed = parse_ref(ref) if isinstance(ref, str) else None  # type: ignore[redundant-expr]  # a ref read from a Kafka header may be anything
         if parsed is None:
             return DeliveryOutcome("failed", None, f"{self.provider}: not a reference of this adapter: {ref!r}")
         request_id, seq = parsed

@@ -24,7 +24,7 @@ class OutboxChannel(ChannelAdapter):
     idempotent = True
 
     def __init__(self, channel: str, path: Path) -> None:
-        self.channel = channel  # type: ignore[misc]
+        self.channel = channel  # type: ignore[misc]  # one outbox class serves every channel
         self.path = path
         self._seen: set[str] = set()
         self._offset = 0

@@ -15,10 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-# The longest a 429's Retry-After pauses a provider (and holds its circuit breaker open). A gateway asking for
-# more (an hour, a date next week: a misconfiguration) is asked again after this; a sender holding its batch
-# meanwhile must be back to Kafka within its max.poll.interval, which allows for this (SenderConsumer.register).
-MAX_PAUSE_S = 300.0
+from hub.pipeline.ports import MAX_PAUSE_S  # the longest a 429 pauses a provider: part of the gateway contract
 
 
 class RateLimiter:

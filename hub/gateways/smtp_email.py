@@ -56,10 +56,10 @@ class SmtpEmailChannel(ChannelAdapter):
         msg = MIMEMultipart("alternative")
         msg["From"] = formataddr((str(Header(name, "utf-8")), addr)) if name else addr
         msg["To"] = request.to
-        msg["Subject"] = Header(content.subject, "utf-8")
+        msg["Subject"] = Header(content.subject, "utf-8")  # type: ignore[assignment]  # email accepts a Header (RFC 2047); typeshed says str
         msg["Date"] = format_datetime(utcnow())
         msg["Message-ID"] = f"<{request.delivery_id}@{self.message_id_domain}>"
-        msg["X-Notice-Hub-Event"] = Header(request.event_id, "utf-8")
+        msg["X-Notice-Hub-Event"] = Header(request.event_id, "utf-8")  # type: ignore[assignment]  # as Subject
         self._list_unsubscribe(msg, request, content)
         msg.attach(MIMEText(content.text, "plain", "utf-8"))
         msg.attach(MIMEText(content.html, "html", "utf-8"))

@@ -25,12 +25,12 @@ def broker_security(settings: Settings) -> BaseSecurity | None:
     ssl_context = kafka_client_options(settings).get("ssl_context")
     use_ssl = settings.kafka_security_protocol in ("SSL", "SASL_SSL")
     if settings.kafka_sasl_mechanism is None:
-        return BaseSecurity(ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]
+        return BaseSecurity(ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]  # FastStream types ssl_context as non-optional; None means no TLS
     cls = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}[
         settings.kafka_sasl_mechanism
     ]
     return cls(settings.kafka_sasl_username or "", settings.kafka_sasl_password or "",
-               ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]
+               ssl_context=ssl_context, use_ssl=use_ssl)  # type: ignore[arg-type]  # FastStream types ssl_context as non-optional; None means no TLS
 
 
 class HubKafkaBroker(KafkaBroker):

@@ -87,6 +87,11 @@ class DeadLetters:
                 logger.exception("%s failed on %s[%s]@%s", self.stage, record.topic, record.partition, record.offset)
             futures.append(await self.add(record, e))
 
+    async def dead_letter(self, record: Any, error: BaseException) -> asyncio.Future[Any]:
+        """Write a copy of `record` with the reason, every time (the pipeline's DeadLetterSink: a delivery out of
+        retry tiers, or a 대체발송 SMS that has no record of its own)."""
+        return await dead_letter(self.broker, self.topic, record, error, self.stage)
+
     async def add(self, record: Any, error: BaseException) -> asyncio.Future[Any]:
         """Dead-letter `record` once: a copy the broker acknowledged before is not written again."""
         ref: Ref = (record.topic, record.partition, record.offset)

@@ -36,9 +36,9 @@ class LagReader:
         self.settings = settings
         options = {"bootstrap_servers": settings.kafka_bootstrap_servers, "request_timeout_ms": request_timeout_ms,
                    **kafka_client_options(settings)}
-        self._admin = AIOKafkaAdminClient(**options)  # type: ignore[arg-type]
+        self._admin = AIOKafkaAdminClient(**options)
         self._consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, client_id="notice-hub-lag",
-                                          max_partition_fetch_bytes=256 * 1024, **options)  # type: ignore[arg-type]
+                                          max_partition_fetch_bytes=256 * 1024, **options)
         self._started = False
 
     async def start(self) -> None:
@@ -188,7 +188,7 @@ async def sample(reader: LagReader, tracker: LagTracker, groups: Sequence[str] |
         for reading in readings:
             behind = {tp: s.committed for tp, s in reading.partitions.items()
                       if s.committed is not None and s.lag is not None and s.lag > 0}
-            stamps = await reader.oldest_unconsumed(behind)  # type: ignore[arg-type]
+            stamps = await reader.oldest_unconsumed(behind)
             tracker.set_lag_seconds(reading.group, {tp: max(now - ts, 0.0) for tp, ts in stamps.items()})
 
 

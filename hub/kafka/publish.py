@@ -16,6 +16,7 @@ from hub.core.delivery import DeliveryStatus
 from hub.core.events import CATALOGUE
 from hub.core.topics import Topics
 from hub.kafka.broker import new_broker
+from hub.pipeline.ports import OutRecord
 from hub.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,17 @@ async def publish_event(settings: Settings, event: CloudEvent, *, structured: bo
 def observe_statuses(broker: KafkaBroker, observer: StatusObserver) -> None:
     """Call `observer` with every batch of outcomes published through `broker` (the hub's metrics)."""
     _observers.setdefault(broker, []).append(observer)
+
+
+class KafkaPublisher:
+    """The pipeline's Publisher: a record handed to the broker; the future resolves once the broker has it."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self.broker = broker
+
+    async def publish(self, record: OutRecord) -> asyncio.Future[Any]:
+        return await self.broker.publish(record.value, record.topic, key=record.key, headers=dict(record.headers),
+                                         no_confirm=True)
 
 
 class StatusPublisher:

@@ -20,7 +20,7 @@ from hub.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Any]], Awaitable[object]]
 
 
 def _text_headers(record: Any) -> Any:

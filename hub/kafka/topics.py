@@ -68,7 +68,7 @@ async def _until_served(settings: Settings, partitions: list[tuple[str, int]]) -
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, **kafka_client_options(settings))  # type: ignore[arg-type]
+                                enable_auto_commit=False, **kafka_client_options(settings))
     fetcher = logging.getLogger("aiokafka.consumer.fetcher")
     level = fetcher.level
     fetcher.setLevel(logging.CRITICAL)

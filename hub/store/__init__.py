@@ -12,7 +12,7 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,7 +21,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from hub.core.dedup import Claim
-from hub.core.delivery import DeliveryStatus
+from hub.core.delivery import DeliveryStatus, NewDelivery
 from hub.core.errors import StoreError, StoreRefusedError
 from hub.core.time import utcnow
 from hub.store.directory import DirectoryQueries
@@ -75,16 +75,6 @@ class PurgeCounts:
         return (self.deliveries + self.delivery_log + self.scheduled + self.ingest_events
                 + self.ingest_idempotency)
 
-
-@dataclass(frozen=True)
-class NewDelivery:
-    delivery_id: str
-    notice_key: str
-    event_id: str
-    event_type: str
-    resident_id: str
-    channel: str
-    to_masked: str
 
 
 class Store(DirectoryQueries):
@@ -327,7 +317,7 @@ class Store(DirectoryQueries):
                 else:
                     result = await session.execute(delete(table).where(where), execution_options={
                         "synchronize_session": False})
-                    counts[name] = int(result.rowcount or 0)  # type: ignore[attr-defined]
+                    counts[name] = int(result.rowcount or 0)
         return PurgeCounts(**counts)
 
     def _translate(self) -> _Translate:
@@ -340,7 +330,8 @@ class _Translate:
     async def __aenter__(self) -> None:
         return None
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: object) -> Literal[False]:  # never swallows an error: it translates or passes it
         # a value the store refuses is the data's fault, not an outage: retrying the batch would never end
         if isinstance(exc, DataError | IntegrityError):
             raise StoreRefusedError(f"the store refused a value: {type(exc).__name__}: "
@@ -354,7 +345,7 @@ class _Translate:
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
-    cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]
+    cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]  # a DB-API connection, untyped in SQLAlchemy's event
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")

@@ -79,4 +79,4 @@ async def purge_changes(store: Store, older_than: datetime) -> int:
     async with store._translate(), store.sessions.begin() as session:
         result = await session.execute(delete(ConsentChangeRow).where(
             ConsentChangeRow.at < older_than, ~(ConsentChangeRow.tell & ConsentChangeRow.told_at.is_(None))))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)

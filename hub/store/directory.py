@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, exists, or_, select, update
 
+from hub.core.events.common import Channel
 from hub.core.residents import Consents, PreferencesChange, QuietHours, Resident
 from hub.store.models import ResidentRow, ScheduledRow, WithdrawnEventRow
 
@@ -36,7 +37,8 @@ def to_resident(row: ResidentRow) -> Resident:
         quiet = QuietHours(start=time.fromisoformat(row.quiet_start), end=time.fromisoformat(row.quiet_end))
     return Resident.model_construct(
         resident_id=row.resident_id, name=row.name, phone=row.phone, email=row.email, district=row.district,
-        interests=list(row.interests or []), locale=row.locale, channels=row.channels,
+        interests=list(row.interests or []), locale=row.locale,
+        channels=cast("list[Channel] | None", row.channels),  # written from a checked Resident
         consents=Consents(informational=row.consent_informational, advertising=row.consent_advertising,
                           advertising_night=row.consent_advertising_night),
         opted_out=row.opted_out, quiet_hours=quiet,

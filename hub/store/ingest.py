@@ -193,4 +193,4 @@ async def purge_idempotency(store: Store, *, ttl_s: float, now: datetime | None 
     cutoff = (now or utcnow()) - timedelta(seconds=ttl_s)
     async with store._translate(), store.sessions.begin() as session:
         result = await session.execute(delete(IdempotencyRow).where(IdempotencyRow.created_at < cutoff))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return int(result.rowcount or 0)

@@ -35,7 +35,7 @@ class Note(TypeDecorator[str]):
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        return None if value is None else clean_text(value, self.impl.length)  # type: ignore[attr-defined]  # impl is a String instance here
+        return None if value is None else clean_text(value, self.impl.length)  # type: ignore[misc]  # impl is a String instance here
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -109,7 +109,7 @@ async def transition(store: Store, notice_id: str, from_states: Sequence[str], t
         result = await session.execute(
             update(NoticeRow).where(NoticeRow.notice_id == notice_id, NoticeRow.state.in_(list(from_states)))
             .values(state=to_state, **values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]  # a CursorResult
+    return bool(result.rowcount)
 
 
 async def list_notices(store: Store, *, departments: Sequence[str] | None = None, states: Sequence[str] = (),

@@ -160,8 +160,8 @@ async def test_a_copy_met_while_another_consumer_is_mid_call_is_not_sent_again(g
     """The same delivery on the main topic and on a retry tier at once (a republished event meeting a retry, a
     batch redelivered to another hub after a rebalance): the second consumer finds the claim held by a sender
     that is alive and mid-call. SENS cannot tell a repeat, so it must wait for that call, not make it again."""
-    from hub.consumers.sender import ATTEMPT_HEADER, NOT_BEFORE_HEADER, ORIGINAL_TOPIC_HEADER
     from hub.core.topics import Topics
+    from hub.pipeline.retry import ATTEMPT_HEADER, NOT_BEFORE_HEADER, ORIGINAL_TOPIC_HEADER
     from tests.conftest import read_topic
 
     sens.slow_s = 3.0

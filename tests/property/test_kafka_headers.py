@@ -12,10 +12,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.consumers.sender import ATTEMPT_HEADER, NOT_BEFORE_HEADER, ORIGINAL_TOPIC_HEADER, retry_state
 from hub.core.dead_letters import DLQ_HEADER_PREFIX, dlq_headers, header_map
 from hub.core.errors import EventError
 from hub.core.events import read_event
+from hub.pipeline.retry import ATTEMPT_HEADER, NOT_BEFORE_HEADER, ORIGINAL_TOPIC_HEADER, retry_state
 from tests.property.conftest import PROFILE
 from tests.property.strategies import (
     Headers,

@@ -87,11 +87,12 @@ async def test_two_consumers_of_one_process_send_an_in_doubt_delivery_once(store
     at once, to two consumers of one process; a delivery in doubt must be sent by one of them only."""
     from types import SimpleNamespace
 
-    from hub.consumers.sender import InFlight, SenderConsumer
     from hub.core.delivery import DeliveryRequest
     from hub.core.rendering.sms import SmsContent
     from hub.core.topics import Topics
     from hub.gateways.base import ChannelAdapter, DeliveryResult
+    from hub.kafka.sender import SenderConsumer
+    from hub.pipeline.outcomes import InFlight
     from hub.settings import Settings
 
     calls: Counter[str] = Counter()

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError
 
-from hub.consumers.sender import CHECK_HEADER, NOT_BEFORE_HEADER, REF_HEADER, SenderConsumer
 from hub.core.dead_letters import DeadLetter, dlq_headers
 from hub.core.dedup import delivery_id
 from hub.core.delivery import DeliveryRequest
@@ -21,6 +20,8 @@ from hub.core.rendering.alimtalk import KakaoContent
 from hub.core.rendering.sms import SmsContent
 from hub.core.topics import Topics
 from hub.kafka.dlq import DeadLetters, dead_letter, is_outage
+from hub.kafka.sender import SenderConsumer
+from hub.pipeline.results import CHECK_HEADER, NOT_BEFORE_HEADER, REF_HEADER
 from hub.settings import Settings
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from hub.consumers.outcomes import OutcomeRecorder
 from hub.core.delivery import DeliveryStatus
 from hub.core.errors import StoreError
+from hub.pipeline.outcomes import OutcomeRecorder
 
 
 def status(n: int) -> DeliveryStatus:

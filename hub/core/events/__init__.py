@@ -4,10 +4,11 @@ per department. `read_event` turns a Kafka record of an event topic into an acce
 
 from __future__ import annotations
 
+import builtins
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -33,7 +34,7 @@ from hub.core.fields import describe
 @dataclass(frozen=True)
 class EventSpec:
     type: str
-    model: type[DirectNotice]
+    model: builtins.type[DirectNotice]  # `type` is the field above, in this class's body
     title: str
     urgent: bool = False
     county_news: bool = False  # a county notice: residents of the directory receive it only when subscribed
@@ -88,7 +89,8 @@ def sample_data(event_type: str) -> dict[str, Any]:
     """The catalogue's example data for an event type (also in its JSON Schema)."""
     schema_extra = CATALOGUE[event_type].model.model_config.get("json_schema_extra")
     assert isinstance(schema_extra, dict)
-    return copy.deepcopy(schema_extra["examples"][0])  # type: ignore[index,no-any-return]  # callers may edit it
+    examples = cast(list[dict[str, Any]], schema_extra["examples"])  # example_config writes a list of objects
+    return copy.deepcopy(examples[0])  # callers may edit it
 
 
 def validate_event(envelope: CloudEvent) -> DomainEvent:

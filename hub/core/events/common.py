@@ -112,7 +112,7 @@ NAMED: list[dict[str, Any]] = [{"required": ["recipient"]},
 
 
 def example_config(data: dict[str, Any]) -> ConfigDict:
-    resident = {"resident_id": "R-0001", "name": "홍길동", "phone": "010-0000-0001", "email": "hong@example.org"}
+    resident: dict[str, Any] = {"resident_id": "R-0001", "name": "홍길동", "phone": "010-0000-0001", "email": "hong@example.org"}
     return ConfigDict(extra="forbid", json_schema_extra={"examples": [{"recipient": resident, **data}]})
 
 

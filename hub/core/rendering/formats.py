@@ -29,7 +29,7 @@ def time_ko(value: datetime | time | str) -> str:
     """10:00 -> '오전 10:00', 15:30 -> '오후 3:30'."""
     if isinstance(value, str) and "T" not in value and ":" in value:
         value = time.fromisoformat(value)
-    t = _as_kst(value).time() if not isinstance(value, time) else value  # type: ignore[union-attr]
+    t = _as_kst(value).time() if not isinstance(value, time) else value  # type: ignore[attr-defined]  # a date alone has no time of day: the filter fails on it, as it always has
     half = "오전" if t.hour < 12 else "오후"
     hour = t.hour % 12 or 12
     return f"{half} {hour}:{t.minute:02d}"

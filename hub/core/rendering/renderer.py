@@ -234,7 +234,7 @@ def check_all(renderer: Renderer, samples: Iterable[tuple[DomainEvent, Recipient
                 problems.append(f"{event.spec.type}: no {channel} template")
                 continue
             try:
-                renderer.render(event, recipient, channel)  # type: ignore[arg-type]
+                renderer.render(event, recipient, channel)
             except RenderError as e:
                 problems.append(str(e))
     return problems

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import aclosing
 from itertools import accumulate
 from typing import Any
@@ -169,7 +169,7 @@ def limited_json_route(max_body_bytes: Callable[[], int]) -> type[APIRoute]:
     """A route class whose endpoints (and FastAPI's own body parsing) see a LimitedJSONRequest."""
 
     class LimitedJSONRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
             async def limited(request: Request) -> Response:

@@ -37,7 +37,7 @@ class Preferences(BaseModel):
     }]})
 
     channels: list[Channel] = Field(
-        default_factory=lambda: ["kakao", "sms", "email"], min_length=1, max_length=3,
+        default_factory=lambda: list[Channel](["kakao", "sms", "email"]), min_length=1, max_length=3,
         description="Channels in order of preference (선호 채널 순서).",
     )
     locale: str = Field(default="ko", pattern=r"^[a-z]{2}$", description="ko, en, vi, ...; Korean is the fallback.")
