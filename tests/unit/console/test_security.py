@@ -24,6 +24,7 @@ ROUTES: list[tuple[str, str, set[str] | None]] = [
     ("GET", "/notices/{id}/report", None), ("GET", "/notices/{id}/report.csv", None),
     ("GET", "/templates", None), ("GET", "/audit", {"operator", "admin"}), ("GET", "/staff", {"admin"}),
     ("POST", "/staff", {"admin"}), ("POST", "/logout", None), ("GET", "/", None),
+    ("GET", "/keys", {"admin"}), ("POST", "/keys", {"admin"}), ("POST", "/keys/{key_id}/revoke", {"admin"}),
 ]
 
 
