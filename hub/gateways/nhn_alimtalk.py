@@ -1,5 +1,9 @@
 """KakaoTalk AlimTalk through NHN Cloud Notification (KakaoTalk Bizmessage, AlimTalk API v2.2).
 
+(Longer than the ~400 lines the project aims for, on purpose: the module is the provider's one seam, its three
+APIs (send, the per-message query, the list query) share one signing, one rate limiter and one result-code table,
+and a third of it is that table and the protocol notes below; split, a reader would need all the parts at once.)
+
 One call is the 치환 발송 API (`POST /alimtalk/v2.2/appkeys/{appkey}/messages`): the registered template code
 and, per recipient, the template parameters; Kakao fills in the registered text and buttons. The gateway
 answers HTTP 200 even when it refuses: `header.isSuccessful` / `header.resultCode` for the call, and
