@@ -152,6 +152,9 @@ class Settings(BaseSettings):
                                        "(the law allows 14 days; the hub does it at once).")
     consent_retention_days: int = Field(
         default=1095, ge=0, description="Keep consent evidence this long (audits); 0 keeps it all.")
+    optout_hash_key: SecretStr | None = Field(
+        default=None, description="Keys the hash under which an outside opt-out list's number that no resident has "
+                                  "is kept (`hub residents optouts import`); changing it forgets those numbers.")
     link_ttl_days: int = Field(default=90, ge=1, le=3650, description="A resident's link works this long.")
     link_in_county_news: bool = Field(
         default=True, description="County news carries the resident's link too (advertising always does).")

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select, update
 
 from hub.core.consent import TOLD
 from hub.store import Store
-from hub.store.models import ConsentChangeRow
+from hub.store.models import ConsentChangeRow, SuppressionRow
 
 
 @dataclass(frozen=True)
@@ -80,3 +80,31 @@ async def purge_changes(store: Store, older_than: datetime) -> int:
         result = await session.execute(delete(ConsentChangeRow).where(
             ConsentChangeRow.at < older_than, ~(ConsentChangeRow.tell & ConsentChangeRow.told_at.is_(None))))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- outside opt-out lists (hub.core.optouts)
+
+async def suppress(store: Store, items: Sequence[tuple[str, datetime]], *, via: str, at: datetime) -> int:
+    """Keep (keyed hash, opted-out time) pairs of numbers no resident has; a hash already kept stays as it was.
+    Returns how many were new."""
+    items = list(dict(items).items())
+    if not items:
+        return 0
+    known = await suppressed(store, [h for h, _ in items])
+    values = [{"phone_hash": h, "via": via, "opted_out_at": when, "imported_at": at} for h, when in items
+              if h not in known]
+    if values:
+        async with store._translate(), store.sessions.begin() as session:
+            await session.execute(store._insert(SuppressionRow).values(values)
+                                  .on_conflict_do_nothing(index_elements=["phone_hash"]))  # a concurrent import
+    return len(values)
+
+
+async def suppressed(store: Store, hashes: Sequence[str]) -> set[str]:
+    """Which of these keyed hashes are on the suppression list."""
+    if not hashes:
+        return set()
+    query = select(SuppressionRow.phone_hash).where(SuppressionRow.phone_hash.in_(list(hashes)))
+    async with store._translate(), store.sessions() as session:
+        found = set((await session.scalars(query)).all())
+    return found
