@@ -14,9 +14,11 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
-from hub.core.consent import TOLD
+from hub.core.consent import RECONFIRMATION_SENT, TOLD
+from hub.core.residents import Resident
 from hub.store import Store
-from hub.store.models import ConsentChangeRow, SuppressionRow
+from hub.store.directory import to_resident
+from hub.store.models import ConsentChangeRow, ResidentRow, SuppressionRow
 
 
 @dataclass(frozen=True)
@@ -108,3 +110,23 @@ async def suppressed(store: Store, hashes: Sequence[str]) -> set[str]:
     async with store._translate(), store.sessions() as session:
         found = set((await session.scalars(query)).all())
     return found
+
+
+# --------------------------------------------------------------------------- reconfirmation every 2 years
+
+async def advertising_consents(store: Store) -> list[tuple[Resident, datetime | None]]:
+    """Each resident holding advertising consent (and not opted out), with when it was given or last
+    reconfirmed, by the evidence (None: the evidence does not say)."""
+    residents = select(ResidentRow).where(ResidentRow.consent_advertising, ~ResidentRow.opted_out)
+    async with store._translate(), store.sessions() as session:
+        rows = (await session.scalars(residents.order_by(ResidentRow.resident_id))).all()
+        found = [to_resident(r) for r in rows]
+        changes = (await session.execute(
+            select(ConsentChangeRow.resident_id, ConsentChangeRow.at, ConsentChangeRow.changes)
+            .join(ResidentRow, ResidentRow.resident_id == ConsentChangeRow.resident_id)
+            .where(ResidentRow.consent_advertising))).all()
+    since: dict[str, datetime] = {}
+    for rid, at, what in changes:
+        if ("advertising_on" in what or RECONFIRMATION_SENT in what) and (rid not in since or at > since[rid]):
+            since[rid] = at
+    return [(r, since.get(r.resident_id)) for r in found]
