@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from hub.consumers.consent import ConsentNotifier
+from hub.consumers.consent import ConsentNotifier, Reconfirmer
 from hub.consumers.directory import DirectoryConsumer
 from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
@@ -101,6 +101,7 @@ class Hub:
         self.adapters: dict[str, ChannelAdapter] = {}
         self.scheduler: Scheduler | None = None
         self.consent: ConsentNotifier | None = None
+        self.reconfirmer: Reconfirmer | None = None
         self.retention: RetentionTask | None = None
         if "router" in self.roles:
             RouterConsumer(broker=self.broker, store=self.store, renderer=self.renderer, settings=settings,
@@ -108,6 +109,7 @@ class Hub:
             self.scheduler = Scheduler(broker=self.broker, store=self.store, topics=self.topics, owner=self.owner,
                                        clock=clock, interval_s=settings.scheduler_interval_s)
             self.consent = ConsentNotifier(store=self.store, broker=self.broker, settings=settings, clock=clock)
+            self.reconfirmer = Reconfirmer(store=self.store, broker=self.broker, settings=settings, clock=clock)
             if settings.retention_days:
                 self.retention = RetentionTask(store=self.store, settings=settings, clock=clock)
         if "directory" in self.roles:
@@ -158,6 +160,8 @@ class Hub:
             self.scheduler.start()
         if self.consent is not None:
             self.consent.start()
+        if self.reconfirmer is not None:
+            self.reconfirmer.start()
         if self.retention is not None:
             self.retention.start()
         logger.info("hub started roles=%s bootstrap=%s prefix=%s", ",".join(self.roles),
@@ -168,6 +172,8 @@ class Hub:
             await self.scheduler.stop()
         if self.consent is not None:
             await self.consent.stop()
+        if self.reconfirmer is not None:
+            await self.reconfirmer.stop()
         if self.retention is not None:
             await self.retention.stop()
         self.stopping = True  # /readyz answers 503 from now on

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -152,6 +153,15 @@ class Settings(BaseSettings):
                                        "(the law allows 14 days; the hub does it at once).")
     consent_retention_days: int = Field(
         default=1095, ge=0, description="Keep consent evidence this long (audits); 0 keeps it all.")
+    optout_hash_key: SecretStr | None = Field(
+        default=None, description="Keys the hash under which an outside opt-out list's number that no resident has "
+                                  "is kept (`hub residents optouts import`); changing it forgets those numbers.")
+    consent_reconfirm_lead_days: int = Field(
+        default=30, ge=0, le=365, description="Reconfirm advertising consent this many days before its 2 years.")
+    consent_reconfirm_interval_s: float = Field(
+        default=3600.0, gt=0, description="How often a running hub looks for residents due a reconfirmation.")
+    consent_reconfirm_day_start: time = Field(default=time(8), description="Reconfirmations go from (KST) ...")
+    consent_reconfirm_day_end: time = Field(default=time(20), description="... until (KST).")
     link_ttl_days: int = Field(default=90, ge=1, le=3650, description="A resident's link works this long.")
     link_in_county_news: bool = Field(
         default=True, description="County news carries the resident's link too (advertising always does).")

@@ -11,6 +11,7 @@ import typer
 from hub.cli import (
     api,
     asyncapi,
+    consent,
     deliveries,
     dlq,
     kafka,
@@ -56,5 +57,6 @@ app.add_typer(schemas.app, name="schemas")
 app.add_typer(templates.app, name="templates")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(residents.app, name="residents")
+app.add_typer(consent.app, name="consent")
 app.add_typer(keys.app, name="keys")
 app.add_typer(staff.app, name="staff")

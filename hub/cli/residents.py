@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 import typer
 
+from hub.cli import optouts
 from hub.cli.common import console, err
 from hub.core.masking import redact
 from hub.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, help="The resident directory.")
+app.add_typer(optouts.app, name="optouts")
 
 
 @app.command("import")

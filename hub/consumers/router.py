@@ -22,6 +22,7 @@ from hub.core.delivery import DeliveryRequest, DeliveryStatus
 from hub.core.errors import RenderError
 from hub.core.events import DomainEvent, read_event
 from hub.core.events.common import Channel, Recipient
+from hub.core.optouts import phone_key
 from hub.core.rendering.renderer import Renderer
 from hub.core.rendering.sms import SmsContent
 from hub.core.residents import Resident
@@ -32,6 +33,7 @@ from hub.kafka.publish import StatusPublisher
 from hub.kafka.subscribe import subscribe_batches
 from hub.settings import Settings
 from hub.store import NewDelivery, Store
+from hub.store.consent import suppressed
 
 logger = logging.getLogger(__name__)
 
@@ -111,22 +113,33 @@ class RouterConsumer:
                 yield batch
         for chunk in _chunks(audience.phones):
             entries = await self.store.residents_by_phone(chunk)
-            batch = []  # of Target
+            listed = await self._on_optout_lists([p for p in chunk if p not in entries])
+            found: list[Target] = []
             for phone in chunk:
                 entry = entries.get(phone)
                 rid = entry.resident_id if entry else "tel:" + hashlib.sha256(phone.encode()).hexdigest()[:16]
+                if entry is None and phone in listed:  # opted out on an outside list: the opt-out rule applies
+                    entry = Resident(resident_id=rid, opted_out=True)
                 if rid not in seen:
                     seen.add(rid)
-                    batch.append((entry.recipient(), entry, True) if entry else
-                                 (Recipient(resident_id=rid, phone=phone), None, True))
-            if batch:
-                yield batch
+                    found.append((entry.recipient(), entry, True) if entry and entry.phone else
+                                 (Recipient(resident_id=rid, phone=phone), entry, True))
+            if found:
+                yield found
         if audience.is_segment:
             async for residents in self.store.segment(districts=audience.districts, interests=audience.interests,
                                                       everyone=audience.everyone, batch=RECIPIENT_BATCH):
                 batch = [(r.recipient(), r, False) for r in residents if r.resident_id not in seen]  # of Target
                 if batch:
                     yield batch
+
+    async def _on_optout_lists(self, phones: Sequence[str]) -> set[str]:
+        """The numbers, none of them a resident's, that an outside opt-out list (080, the SMS gateway's) named."""
+        key = self.settings.optout_hash_key
+        if key is None or not phones:
+            return set()
+        hashes = {phone_key(key.get_secret_value(), p): p for p in phones}
+        return {hashes[h] for h in await suppressed(self.store, list(hashes))}
 
     # -- what, for each of them
 

@@ -3,7 +3,11 @@ opt-out or withdrawal is told to the resident; the KISA guide: keep when, how an
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
+
+from hub.core.time import KST
 
 if TYPE_CHECKING:
     from hub.core.residents import Resident
@@ -36,3 +40,27 @@ def consent_changes(before: Resident | None, after: Resident | None) -> list[str
         ("news_on", "news_off", before.consents.informational if before else True, after.consents.informational),
     )
     return [on if now else off for on, off, was, now in pairs if was != now]
+
+
+# 제50조 ⑧: advertising consent is confirmed with the resident every 2 years from the consent (or the last
+# confirmation); the hub records each reconfirmation notice sent as evidence with this change
+RECONFIRM_EVERY = timedelta(days=730)
+RECONFIRMATION_SENT = "reconfirmation_sent"
+
+
+def reconfirmation_due(consented_at: datetime | None, now: datetime, lead: timedelta) -> bool:
+    """Whether a resident whose advertising consent dates from `consented_at` (None: unknown, e.g. given
+    before the hub kept evidence, so confirmed now to be safe) is due a reconfirmation `lead` before 2 years."""
+    return consented_at is None or consented_at + RECONFIRM_EVERY - lead <= now
+
+
+def daytime(now: datetime, start: time, end: time) -> bool:
+    """Whether `now` is in [start, end) of the KST day: reconfirmations go in the daytime only."""
+    local = now.astimezone(KST).time()
+    return start <= local < end
+
+
+def reconfirmation_id(resident_id: str, consented_at: datetime | None) -> str:
+    """The notice's event id: one per resident and consent instant, so a cycle sent twice is one notice."""
+    basis = f"{resident_id} {consented_at.isoformat() if consented_at else '-'}"
+    return "consent-reconfirm-" + hashlib.sha256(basis.encode()).hexdigest()[:32]

@@ -14,9 +14,11 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
-from hub.core.consent import TOLD
+from hub.core.consent import RECONFIRMATION_SENT, TOLD
+from hub.core.residents import Resident
 from hub.store import Store
-from hub.store.models import ConsentChangeRow
+from hub.store.directory import to_resident
+from hub.store.models import ConsentChangeRow, ResidentRow, SuppressionRow
 
 
 @dataclass(frozen=True)
@@ -80,3 +82,54 @@ async def purge_changes(store: Store, older_than: datetime) -> int:
         result = await session.execute(delete(ConsentChangeRow).where(
             ConsentChangeRow.at < older_than, ~(ConsentChangeRow.tell & ConsentChangeRow.told_at.is_(None))))
     return int(result.rowcount or 0)
+
+
+# --------------------------------------------------------------------------- outside opt-out lists (hub.core.optouts)
+
+async def suppress(store: Store, items: Sequence[tuple[str, datetime]], *, via: str, at: datetime) -> int:
+    """Keep (keyed hash, opted-out time) pairs of numbers no resident has; a hash already kept stays as it was.
+    Returns how many were new."""
+    items = list(dict(items).items())
+    if not items:
+        return 0
+    known = await suppressed(store, [h for h, _ in items])
+    values = [{"phone_hash": h, "via": via, "opted_out_at": when, "imported_at": at} for h, when in items
+              if h not in known]
+    if values:
+        async with store._translate(), store.sessions.begin() as session:
+            await session.execute(store._insert(SuppressionRow).values(values)
+                                  .on_conflict_do_nothing(index_elements=["phone_hash"]))  # a concurrent import
+    return len(values)
+
+
+async def suppressed(store: Store, hashes: Sequence[str]) -> set[str]:
+    """Which of these keyed hashes are on the suppression list."""
+    if not hashes:
+        return set()
+    query = select(SuppressionRow.phone_hash).where(SuppressionRow.phone_hash.in_(list(hashes)))
+    async with store._translate(), store.sessions() as session:
+        found = set((await session.scalars(query)).all())
+    return found
+
+
+# --------------------------------------------------------------------------- reconfirmation every 2 years
+
+async def advertising_consents(store: Store) -> list[tuple[Resident, datetime | None]]:
+    """Each resident holding advertising consent (and not opted out), with when it was given or last
+    reconfirmed, by the evidence; where the evidence does not say (a directory older than the evidence, or rows
+    written without an event), the directory row's last change: the latest moment the consent is known to hold.
+    (Reading "unknown" as "due now" would send every such resident a reconfirmation on the first daytime run.)"""
+    residents = select(ResidentRow).where(ResidentRow.consent_advertising, ~ResidentRow.opted_out)
+    async with store._translate(), store.sessions() as session:
+        rows = (await session.scalars(residents.order_by(ResidentRow.resident_id))).all()
+        found = [to_resident(r) for r in rows]
+        changed = {r.resident_id: r.updated_at for r in rows}
+        changes = (await session.execute(
+            select(ConsentChangeRow.resident_id, ConsentChangeRow.at, ConsentChangeRow.changes)
+            .join(ResidentRow, ResidentRow.resident_id == ConsentChangeRow.resident_id)
+            .where(ResidentRow.consent_advertising))).all()
+    since: dict[str, datetime] = {}
+    for rid, at, what in changes:
+        if ("advertising_on" in what or RECONFIRMATION_SENT in what) and (rid not in since or at > since[rid]):
+            since[rid] = at
+    return [(r, since.get(r.resident_id) or changed.get(r.resident_id)) for r in found]

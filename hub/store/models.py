@@ -247,6 +247,18 @@ class ConsentChangeRow(Base):
     tell: Mapped[bool] = mapped_column(Boolean, default=False)  # a change the resident must be told of
     told_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
+class SuppressionRow(Base):
+    """A number on an outside opt-out list (080, the SMS gateway's) that no resident has: kept as its keyed hash
+    (hub.core.optouts.phone_key), never the number, so that a `phones` audience naming it is suppressed."""
+
+    __tablename__ = "optout_suppressions"
+
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    via: Mapped[str] = mapped_column(String(20))
+    opted_out_at: Mapped[datetime] = mapped_column(UtcDateTime())  # the list's time, else the import's
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class WithdrawnEventRow(Base):
     """An event whose held deliveries were withdrawn (a scheduled notice cancelled in the staff console): none of
     them is released, also those the router holds after the cancel."""

@@ -11,7 +11,7 @@ import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,10 @@ async def public_server(settings: Settings, clock: Any) -> AsyncIterator[str]:
 
 
 def page_settings(settings: Settings, **more: Any) -> dict[str, Any]:
+    # no reconfirmation window (tests/integration/test_reconfirmation.py): residents seeded with advertising
+    # consent and no evidence of when are otherwise reconfirmed at once, another consent notice and evidence row
     return {"public_url": f"http://127.0.0.1:{_port()}", "link_keys": [KEY], "consent_notice_interval_s": 0.2,
-            **more}
+            "consent_reconfirm_day_start": time(0), "consent_reconfirm_day_end": time(0), **more}
 
 
 def csrf(page: str) -> str:
