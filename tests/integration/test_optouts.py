@@ -5,6 +5,7 @@ shows in the command's output, the hub's logs or the store."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import subprocess
@@ -55,7 +56,8 @@ async def test_an_outside_list_opts_residents_out_and_suppresses_unknown_numbers
             {"clientTelNo": "010-9999-1234", "registerTime": "2026-11-24T09:05:00.000", "registerType": "M"},
             {"clientTelNo": "not-a-number", "registerTime": "2026-11-24T09:05:00.000", "registerType": "M"}]))
 
-    done = import_list(settings, path)
+    # the CLI runs in a thread: a blocking call here would stop the in-process hub's heartbeats and polls
+    done = await asyncio.to_thread(import_list, settings, path)
     assert done.returncode == 2, done.stderr  # the bad row
     assert "opted out 1 resident(s)" in done.stdout and "kept 1 new number" in done.stdout, done.stdout
     assert "line 4" in done.stderr if kind == "080" else "line 3" in done.stderr
@@ -67,7 +69,7 @@ async def test_an_outside_list_opts_residents_out_and_suppresses_unknown_numbers
                             if x["resident_id"] == "R-1" and x["event_type"] == "consent.notice.v1"],
                    what="R-1's result notice")
 
-    again = import_list(settings, path)  # tomorrow's list holds the same numbers: nothing new
+    again = await asyncio.to_thread(import_list, settings, path)  # tomorrow's list holds the same numbers: nothing new
     assert "opted out 0 resident(s)" in again.stdout and "kept 0 new number" in again.stdout, again.stdout
 
     ad = notice("n-ad-phones", audience={"phones": ["010-9999-1234", "010-4000-0002"]})
