@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from hub.core.errors import StoreError
-from hub.http.console import admin, auth, keys, notices, reports
+from hub.http.console import admin, auth, dead_letters, keys, notices, reports
 from hub.http.console.context import Console
 from hub.http.web import new_web_app
 from hub.settings import Settings
@@ -39,7 +39,7 @@ def create_console_app(settings: Settings, *, console: Console | None = None) ->
                       secret=settings.web_secret_key.get_secret_value(), home="/")
     app.router.lifespan_context = lifespan
     app.state.console = ctx
-    for module in (auth, notices, reports, admin, keys):
+    for module in (auth, notices, reports, admin, keys, dead_letters):
         app.include_router(module.router(ctx))
 
     @app.exception_handler(auth.SignInRequired)

@@ -25,6 +25,7 @@ ROUTES: list[tuple[str, str, set[str] | None]] = [
     ("GET", "/templates", None), ("GET", "/audit", {"operator", "admin"}), ("GET", "/staff", {"admin"}),
     ("POST", "/staff", {"admin"}), ("POST", "/logout", None), ("GET", "/", None),
     ("GET", "/keys", {"admin"}), ("POST", "/keys", {"admin"}), ("POST", "/keys/{key_id}/revoke", {"admin"}),
+    ("GET", "/dead-letters", {"operator", "admin"}),
 ]
 
 
