@@ -41,6 +41,8 @@ def staff_create(
         raise typer.BadParameter(str(e)) from e
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():  # a script, or nothing to type on: asking would wait or end as "interrupted"
+        raise typer.BadParameter("no terminal to ask the password on: pipe it in with --password-stdin")
     else:
         password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     if problem := password_problem(password):
