@@ -156,11 +156,15 @@ def mutated_event(draw: st.DrawFn, event_type: str | None = None) -> tuple[dict[
                                       st.sampled_from(BOUNDARY).map(copy.deepcopy)))
     else:
         container = parent[last] if isinstance(parent[last], dict) else parent
+        in_list = not isinstance(container, dict)  # an item of a list of strings (consent.notice.v1's changes)
+        if in_list:  # the key goes into the data itself
+            container = event["data"]
         name = draw(st.one_of(st.text(min_size=1, max_size=25), st.sampled_from(["send_at", "subject", "dedupkey",
                                                                                 "audience", "urgent"]))
                     .filter(lambda k: k not in container))
         container[name] = draw(st.one_of(json_values, iso_times))
-        path = (*path[:-1], last, name) if container is parent[last] else (*path[:-1], name)
+        path = ("data", name) if in_list else (*path[:-1], last, name) if container is parent[last] else (
+            *path[:-1], name)
     return event, Mutation(action, path)
 
 

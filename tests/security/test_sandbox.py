@@ -65,6 +65,11 @@ def real() -> Renderer:
     return Renderer()
 
 
+# event types whose data holds no free text (enums and times only; the hub writes them itself): no payload can
+# get in, which the test checks instead
+NO_FREE_TEXT = frozenset({"consent.notice.v1"})
+
+
 @pytest.mark.parametrize("event_type", sorted(CATALOGUE))
 def test_template_code_in_event_data_is_shown_literally(real: Renderer, event_type: str) -> None:
     """Every string field of every event type's data, in turn, carries each payload; every channel renders it
@@ -92,6 +97,9 @@ def test_template_code_in_event_data_is_shown_literally(real: Renderer, event_ty
                     shown += 1
                 if isinstance(content, EmailContent) and payload in content.html:
                     assert not any(c in payload for c in "<>&'\""), f"unescaped in HTML: {payload}"
+    if event_type in NO_FREE_TEXT:
+        assert not tried, f"{event_type} takes free text now: take it out of NO_FREE_TEXT"
+        return
     assert tried, f"{event_type}: no string field took a payload"
     assert shown, f"{event_type}: no template shows any of the payloads: is the test still looking?"
 
