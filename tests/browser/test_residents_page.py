@@ -47,10 +47,30 @@ def shoot(driver: Any, tmp_path: Path, name: str) -> None:
         (DOCS / name).write_bytes(data)
 
 
+def walk(driver: Any, base: str, signer: LinkSigner, now: datetime, tmp_path: Path) -> None:
+    """The resident's steps, in the browser. Run in a thread: the page's server shares the test's event loop,
+    so a blocking WebDriver call on that loop would wait for a page the loop can no longer serve."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    driver.get(f"{base}/r/{signer.issue('R-62', now + timedelta(days=1))}")
+    assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "vi"
+    assert "Từ chối quảng cáo" in driver.page_source
+    shoot(driver, tmp_path, "residents-page-vi.png")
+
+    driver.get(f"{base}/r/{signer.issue('R-61', now + timedelta(days=1))}")
+    assert "주민61" in driver.page_source and driver.find_element(By.ID, "optout-all").is_displayed()
+    shoot(driver, tmp_path, "residents-page.png")
+    driver.find_element(By.ID, "optout-all").click()
+    WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.ID, "done"))
+    shoot(driver, tmp_path, "residents-page-done.png")
+
+    driver.get(f"{base}/r/not-a-token")
+    assert "주민61" not in driver.page_source and driver.find_element(By.ID, "fresh").is_displayed()
+
+
 async def test_one_tap_in_a_phone_browser(settings: Settings, hub_factory: Any, tmp_path: Path) -> None:
     import asyncio
-
-    from selenium.webdriver.common.by import By
 
     hub = await hub_factory(["directory"], **page_settings(settings))
     await seed(hub, resident("R-61", channels=["kakao", "sms"], advertising=True),
@@ -60,20 +80,7 @@ async def test_one_tap_in_a_phone_browser(settings: Settings, hub_factory: Any, 
     async with public_server(hub.settings, lambda: now) as base:
         driver = await asyncio.to_thread(browser, tmp_path / "profile")
         try:
-            await asyncio.to_thread(driver.get, f"{base}/r/{signer.issue('R-62', now + timedelta(days=1))}")
-            assert driver.find_element(By.TAG_NAME, "html").get_attribute("lang") == "vi"
-            assert "Từ chối quảng cáo" in driver.page_source
-            shoot(driver, tmp_path, "residents-page-vi.png")
-
-            await asyncio.to_thread(driver.get, f"{base}/r/{signer.issue('R-61', now + timedelta(days=1))}")
-            assert "주민61" in driver.page_source and driver.find_element(By.ID, "optout-all").is_displayed()
-            shoot(driver, tmp_path, "residents-page.png")
-            await asyncio.to_thread(driver.find_element(By.ID, "optout-all").click)
-            await wait_for(lambda: "id=\"done\"" in driver.page_source, what="the done page")
-            shoot(driver, tmp_path, "residents-page-done.png")
-
-            await asyncio.to_thread(driver.get, f"{base}/r/not-a-token")
-            assert "주민61" not in driver.page_source and driver.find_element(By.ID, "fresh").is_displayed()
+            await asyncio.to_thread(walk, driver, base, signer, now, tmp_path)
         finally:
             await asyncio.to_thread(driver.quit)
     await wait_for(lambda: _opted_out(hub, "R-61"), what="the opt-out in the directory")
