@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -77,6 +77,9 @@ class PurgeCounts:
 
 
 
+_SCHEMA_LOCK = 0x6E6F7469636548  # "noticeH": the advisory lock under which a PostgreSQL store is created
+
+
 class Store(DirectoryQueries):
     """The one place that knows SQL. Methods are batch-shaped: one round trip per consumer batch."""
 
@@ -92,7 +95,14 @@ class Store(DirectoryQueries):
         self._insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
 
     async def init(self) -> None:
+        """Create what is missing. Safe when several processes start at once on one new database: they take turns
+        (PostgreSQL: an advisory lock; SQLite: a write transaction from the start), so each one's "does it exist?"
+        sees what the one before it created. Otherwise two CREATE TABLE (or CREATE TYPE) of one name collide."""
         async with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+            else:
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")  # waits (busy_timeout) while another creates
             await conn.run_sync(Base.metadata.create_all)
 
     async def close(self) -> None:

@@ -34,3 +34,18 @@ async def test_two_hubs_on_one_postgres_store_deliver_each_notice_once(
     assert len(counts) == total and max(counts.values()) == 1
     rows = await first.store.deliveries(limit=10_000)
     assert len(rows) == total and {r.status for r in rows} == {"sent"}
+
+
+async def test_processes_starting_at_once_on_a_new_database_all_get_their_store(store_url: str) -> None:
+    """`hub run --workers N`, or two hosts started together: each creates what is missing in one new database at
+    the same moment (SQLite and PostgreSQL). Every one must start; none may fail on another's half-made schema."""
+    from hub.store import Store
+
+    url = store_url
+    stores = [Store(url) for _ in range(6)]
+    try:
+        outcomes = await asyncio.gather(*(s.init() for s in stores), return_exceptions=True)
+        assert [o for o in outcomes if isinstance(o, BaseException)] == []
+        assert await stores[0].deliveries(limit=1) == []  # the schema is whole
+    finally:
+        await asyncio.gather(*(s.close() for s in stores))
