@@ -20,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from hub.settings import Settings
+from tests.postgres import new_postgres_database  # the tests import it from here too
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -306,60 +307,24 @@ def run_cli(settings: Settings, *args: str, timeout_s: float = 60) -> Any:
 # --------------------------------------------------------------------------- PostgreSQL (the store for several hosts)
 
 
-def _pg_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return found[-1].parent if found else None
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """A real PostgreSQL server: HUB_TEST_POSTGRES_URL if set (postgresql+asyncpg://...), else one started
     here from Debian's postgresql package in a temporary data directory, stopped at the end."""
-    import shutil
-    import subprocess
+    from tests.postgres import postgres
 
     if url := os.environ.get("HUB_TEST_POSTGRES_URL"):
         yield url
         return
-    bin_dir = _pg_bin()
-    if bin_dir is None:
-        pytest.fail("PostgreSQL server binaries not found: install Debian's postgresql package (.ci/run and "
-                    "`make test` as root do) or set HUB_TEST_POSTGRES_URL")
-    import tempfile
-
-    base = Path(tempfile.mkdtemp(prefix="notice-hub-pg-"))  # not under pytest's root-only temp dir
-    data, sockets = base / "data", base / "run"
-    sockets.mkdir()
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
-        shutil.chown(base, "postgres")
-        shutil.chown(sockets, "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = _free_port()
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                    "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"], check=True, capture_output=True)
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "pg.log"),
-                    "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
-                   check=True, capture_output=True)
     try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True, check=False)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-async def new_postgres_database(server_url: str) -> str:
-    """A fresh database on the server, for one test."""
-    import asyncpg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(server_url.replace("postgresql+asyncpg://", "postgresql://"))
+        server = postgres()
+        url = server.__enter__()
+    except FileNotFoundError as e:
+        pytest.fail(f"{e}, or set HUB_TEST_POSTGRES_URL")
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
+        yield url
     finally:
-        await conn.close()
-    return server_url.rsplit("/", 1)[0] + f"/{name}"
+        server.__exit__(None, None, None)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -35,7 +35,7 @@ from hub.core.dedup import delivery_id
 from hub.core.events import CATALOGUE, validate_event
 from hub.core.topics import Topics
 from hub.settings import Settings
-from tests.conftest import _free_port, _pg_bin, new_postgres_database, wait_for
+from tests.conftest import _free_port, new_postgres_database, wait_for
 from tests.fakes.nhn_alimtalk import FakeNhnAlimtalk
 from tests.fakes.sens import FakeSens
 from tests.faults.conftest import Tally, stream_events
@@ -57,6 +57,7 @@ from tests.faults.test_edge_faults import (
     sms_person,
 )
 from tests.integration.test_pipeline import event_for
+from tests.postgres import pg_bin
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -112,7 +113,7 @@ class PgServer:
     the session's shared one."""
 
     def __init__(self) -> None:
-        bin_dir = _pg_bin()
+        bin_dir = pg_bin()
         if bin_dir is None:
             pytest.fail("PostgreSQL server binaries not found: install Debian's postgresql package")
         self.bin = bin_dir
