@@ -16,6 +16,14 @@ from hub.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def children(pid: int) -> list[int]:
+    """The live children of a process (the workers of `hub run --workers N`)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def cpu_s(pid: int) -> float:
     """CPU time a live process has used so far (user + system, all its threads), in seconds; 0 once it is gone."""
     try:
@@ -53,20 +61,24 @@ class Process:
     def ready(self) -> bool:
         raise NotImplementedError
 
-    def sample_rss(self) -> float:
-        """Peak resident memory so far (VmHWM), in MiB."""
+    def pids(self) -> list[int]:
+        """The process and its children (the workers, when it supervises some)."""
         assert self.proc is not None
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
-        except OSError:
-            pass
+        return [self.proc.pid, *children(self.proc.pid)]
+
+    def sample_rss(self) -> float:
+        """Peak resident memory so far (VmHWM), in MiB: of the largest process, when there are workers."""
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+            except OSError:
+                pass
         return self.peak_rss_mb
 
     def cpu_s(self) -> float:
-        assert self.proc is not None
-        return cpu_s(self.proc.pid)
+        return sum(cpu_s(pid) for pid in self.pids())
 
     def stop(self, *, patience_s: float = 60) -> None:
         """SIGTERM (a graceful stop: the batches in hand finish and commit), SIGKILL after `patience_s`."""
@@ -83,9 +95,11 @@ class Process:
 
 @dataclass
 class HubProcess(Process):
-    """`hub run`: every role in one process, configured by HUB_* variables from `settings`."""
+    """`hub run`: every role in one process (or `workers` processes), configured by HUB_* variables from
+    `settings`."""
 
     settings: Settings | None = None
+    workers: int = 1
 
     def __post_init__(self) -> None:
         assert self.settings is not None
@@ -96,16 +110,21 @@ class HubProcess(Process):
         self.env["KAFKA_BOOTSTRAP_SERVERS"] = self.settings.kafka_bootstrap_servers
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "hub.cli", "run", "--log-level", "WARNING"]
+        return [sys.executable, "-m", "hub.cli", "run", "--log-level", "WARNING", "--workers", str(self.workers)]
 
     def ready(self) -> bool:
+        """Every worker answers /readyz (worker i's ops server is on the configured port + i)."""
         self.check_alive()
         assert self.settings is not None
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.settings.ops_port}/readyz", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        return all(_ready(self.settings.ops_port + i) for i in range(self.workers))
+
+
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
 
 
 @dataclass

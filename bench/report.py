@@ -122,6 +122,22 @@ def _fan_run(r: dict[str, Any]) -> str:
     return text + (f", {r['repeats']:,} sent twice" if r["repeats"] else "") + f", {r['rss_mb']:.0f} MiB [{r['others']:.0%}]"
 
 
+def _scale_rows(results: dict[str, Any], hub_rate: float) -> list[str]:
+    """(e): the hub beyond one process, beside one process on SQLite (b)."""
+    rows = []
+    for key, label in (("hub_w2", "2 workers, SQLite"), ("hub_pg", "1 process, PostgreSQL"),
+                       ("hub_pg_w2", "2 workers, PostgreSQL")):
+        runs = results.get(key) or []
+        if not runs:
+            continue
+        rate = median([r["per_s"] for r in runs])
+        cpu = median([r["cpu_s"] / max(r["delivered"], 1) * 1e6 for r in runs])
+        rows.append(f"| (e) burst into `hub run` as {label} (CPU {_fmt(cpu, ' µs')} a notice) | | "
+                    f"{_fmt(rate, ' notices/s')} | {_fmt(rate / hub_rate if hub_rate else float('nan'), ' ×', 2)} "
+                    f"one process on SQLite | | |")
+    return rows
+
+
 def report(results: dict[str, Any], args: argparse.Namespace, kafka_version: str, wall_s: float,
            load: tuple[float, float], others: float) -> str:
     info = machine()
@@ -177,11 +193,14 @@ def report(results: dict[str, Any], args: argparse.Namespace, kafka_version: str
         f"{_fmt(results.get('import_s', float('nan')), ' s', 1)} | | | |",
         f"| peak RSS in (b) and (b') | {_fmt(rss['lean'], ' MiB')} | {_fmt(rss['hub'], ' MiB')} | | | |",
         f"| (a) raw aiokafka, one consumer reading {args.n:,} events (context) | {_fmt(raw_rate, ' events/s')} | | | | |",
+        *_scale_rows(results, hub_rate),
         "",
         "Each run (in brackets: the share of the CPUs' time other processes used during it):",
         f"- (b) reference {_runs(lean, 'per_s', '/s')}; hub {_runs(hub, 'per_s', '/s')}",
         f"- (b') p99: reference {_runs(lean_paced, 'p99_ms', ' ms')}; hub {_runs(hub_paced, 'p99_ms', ' ms')}",
         f"- (c) {'; '.join(_fan_run(r) for r in fan) or 'n/a'}",
+        *(f"- (e) {key}: {_runs(results[key], 'per_s', '/s')}" for key in ("hub_w2", "hub_pg", "hub_pg_w2")
+          if results.get(key)),
         "",
         "Throughput is messages accepted by the gateway over the time from the first event published to the last "
         "acceptance, the events published as one burst into a warmed-up system. Latency is the gateway's arrival "

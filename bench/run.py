@@ -15,6 +15,9 @@ Scenarios:
 (c) fan-out (hub only): 100,000 residents put in the hub's directory by `hub residents import` (timed), then one
     notice.published.v1 with audience {"everyone": true}; time from publishing to the last SMS accepted, and
     the hub's peak RSS (VmHWM).
+(e) scale (hub only), beyond one process: the burst of (b) into `hub run --workers 2` on SQLite, into one
+    process on PostgreSQL, and into `--workers 2` on PostgreSQL (a server started from Debian's package for the
+    run, a new database each run).
 
 Each measurement runs `--repeat` times; the report quotes medians, beside the issue's targets. Results go to
 docs/BENCHMARKS.md between the bench markers (the rest of the file is kept). `--profile` runs the hub's burst once
@@ -51,13 +54,29 @@ from hub.core.topics import Topics
 from hub.kafka.local import LocalKafka
 from hub.settings import Settings
 from tests.fakes.sens import SENDER_NO, SERVICE_ID
+from tests.postgres import new_postgres_database, postgres
 
 SENS_RATE_LIMITS: dict[str, float] = {}  # the hub's per-provider limits: none, as the reference has none
-SCENARIOS = ("raw", "burst", "paced", "fanout")
+SCENARIOS = ("raw", "burst", "paced", "fanout", "scale")
+SCALE = (("hub_w2", 2, False), ("hub_pg", 1, True), ("hub_pg_w2", 2, True))  # (results key, workers, PostgreSQL)
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_ports_in_a_row(n: int) -> int:
+    """A port p such that p .. p+n-1 are free now (the ops servers of n workers)."""
+    while True:
+        first = free_port()
+        try:
+            with contextlib.ExitStack() as held:
+                for port in range(first + 1, first + n):
+                    s = held.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
 
 
 def free_port() -> int:
@@ -97,14 +116,16 @@ class Bench:
     work: Path
     sens: BenchSens
     kafka_pid: int | None = None  # the broker the benchmark started (a shared one is other work)
+    pg_url: str | None = None  # the PostgreSQL server of scenario (e), when it runs
 
-    def hub_settings(self, prefix: str, db: Path) -> Settings:
+    def hub_settings(self, prefix: str, db: Path, *, database_url: str | None = None, workers: int = 1) -> Settings:
         return Settings(
             kafka_bootstrap_servers=self.bootstrap, topic_prefix=prefix, topic_partitions=PARTITIONS,
-            database_url=f"sqlite+aiosqlite:///{db}", outbox_dir=self.work / prefix / "outbox",
+            database_url=database_url or f"sqlite+aiosqlite:///{db}", outbox_dir=self.work / prefix / "outbox",
             sms_adapter="sens", sens_base_url=self.sens.url, sens_service_id=SERVICE_ID,
             sens_access_key=self.sens.access_key, sens_secret_key=self.sens.secret_key, sms_sender_no=SENDER_NO,
-            rate_limits_per_s=SENS_RATE_LIMITS, ops_port=free_port(), local_kafka_home=self.work / "unused-kafka",
+            rate_limits_per_s=SENS_RATE_LIMITS, ops_port=free_ports_in_a_row(workers),
+            local_kafka_home=self.work / "unused-kafka",
         )
 
     def lean_args(self, prefix: str, db: Path) -> list[str]:
@@ -113,16 +134,19 @@ class Bench:
                 self.sens.access_key, "--sens-secret-key", self.sens.secret_key, "--sender-no", SENDER_NO]
 
     @contextlib.contextmanager
-    def system(self, kind: str, name: str, *, db: Path | None = None,
-               profile: Path | None = None) -> Iterator[tuple[Process, Topics]]:
-        """A fresh `hub run` (kind "hub") or reference ("lean") process, ready; stopped on leaving."""
+    def system(self, kind: str, name: str, *, db: Path | None = None, profile: Path | None = None, workers: int = 1,
+               database_url: str | None = None) -> Iterator[tuple[Process, Topics]]:
+        """A fresh `hub run` (kind "hub", as `workers` processes) or reference ("lean") process, ready; stopped on
+        leaving."""
         self.forget_arrivals()
         prefix = f"b{uuid.uuid4().hex[:8]}"
         (self.work / prefix).mkdir(parents=True, exist_ok=True)
         db = db or self.work / prefix / "store.db"
         log_path = self.work / f"{name}-{prefix}.log"
-        process: Process = (HubProcess(log_path, profile, settings=self.hub_settings(prefix, db)) if kind == "hub"
-                            else LeanProcess(log_path, profile, args=self.lean_args(prefix, db)))
+        process: Process = (
+            HubProcess(log_path, profile, settings=self.hub_settings(prefix, db, database_url=database_url,
+                                                                      workers=workers), workers=workers)
+            if kind == "hub" else LeanProcess(log_path, profile, args=self.lean_args(prefix, db)))
         process.start()
         try:
             deadline = time.time() + 90
@@ -170,10 +194,11 @@ class Bench:
             raise RuntimeError(f"warm-up: {len(got)} of {len(events)} delivered; see {process.log_path}")
 
     async def deliver(self, kind: str, events: list[Any], *, pace_per_s: float | None = None, timeout_s: float,
-                      profile: Path | None = None) -> dict[str, Any]:
+                      profile: Path | None = None, workers: int = 1, database_url: str | None = None) -> dict[str, Any]:
         """One run of direct notices: publish the events, wait for one message each at the gateway."""
         expect = len(events)
-        with self.system(kind, "profile" if profile else kind, profile=profile) as (process, topics):
+        with self.system(kind, "profile" if profile else kind, profile=profile, workers=workers,
+                         database_url=database_url) as (process, topics):
             await self.warm_up(topics, process)
             since, cpu_before, clock = len(self.sens.received), process.cpu_s(), self.clock(process)
             started = time.time()
@@ -283,6 +308,24 @@ async def measure(bench: Bench, args: argparse.Namespace, results: dict[str, Any
                 f"({r['per_s']:,.0f}/s{projected}), RSS {r['rss_mb']:.0f} MiB, {r['repeats']} sent twice; other "
                 f"processes used {r['others']:.0%} of the CPUs")
 
+    if "scale" in args.only:
+        await scale(bench, args, results)
+
+
+async def scale(bench: Bench, args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """(e) the burst of (b) into two workers, PostgreSQL, and both."""
+    assert bench.pg_url is not None
+    for i in range(args.repeat):
+        for key, workers, on_pg in SCALE:
+            url = await new_postgres_database(bench.pg_url) if on_pg else None
+            events = [bill(f"{key}{i}", 70_000_000 + i * args.n + j) for j in range(args.n)]
+            r = await bench.deliver("hub", events, timeout_s=args.cap_s, workers=workers, database_url=url)
+            results[key].append(r)
+            log(f"(e) hub, {workers} process(es), {'PostgreSQL' if on_pg else 'SQLite'}, run {i + 1}: "
+                f"{r['per_s']:,.0f} notices/s, {r['delivered']:,}/{args.n:,} in {r['elapsed_s']:.1f} s, CPU "
+                f"{r['cpu_s'] / max(r['delivered'], 1) * 1e6:,.0f} µs a notice; other processes used "
+                f"{r['others']:.0%} of the CPUs")
+
 
 async def profile(bench: Bench, args: argparse.Namespace) -> None:
     kind = args.profile
@@ -312,8 +355,13 @@ async def main(args: argparse.Namespace) -> int:
     sens = BenchSens().start()
     bench = Bench(args.bootstrap or kafka.start(timeout_s=180), work, sens)
     bench.kafka_pid = None if args.bootstrap else kafka.status()["pid"]  # type: ignore[assignment]
-    results: dict[str, Any] = {k: [] for k in ("raw", "lean", "hub", "lean_paced", "hub_paced", "fanout")}
+    results: dict[str, Any] = {k: [] for k in ("raw", "lean", "hub", "lean_paced", "hub_paced", "fanout",
+                                                *(key for key, _, _ in SCALE))}
+    pg = contextlib.ExitStack()
     try:
+        if "scale" in args.only and not args.profile:
+            bench.pg_url = pg.enter_context(postgres(max_connections=300))
+            log("(e) PostgreSQL started from Debian's package for the scale runs")
         if args.profile:
             await profile(bench, args)
         else:
@@ -322,6 +370,7 @@ async def main(args: argparse.Namespace) -> int:
         log(f"failed: the logs of the processes are kept in {work}")
         raise
     finally:
+        pg.close()
         sens.stop()
         kafka.stop()
     if args.profile:
