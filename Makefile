@@ -20,7 +20,7 @@ run: kafka-up  ## the hub, every role, SQLite store and outbox files under var/
 
 test: install  ## every test; integration tests start their own real broker (and PostgreSQL, Chromium)
 	scripts/system-deps.sh test
-	$(UV) run --frozen pytest
+	$(UV) run --frozen pytest -n 2 --dist loadgroup  # two workers (pytest-xdist), each with its own broker
 
 lint: install  ## ruff, the layers contract of hub/ (import-linter), and the types (mypy)
 	$(UV) run --frozen ruff check .

@@ -59,13 +59,16 @@ def _free_port() -> int:
     return _free_ports(1)[0]
 
 
-def pytest_report_header(config: pytest.Config) -> str:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     from hub.kafka.local import LocalKafka
+    from tests.property.seed import session_seed
 
+    seed = f"property tests: hypothesis seed {session_seed(config)} (HUB_PROPERTY_SEED=<seed> repeats a run)"
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return f"kafka: external broker at {os.environ['KAFKA_BOOTSTRAP_SERVERS']} (KAFKA_BOOTSTRAP_SERVERS)"
+        return [f"kafka: external broker at {os.environ['KAFKA_BOOTSTRAP_SERVERS']} (KAFKA_BOOTSTRAP_SERVERS)", seed]
     version = LocalKafka(ROOT / ".kafka-test").version
-    return f"kafka: real Apache Kafka {version} broker (testcontainers if Docker answers, else local KRaft jars)"
+    return [f"kafka: real Apache Kafka {version} broker (testcontainers if Docker answers, else local KRaft jars)",
+            seed]
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +125,45 @@ def settings(kafka_broker: BrokerInfo, tmp_path: Path) -> Settings:
         infra_retry_backoff_s=0.2,
         ops_port=0,  # no ops server unless a test asks for one (tests run many hubs at once)
     )
+
+
+# --------------------------------------------------------------------------- the session's header and summary
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist's controller, for each worker: the session's one hypothesis seed."""
+    from tests.property.seed import WORKER_KEY, session_seed
+
+    node.workerinput[WORKER_KEY] = session_seed(node.config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`), the fault suite runs on one worker, one test after another: each
+    of its tests kills processes or brokers and counts at the receiving end, and none should share its minutes
+    with another fault test's."""
+    for item in items:
+        if "tests/faults/" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("faults"))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from tests import summary
+
+    summary.send_from_worker(session.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    from tests import summary
+
+    summary.take_from_worker(getattr(node, "workeroutput", {}))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from tests import summary
+
+    summary.write(terminalreporter, config)
 
 
 # --------------------------------------------------------------------------- helpers used by the tests

@@ -32,12 +32,10 @@ from hub.core.dedup import delivery_id
 from hub.core.events import CATALOGUE
 from hub.core.topics import Topics
 from hub.settings import Settings
+from tests import summary
 from tests.conftest import settings_env, wait_for
 from tests.fakes.nhn_alimtalk import SENDER_KEY, FakeNhnAlimtalk
 from tests.integration.test_pipeline import event_for
-
-REPORTED: list[str] = []  # every Tally line of this session, for the terminal summary
-
 
 # --------------------------------------------------------------------------- counting at the receiving end
 
@@ -89,16 +87,9 @@ class Tally:
 
     def report(self) -> str:
         """Print the line now and keep it for the session's terminal summary."""
-        REPORTED.append(self.line)
+        summary.REPORTED.append(self.line)
         print(f"\n{self.line}")
         return self.line
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if REPORTED:
-        terminalreporter.write_sep("-", "fault suite: deliveries counted at the receiving end")
-        for line in REPORTED:
-            terminalreporter.write_line(line)
 
 
 # --------------------------------------------------------------------------- the NHN AlimTalk fake as the receiving end
