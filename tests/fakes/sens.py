@@ -12,6 +12,12 @@ gateway (which cuts what is too long and fails a message it cannot encode later)
 202; a message with a character outside EUC-KR is not counted as delivered.
 
 A scripted int is an HTTP status for the whole call (e.g. 400, 403), with an error body.
+
+The 080 opt-out list, `GET /sms/v2/services/{serviceId}/unsubscribes` (`register_optout` adds a number): signed
+like a send (the path with its query string), filtered by `clientTelNo` and by registration time (`startTime`,
+`endTime`: epoch ms, inclusive), paged (`pageSize` 1-100, `pageIndex` from 0), 404 for an empty page, and
+`registerTime` written in KST without an offset. Its requests go to `list_requests` and its script is
+`list_script`, apart from the sends', so a hub polling the list does not disturb a test of the sends.
 """
 
 from __future__ import annotations
