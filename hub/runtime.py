@@ -29,18 +29,21 @@ from hub.core.rendering.renderer import Renderer
 from hub.core.time import utcnow
 from hub.core.topics import Topics
 from hub.gateways import ChannelAdapter, build_adapter
+from hub.gateways.sens_optouts import SensOptOutList
 from hub.kafka.broker import new_broker
 from hub.kafka.lag import LagMonitor
-from hub.kafka.publish import observe_statuses
+from hub.kafka.publish import ResidentEventPublisher, observe_statuses
 from hub.kafka.sender import SenderConsumer
 from hub.kafka.topics import ensure_topics
 from hub.metrics import HubMetrics, OpsCollector
 from hub.pipeline.breaker import CircuitBreaker
+from hub.pipeline.optouts import OptOutSync
 from hub.pipeline.outcomes import InFlight
 from hub.pipeline.periodic import Periodic
 from hub.pipeline.ports import Capabilities
 from hub.settings import Settings
 from hub.store import Store
+from hub.store.consent import StoreOptOuts
 from hub.store.retention import RetentionTask
 
 if TYPE_CHECKING:
@@ -103,6 +106,7 @@ class Hub:
         self.consent: ConsentNotifier | None = None
         self.reconfirmer: Reconfirmer | None = None
         self.retention: RetentionTask | None = None
+        self.optout_sync: OptOutSync | None = None
         if "router" in self.roles:
             RouterConsumer(broker=self.broker, store=self.store, renderer=self.renderer, settings=settings,
                            topics=self.topics, clock=clock).register()
@@ -112,6 +116,7 @@ class Hub:
             self.reconfirmer = Reconfirmer(store=self.store, broker=self.broker, settings=settings, clock=clock)
             if settings.retention_days:
                 self.retention = RetentionTask(store=self.store, settings=settings, clock=clock)
+            self.optout_sync = self._optout_sync()
         if "directory" in self.roles:
             DirectoryConsumer(broker=self.broker, store=self.store, settings=settings, topics=self.topics,
                               clock=clock).register()
@@ -126,6 +131,16 @@ class Hub:
                                         owner=self.owner, clock=clock, in_flight=self.in_flight)
                 sender.register()
                 self.senders[channel] = sender
+
+    def _optout_sync(self) -> OptOutSync | None:
+        """The scheduled import of the SMS gateway's opt-out list: when its keys are set and it is not turned off."""
+        s = self.settings
+        if not (s.optout_sync_interval_s and s.sens_service_id and s.sens_access_key and s.sens_secret_key):
+            return None
+        source = SensOptOutList(base_url=s.sens_base_url, service_id=s.sens_service_id, access_key=s.sens_access_key,
+                                secret_key=s.sens_secret_key, timeout_s=s.gateway_timeout_s)
+        return OptOutSync(source=source, store=StoreOptOuts(self.store), events=ResidentEventPublisher(s, self.broker),
+                          key=s.optout_key, interval_s=s.optout_sync_interval_s, clock=self.clock)
 
     def adapter(self, channel: str) -> ChannelAdapter:
         """One adapter per channel and process, shared by its sender and any fallback (one rate limit)."""
@@ -164,6 +179,8 @@ class Hub:
             self.reconfirmer.start()
         if self.retention is not None:
             self.retention.start()
+        if self.optout_sync is not None:
+            self.optout_sync.start()
         logger.info("hub started roles=%s bootstrap=%s prefix=%s", ",".join(self.roles),
                     self.settings.kafka_bootstrap_servers, self.settings.topic_prefix)
 
@@ -176,6 +193,8 @@ class Hub:
             await self.reconfirmer.stop()
         if self.retention is not None:
             await self.retention.stop()
+        if self.optout_sync is not None:
+            await self.optout_sync.stop()
         self.stopping = True  # /readyz answers 503 from now on
         await self.broker.stop()  # waits for in-flight batches (graceful_timeout), which commit
         if self.heartbeat is not None:

@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     optout_hash_key: SecretStr | None = Field(
         default=None, description="Keys the hash under which an outside opt-out list's number that no resident has "
                                   "is kept (`hub residents optouts import`); changing it forgets those numbers.")
+    optout_sync_interval_s: float = Field(
+        default=3600.0, ge=0, description="How often a running hub imports the SMS gateway's opt-out list (SENS "
+                                          "`unsubscribes`), when the SENS keys are set; 0 turns it off.")
     consent_reconfirm_lead_days: int = Field(
         default=30, ge=0, le=365, description="Reconfirm advertising consent this many days before its 2 years.")
     consent_reconfirm_interval_s: float = Field(
@@ -203,6 +206,11 @@ class Settings(BaseSettings):
         if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
             raise ValueError("HUB_KAFKA_SSL_KEYFILE needs HUB_KAFKA_SSL_CERTFILE")
         return self
+
+    @property
+    def optout_key(self) -> str | None:
+        """HUB_OPTOUT_HASH_KEY's value, or None when it is not set."""
+        return self.optout_hash_key.get_secret_value() if self.optout_hash_key else None
 
     def group_id(self, role: str) -> str:
         return f"{self.consumer_group_prefix or self.topic_prefix}.{role}"

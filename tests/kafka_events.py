@@ -15,7 +15,17 @@ from hub.settings import Settings
 
 async def published_events(settings: Settings) -> list[CloudEvent]:
     """Every event in the events topics of `settings`' prefix, parsed as the router would."""
-    partitions = await _partitions(settings.kafka_bootstrap_servers, Topics.of(settings).all_events)
+    return await events_in(settings, Topics.of(settings).all_events)
+
+
+async def resident_events(settings: Settings) -> list[CloudEvent]:
+    """Every resident event on `<prefix>.residents`, parsed as the directory consumer would."""
+    return await events_in(settings, [Topics.of(settings).residents])
+
+
+async def events_in(settings: Settings, topics: list[str]) -> list[CloudEvent]:
+    """Every record of these topics, from the beginning to their end offsets now, as CloudEvents."""
+    partitions = await _partitions(settings.kafka_bootstrap_servers, topics)
     if not partitions:
         return []
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, group_id=None,

@@ -32,7 +32,8 @@ def residents_import(
     data = file.read_bytes()
 
     async def run() -> tuple[int, list[tuple[int, str]]]:
-        store = Store(Settings().database_url)
+        settings = Settings()
+        store = Store(settings.database_url)
         await store.init()
         imported, bad, pending = 0, [], []
         try:
@@ -42,9 +43,9 @@ def residents_import(
                     continue
                 pending.append(resident)
                 if len(pending) >= batch:
-                    imported += await _upsert_with_evidence(store, pending, file.name)
+                    imported += await _upsert_with_evidence(store, pending, file.name, settings.optout_key)
                     pending = []
-            imported += await _upsert_with_evidence(store, pending, file.name)
+            imported += await _upsert_with_evidence(store, pending, file.name, settings.optout_key)
         finally:
             await store.close()
         return imported, bad
@@ -102,16 +103,14 @@ def consent_export(
     console.print(f"wrote {len(changes)} consent change(s) to {out}")
 
 
-async def _upsert_with_evidence(store: Any, residents: list[Any], file_name: str) -> int:
+async def _upsert_with_evidence(store: Any, residents: list[Any], file_name: str, key: str | None) -> int:
     """Import rows, keeping each consent change they make as evidence (via "csv"; its result notice follows
-    from a running hub)."""
-    from hub.core.consent import consent_changes
+    from a running hub); a row whose number an outside opt-out list named is opted out (hub.pipeline.optouts)."""
     from hub.core.time import utcnow
-    from hub.store.consent import record_changes
+    from hub.pipeline.optouts import carry_listed
+    from hub.store.consent import StoreOptOuts, write_residents
 
     now = utcnow()
-    before = await store.residents(r.resident_id for r in residents)
-    count = await store.upsert_residents(residents, now)
-    await record_changes(store, [(r.resident_id, consent_changes(before.get(r.resident_id), r)) for r in residents],
-                         via="csv", at=now, detail=file_name)
-    return int(count)
+    count = await write_residents(store, residents, via="csv", at=now, detail=file_name)
+    await carry_listed(StoreOptOuts(store), key, residents, now)
+    return count

@@ -22,9 +22,10 @@ from hub.core.residents import RESIDENT_EVENT_TYPES, PreferencesChange, Resident
 from hub.core.topics import Topics
 from hub.kafka.dlq import DeadLetters
 from hub.kafka.subscribe import subscribe_batches
+from hub.pipeline.optouts import carry_listed
 from hub.settings import Settings
 from hub.store import Store
-from hub.store.consent import record_changes
+from hub.store.consent import StoreOptOuts, record_changes
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,9 @@ class DirectoryConsumer:
         # the evidence, and the outbox of the result notice (hub.consumers.consent): a repeat of this event changes nothing
         await record_changes(self.store, [(resident_id, consent_changes(before, after))], via=via_of(event.source),
                              at=now, detail=f"{event.source} {event.id}")
+        if after is not None and (event.type == "resident.registered.v1" or before is None or before.phone != after.phone):
+            # a number an outside opt-out list named, now a resident's: the opt-out moves onto them
+            await carry_listed(StoreOptOuts(self.store), self.settings.optout_key, [after], now)
 
 
 def _resident_id(value: Any) -> str:

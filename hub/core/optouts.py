@@ -13,7 +13,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from hub.core.fields import mobile_number
@@ -78,15 +78,42 @@ def read_080_csv(text: str) -> Iterator[Entry]:
 
 
 def read_sens_json(text: str) -> Iterator[Entry]:
-    """The SENS `unsubscribes` answer: a list of items (or an object holding that list under one key)."""
-    data = json.loads(text)
+    """The SENS `unsubscribes` answer as a file: its JSON text (see `read_sens_items`)."""
+    return read_sens_items(json.loads(text))
+
+
+def sens_list(data: Any) -> list[Any] | None:
+    """The items of a SENS `unsubscribes` answer: a list (or an object holding that list under one key)."""
     if isinstance(data, dict):
         lists = [v for v in data.values() if isinstance(v, list)]
         data = lists[0] if len(lists) == 1 else None
-    if not isinstance(data, list):
+    return data if isinstance(data, list) else None
+
+
+def read_sens_items(data: Any) -> Iterator[Entry]:
+    """The SENS `unsubscribes` answer (`sens_list`), item by item."""
+    items = sens_list(data)
+    if items is None:
         raise ValueError("the SMS gateway's list is a JSON list of {\"clientTelNo\", \"registerTime\", ...}")
-    for number, item in enumerate(data, start=1):
+    for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             yield number, None, "not an object"
             continue
         yield _entry(number, item.get("clientTelNo"), item.get("registerTime"))
+
+
+# --------------------------------------------------------------------------- the scheduled import (hub run)
+
+# Each poll of the SMS gateway's list asks again for this much before the end of the last window it imported: a
+# number the gateway registered just before that end but wrote to its list a little later is not missed.
+# Importing a number twice changes nothing (the resident is opted out already; the hash is kept already).
+SYNC_OVERLAP = timedelta(minutes=10)
+
+
+def sync_window(imported_until: datetime | None, now: datetime,
+                overlap: timedelta = SYNC_OVERLAP) -> tuple[datetime | None, datetime]:
+    """The span of registration times the next poll asks for: from the end of the last window imported (less
+    the overlap; None, the whole list, when nothing was imported yet) to now."""
+    if imported_until is None:
+        return None, now
+    return min(imported_until - overlap, now), now

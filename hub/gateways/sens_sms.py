@@ -71,6 +71,16 @@ def signature(secret_key: str, method: str, path: str, timestamp: str, access_ke
     return base64.b64encode(hmac.new(secret_key.encode(), message, hashlib.sha256).digest()).decode()
 
 
+def signed_headers(secret_key: str, access_key: str, method: str, path: str, now_ms: float) -> dict[str, str]:
+    """The headers that sign one SENS call (any method; `path` with its query string, as the API Gateway signs)."""
+    timestamp = str(int(now_ms))
+    return {
+        "x-ncp-apigw-timestamp": timestamp,
+        "x-ncp-iam-access-key": access_key,
+        "x-ncp-apigw-signature-v2": signature(secret_key, method, path, timestamp, access_key),
+    }
+
+
 def sms_parts(content: SmsContent) -> tuple[Literal["SMS", "LMS"], str | None, str]:
     """(type, subject, text) for one message, checked by EUC-KR bytes; PermanentError if it cannot be sent.
 
@@ -125,13 +135,8 @@ class SensSmsChannel(HttpGatewayChannel[_Message]):
         return (prepared.type, prepared.content_type)
 
     def _headers(self) -> dict[str, str]:
-        timestamp = str(int(self.clock()))
-        return {
-            "Content-Type": "application/json; charset=utf-8",
-            "x-ncp-apigw-timestamp": timestamp,
-            "x-ncp-iam-access-key": self.access_key,
-            "x-ncp-apigw-signature-v2": signature(self.secret_key, "POST", self.path, timestamp, self.access_key),
-        }
+        return {"Content-Type": "application/json; charset=utf-8",
+                **signed_headers(self.secret_key, self.access_key, "POST", self.path, self.clock())}
 
     async def _call(self, items: list[tuple[DeliveryRequest, _Message]]) -> list[Outcome]:
         first = items[0][1]

@@ -96,3 +96,23 @@ async def publish_resident_event(broker: KafkaBroker, topics: Topics, event: Clo
         raise ValueError("a resident event names its resident in subject")
     value, headers = to_kafka_binary(event)
     await broker.publish(value, topics.residents, key=event.subject.encode(), headers=headers)
+
+
+class ResidentEventPublisher:
+    """The pipeline's ResidentEvents: resident events on `<prefix>.residents` through `broker`, or, given only
+    settings (a CLI), through a broker of its own, connected at the first event and stopped by `close`."""
+
+    def __init__(self, settings: Settings, broker: KafkaBroker | None = None) -> None:
+        self.settings, self.topics = settings, Topics.of(settings)
+        self.broker, self._own = broker, broker is None
+
+    async def publish(self, event: CloudEvent) -> None:
+        if self.broker is None:
+            self.broker = new_broker(self.settings)
+            await self.broker.connect()
+        await publish_resident_event(self.broker, self.topics, event)
+
+    async def close(self) -> None:
+        if self._own and self.broker is not None:
+            await self.broker.stop()
+            self.broker = None

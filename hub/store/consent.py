@@ -8,17 +8,17 @@ the same event id, which the router deduplicates."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
-from hub.core.consent import RECONFIRMATION_SENT, TOLD
+from hub.core.consent import RECONFIRMATION_SENT, TOLD, consent_changes
 from hub.core.residents import Resident
 from hub.store import Store
 from hub.store.directory import to_resident
-from hub.store.models import ConsentChangeRow, ResidentRow, SuppressionRow
+from hub.store.models import ConsentChangeRow, OptOutSyncRow, ResidentRow, SuppressionRow
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,17 @@ async def record_changes(store: Store, items: Sequence[tuple[str, list[str]]], *
         async with store._translate(), store.sessions.begin() as session:
             await session.execute(store._insert(ConsentChangeRow).values(values))
     return len(values)
+
+
+async def write_residents(store: Store, residents: Sequence[Resident], *, via: str, at: datetime,
+                          detail: str = "") -> int:
+    """Write residents straight into the directory (a CSV import, the ingest API) and keep each consent change
+    they make as evidence, `via` how it came; its result notice follows from a running hub."""
+    before = await store.residents(r.resident_id for r in residents)
+    count = await store.upsert_residents(residents, at)
+    await record_changes(store, [(r.resident_id, consent_changes(before.get(r.resident_id), r)) for r in residents],
+                         via=via, at=at, detail=detail)
+    return count
 
 
 async def history(store: Store, resident_id: str | None = None, *, since: datetime | None = None
@@ -110,6 +121,58 @@ async def suppressed(store: Store, hashes: Sequence[str]) -> set[str]:
     async with store._translate(), store.sessions() as session:
         found = set((await session.scalars(query)).all())
     return found
+
+
+class StoreOptOuts:
+    """The store as hub.pipeline.optouts needs it (its OptOutStore port): the directory by phone, the evidence,
+    the suppression list and how far a polled list was imported."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def residents_by_phone(self, phones: Iterable[str]) -> Mapping[str, Resident]:
+        return await self.store.residents_by_phone(phones)
+
+    async def opted_in_since(self, resident_id: str, at: datetime) -> bool:
+        return any("opted_in" in c.changes and c.at > at for c in await history(self.store, resident_id))
+
+    async def suppress(self, items: Sequence[tuple[str, datetime]], *, via: str, at: datetime) -> int:
+        return await suppress(self.store, items, via=via, at=at)
+
+    async def carry(self, residents: Mapping[str, str], at: datetime) -> list[tuple[str, str]]:
+        """Suppression entries (keyed hash -> the resident now holding that number) moved onto their residents,
+        in one transaction: the resident is opted out (evidence `via` the entry's list, told like any opt-out)
+        unless already, and the entry goes. Returns (resident id, via) of the residents opted out."""
+        if not residents:
+            return []
+        carried: list[tuple[str, str]] = []
+        async with self.store._translate(), self.store.sessions.begin() as session:
+            entries = (await session.scalars(select(SuppressionRow).where(
+                SuppressionRow.phone_hash.in_(list(residents))))).all()
+            for entry in entries:
+                rid = residents[entry.phone_hash]
+                opted = await session.execute(
+                    update(ResidentRow).where(ResidentRow.resident_id == rid, ~ResidentRow.opted_out)
+                    .values(opted_out=True, opted_out_at=at, updated_at=at))
+                if opted.rowcount:
+                    session.add(ConsentChangeRow(
+                        resident_id=rid, at=at, via=entry.via, changes=["opted_out"], tell=True,
+                        detail=f"on the {entry.via} list since {entry.opted_out_at.isoformat()}, before this number "
+                               "was a resident's"))
+                    carried.append((rid, entry.via))
+                await session.delete(entry)
+        return carried
+
+    async def imported_until(self, source: str) -> datetime | None:
+        async with self.store._translate(), self.store.sessions() as session:
+            row = await session.get(OptOutSyncRow, source)
+        return row.imported_until if row else None
+
+    async def set_imported_until(self, source: str, until: datetime, at: datetime) -> None:
+        statement = self.store._insert(OptOutSyncRow).values(source=source, imported_until=until, updated_at=at)
+        async with self.store._translate(), self.store.sessions.begin() as session:
+            await session.execute(statement.on_conflict_do_update(
+                index_elements=["source"], set_={"imported_until": until, "updated_at": at}))
 
 
 # --------------------------------------------------------------------------- reconfirmation every 2 years

@@ -259,6 +259,17 @@ class SuppressionRow(Base):
     imported_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
+class OptOutSyncRow(Base):
+    """How far a running hub has imported an outside opt-out list it polls (the SMS gateway's): the end of the
+    last window of registration times imported, so the next poll, after a restart too, asks only for what is new."""
+
+    __tablename__ = "optout_sync"
+
+    source: Mapped[str] = mapped_column(String(40), primary_key=True)
+    imported_until: Mapped[datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class WithdrawnEventRow(Base):
     """An event whose held deliveries were withdrawn (a scheduled notice cancelled in the staff console): none of
     them is released, also those the router holds after the cancel."""

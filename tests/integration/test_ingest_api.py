@@ -470,3 +470,33 @@ async def test_preferences_live_in_the_resident_directory(settings: Settings, to
         assert entry.opted_out and f"{entry.quiet_hours.start:%H:%M}" == "22:00"  # type: ignore[union-attr]
     finally:
         await store.close()
+
+
+async def test_a_consent_change_by_the_api_is_kept_as_evidence_and_told(settings: Settings, tokens: dict[str, str],
+                                                                       hub_factory: Any) -> None:
+    """정보통신망법 제50조 ⑦ holds on this path too: a PUT that changes advertising consent leaves an evidence row
+    (via api, naming the key) and the resident gets the result notice (consent.notice.v1) from the running hub."""
+    from datetime import UTC, datetime
+
+    from hub.core.residents import Resident
+    from hub.store.consent import history
+    from tests.conftest import outbox_lines
+
+    hub = await hub_factory(consent_notice_interval_s=0.2)
+    await hub.store.upsert_residents([Resident(resident_id="R-78", phone="010-7700-0078", channels=["sms"])],
+                                     datetime.now(UTC))
+    with serve_app(create_ingest_app(settings)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            platform = bearer(tokens["platform"])
+            got = (await http.get("/v1/residents/R-78/preferences", headers=platform)).json()
+            put = await http.put("/v1/residents/R-78/preferences", headers=platform, json={
+                **got, "consents": {**got["consents"], "advertising": True}})
+            assert put.status_code == 200, put.text
+            again = await http.put("/v1/residents/R-78/preferences", headers=platform, json=put.json())
+            assert again.status_code == 200, again.text  # the same preferences: no change, no evidence
+    evidence = await history(hub.store, "R-78")
+    assert [(c.via, c.changes) for c in evidence] == [("api", ["advertising_on"])]
+    assert "key " in evidence[0].detail and "platform" in evidence[0].detail
+    told = await wait_for(lambda: [x for x in outbox_lines(settings, "sms") if x["resident_id"] == "R-78"],
+                          what="R-78's result notice")
+    assert [(x["event_type"], x["event_id"]) for x in told] == [("consent.notice.v1", f"consent-change-{evidence[0].id}")]

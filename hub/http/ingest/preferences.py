@@ -12,12 +12,12 @@ from hub.store import Store
 
 
 class PreferencesBackend(Protocol):
-    """Where resident preferences live (the resident directory). `put` replaces them; it raises LookupError
-    when the directory does not know the resident."""
+    """Where resident preferences live (the resident directory). `put` replaces them (`by`: the API key, for the
+    consent evidence); it raises LookupError when the directory does not know the resident."""
 
     async def get(self, resident_id: str) -> dict[str, Any] | None: ...
 
-    async def put(self, resident_id: str, prefs: Preferences) -> dict[str, Any]: ...
+    async def put(self, resident_id: str, prefs: Preferences, *, by: str = "") -> dict[str, Any]: ...
 
 
 class StorePreferences:
@@ -45,8 +45,11 @@ class StorePreferences:
         found = (await self._require().residents([resident_id])).get(resident_id)
         return self._view(found) if found else None
 
-    async def put(self, resident_id: str, prefs: Preferences) -> dict[str, Any]:
+    async def put(self, resident_id: str, prefs: Preferences, *, by: str = "") -> dict[str, Any]:
+        """Replace them, keeping each consent change as evidence (via "api"): a running hub tells the resident
+        the result (정보통신망법 제50조 ⑦), as for a change from any other path."""
         from hub.core.time import utcnow
+        from hub.store.consent import write_residents
 
         store = self._require()
         current = (await store.residents([resident_id])).get(resident_id)
@@ -56,7 +59,7 @@ class StorePreferences:
         updated = current.model_copy(update={"channels": prefs.channels, "locale": prefs.locale,
                                              "consents": prefs.consents, "opted_out": prefs.opted_out,
                                              "quiet_hours": quiet})
-        await store.upsert_residents([updated], utcnow())
+        await write_residents(store, [updated], via="api", at=utcnow(), detail=f"PUT preferences, {by}".rstrip(", "))
         return self._view(updated)
 
 
@@ -73,7 +76,7 @@ class InMemoryPreferences:
     async def get(self, resident_id: str) -> dict[str, Any] | None:
         return self._prefs.get(resident_id)
 
-    async def put(self, resident_id: str, prefs: Preferences) -> dict[str, Any]:
+    async def put(self, resident_id: str, prefs: Preferences, *, by: str = "") -> dict[str, Any]:
         if resident_id not in self._prefs and not self.create_unknown:
             raise LookupError(resident_id)
         self._prefs[resident_id] = prefs.model_dump(mode="json")

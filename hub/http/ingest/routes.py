@@ -158,13 +158,14 @@ def ingest_router(context: IngestContext) -> APIRouter:
         "/residents/{resident_id}/preferences", response_model=Preferences, tags=["residents"],
         summary="수신 설정 변경 (replace a resident's preferences)",
         description="Replaces the preferences as a whole. An opt-out (`opted_out: true`) takes effect at once, "
-                    "also for notices already queued. 수신 거부는 즉시 적용됩니다.",
+                    "also for notices already queued; each consent change is kept as evidence (via `api`) and the "
+                    "resident is told the result. 수신 거부는 즉시 적용되며, 변경 결과는 주민에게 알립니다.",
         responses={**AUTH_RESPONSES, **BODY_RESPONSES, **NO_DIRECTORY,
                    404: {"model": Problem, "description": "Unknown resident"}},
     )
     async def put_preferences(resident_id: ResidentId, prefs: Preferences, key: ResidentsKey) -> Any:
         try:
-            stored = await backend().put(resident_id, prefs)
+            stored = await backend().put(resident_id, prefs, by=f"key {key.key_id} ({key.department})")
         except LookupError as e:
             raise HTTPException(404, f"unknown resident {resident_id!r}") from e
         logger.info("preferences of %s replaced by key %s (%s)", resident_id, key.key_id, key.department)
