@@ -26,6 +26,9 @@ ROUTES: list[tuple[str, str, set[str] | None]] = [
     ("POST", "/staff", {"admin"}), ("POST", "/logout", None), ("GET", "/", None),
     ("GET", "/keys", {"admin"}), ("POST", "/keys", {"admin"}), ("POST", "/keys/{key_id}/revoke", {"admin"}),
     ("GET", "/dead-letters", {"operator", "admin"}),
+    ("POST", "/staff/{staff_id}/deactivate", {"admin"}), ("POST", "/staff/{staff_id}/reactivate", {"admin"}),
+    ("POST", "/staff/{staff_id}/role", {"admin"}), ("POST", "/staff/{staff_id}/password", {"admin"}),
+    ("GET", "/password", None), ("POST", "/password", None),
 ]
 
 
