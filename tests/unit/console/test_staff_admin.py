@@ -54,6 +54,7 @@ async def signed_out(b: Any) -> bool:
 async def test_a_deactivated_members_open_session_is_refused_at_once(browser: Any, console: Console) -> None:
     writer = await signed(browser, "writer")
     assert (await writer.get("/notices")).status_code == 200
+    cookie = writer.http.cookies["hub_console"]  # the open session's cookie, as a stolen or kept copy
     admin = await signed(browser, "admin")
     await admin.get("/staff")
     answer = await admin.post(f"/staff/{await staff_id(console, 'writer')}/deactivate")
@@ -66,7 +67,9 @@ async def test_a_deactivated_members_open_session_is_refused_at_once(browser: An
     assert re.search(r'data-staff="writer">.*?data-testid="active">사용 중지<', page, re.S)
     # reactivated: they sign in again, but the session opened before the deactivation stays ended
     await admin.post(f"/staff/{await staff_id(console, 'writer')}/reactivate")
-    assert await signed_out(writer)
+    kept = browser()
+    kept.http.cookies.set("hub_console", cookie)
+    assert await signed_out(kept)
     assert (await (await signed(browser, "writer")).get("/notices")).status_code == 200
     assert [(u, a, t) for u, a, t in await audit(console) if a.startswith("staff-")] == [
         ("admin", "staff-deactivated", "writer"), ("admin", "staff-reactivated", "writer")]
