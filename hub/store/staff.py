@@ -215,6 +215,16 @@ async def transition(store: Store, notice_id: str, from_states: Sequence[str], t
     return bool(result.rowcount)
 
 
+async def reclaim_publishing(store: Store, notice_id: str, stale_before: datetime, now: datetime) -> bool:
+    """Claim again a notice whose publish was interrupted (claimed before `stale_before` and never marked
+    published); compare-and-set, so two clicks republish once."""
+    async with store._translate(), store.sessions.begin() as session:
+        result = await session.execute(
+            update(NoticeRow).where(NoticeRow.notice_id == notice_id, NoticeRow.state == "publishing",
+                                    NoticeRow.updated_at <= stale_before).values(updated_at=now))
+    return bool(result.rowcount)
+
+
 async def list_notices(store: Store, *, departments: Sequence[str] | None = None, states: Sequence[str] = (),
                        since: datetime | None = None, until: datetime | None = None,
                        limit: int = 200) -> list[NoticeRow]:
