@@ -6,6 +6,7 @@ and publishes nothing. Its CloudEvent id is derived from the notice id, so even 
 is one notice to the hub (source + id is its dedup scope)."""
 
 # no `from __future__ import annotations`: FastAPI reads the routes' Annotated dependencies, local names
+import asyncio
 import logging
 import secrets
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from hub.http.console.context import Console
 from hub.http.console.forms import TARGETS, NoticeForm, read_form
 from hub.http.console.preview import Breakdown, breakdown, notice_event
 from hub.http.web import csrf_protect
+from hub.kafka.publish import StatusPublisher
 from hub.store import reports as counted
 from hub.store import staff as db
 from hub.store.staff import NoticeRow
@@ -218,13 +220,31 @@ def router(ctx: Console) -> APIRouter:
             return _detail(request, row, staff, None, status=409,
                            message="예약 시각이 지났거나 이미 취소된 소식은 취소할 수 없습니다.")
         withdrawal = await db.withdraw_held(ctx.db(), event_id_of(row), now)
-        await ctx.db().finish([DeliveryStatus(
+        statuses = [DeliveryStatus(
             delivery_id=d, event_id=event_id_of(row), event_type="notice.published.v1", resident_id=r, channel=c,
             state="suppressed", rule="cancelled", reason=f"발송 취소 ({staff.display_name})", at=now)
-            for d, r, c, _ in withdrawal.withdrawn])
+            for d, r, c, _ in withdrawal.withdrawn]
+        await ctx.db().finish(statuses)
         await record(ctx, request, staff, "notice-cancelled", row.notice_id,
                      f"withdrawn {len(withdrawal.withdrawn)}, already released {withdrawal.released}")
+        if not await _tell_status(row, statuses):
+            await record(ctx, request, staff, "cancel-status-failed", row.notice_id, f"{len(statuses)} statuses")
+            row = await visible(notice_id, staff)
+            return _detail(request, row, staff, None, status=503, message=(
+                "취소했습니다. 다만 발송 상태 토픽에 알리지 못했습니다: 운영자에게 알려 주세요."))
         return RedirectResponse(f"/notices/{row.notice_id}", status_code=303)
+
+    async def _tell_status(row: NoticeRow, statuses: list[DeliveryStatus]) -> bool:
+        """The withdrawn deliveries on `<prefix>.delivery-status`, as the router and senders report theirs
+        (state suppressed, rule cancelled), acknowledged by the broker: operators and department systems
+        following the topic see the cancel. Their CloudEvent ids derive from the deliveries: a repeat is one."""
+        try:
+            published = StatusPublisher(ctx.broker, ctx.topics.status, "/notice-hub/console")
+            await asyncio.gather(*await published.publish(statuses))
+        except Exception:
+            logger.exception("console: the cancel of %s was not published to the status topic", row.notice_id)
+            return False
+        return True
 
     @api.post("/notices/{notice_id}/republish")
     async def republish(request: Request, notice_id: str, staff: Writer) -> Response:

@@ -114,3 +114,41 @@ async def test_the_report_is_the_ledgers_and_its_csv_opens_in_excel(browser: Any
     assert answer.content.startswith(b"\xef\xbb\xbf") and "charset=utf-8" in answer.headers["content-type"]
     lines = answer.content.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("구분,항목,대상,발송") and lines[1] == "전체,전체,5,1,0,1,0,2,1,0,0"
+
+
+async def test_a_cancel_is_published_to_the_status_topic(browser: Any, console: Console) -> None:
+    """What a department system following `<prefix>.delivery-status` reads, with a plain Kafka consumer."""
+    writer, notice = await scheduled(browser, console)
+    row = await get_row(console, notice)
+    _, held = await route(console, row)
+    assert (await writer.post(f"/notices/{notice}/cancel")).status_code == 303
+    records = await statuses_of(console, f"console-{notice}", expect=len(held))
+    assert [(r["source"], r["type"], r["data"]["state"], r["data"]["rule"], r["data"]["delivery_id"],
+             r["data"]["resident_id"]) for r in records] == [
+        ("/notice-hub/console", "hub.delivery.status.v1", "suppressed", "cancelled", request.delivery_id,
+         request.resident_id) for request, _, _ in held]
+
+
+async def statuses_of(console: Console, event_id: str, *, expect: int, timeout_s: float = 30) -> list[Any]:
+    """The status topic's records about `event_id`, from the beginning, until `expect` of them came (and for a
+    moment after, so a duplicate would be seen too)."""
+    import asyncio
+    import json
+
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(console.topics.status, bootstrap_servers=console.settings.kafka_bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline, settle = loop.time() + timeout_s, None
+        while loop.time() < (settle or deadline):
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                found += [v for v in (json.loads(r.value) for r in batch) if v.get("subject") == event_id]
+            if len(found) >= expect and settle is None:
+                settle = loop.time() + 2
+    finally:
+        await consumer.stop()
+    return found
