@@ -156,11 +156,13 @@ async def test_compose_approve_deliver_and_report(driver: Any, console_url: str,
     notice_url = await asyncio.to_thread(writer_composes, driver, console_url, tmp_path)
     assert nhn.received == [] and sens.received == [] and smtp_server.messages == []  # nothing before approval
     await asyncio.to_thread(approver_approves, driver, console_url, notice_url, tmp_path)
+    await asyncio.to_thread(driver.get, f"{notice_url}/report")  # opened at once, and never reloaded: it is live
     await wait_for(lambda: nhn.delivered and sens.delivered and smtp_server.messages, timeout_s=60,
                    what="the notice at the gateways")
-    await asyncio.to_thread(driver.get, f"{notice_url}/report")
-    await wait_for(lambda: asyncio.to_thread(settled, driver), timeout_s=60, interval_s=1,
-                   what="the report to settle")
+    await wait_for(lambda: asyncio.to_thread(settled, driver), timeout_s=90, interval_s=1,
+                   what="the live report to settle")
+    await wait_for(lambda: asyncio.to_thread(polling_stopped, driver), timeout_s=30, interval_s=1,
+                   what="the report to stop polling")
     by_channel = figures(driver, "by-channel")
     received = {"kakao": len(nhn.delivered), "sms": len(sens.delivered), "email": len(smtp_server.messages)}
     assert received == {"kakao": 1, "sms": 1, "email": 1}
@@ -174,10 +176,16 @@ async def test_compose_approve_deliver_and_report(driver: Any, console_url: str,
 
 
 def settled(driver: Any) -> bool:
-    driver.refresh()
+    """The figures as the page's own polling shows them (no reload) are final, Kakao's verdict in."""
     total, kakao = figures(driver, "total")["전체"], figures(driver, "by-channel").get("kakao", {})
     final = total["sent"] + total["delivered"] + total["fallback"] + total["failed"] == 3
     return final and total["in_progress"] == 0 and kakao.get("sent") == 0  # Kakao's verdict is in
+
+
+def polling_stopped(driver: Any) -> bool:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, "[data-testid=figures]").get_attribute("data-done") == "true"
 
 
 def writer_composes(driver: Any, console_url: str, tmp_path: Path) -> str:

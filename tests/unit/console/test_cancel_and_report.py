@@ -152,3 +152,38 @@ async def statuses_of(console: Console, event_id: str, *, expect: int, timeout_s
     finally:
         await consumer.stop()
     return found
+
+
+def cells(html: str, table: str = "total") -> dict[str, int]:
+    part = html.split(f'data-testid="{table}"')[1].split("</table>")[0]
+    found = dict(p.split('">', 1) for p in part.split('data-col="')[1:])
+    return {k: int(v.split("<")[0].replace(",", "")) for k, v in found.items()}
+
+
+async def test_the_live_reports_figures_follow_the_ledger(browser: Any, console: Console) -> None:
+    """The report page polls its figures (a partial, counted by the store) while the notice is being sent, and
+    says when they will change no more."""
+    await seed(console)
+    writer = await signed(browser, "writer")
+    notice = await draft(writer, districts=["강상면"])  # R-0006 alone, by AlimTalk
+    await writer.get(f"/notices/{notice}")
+    await writer.post(f"/notices/{notice}/submit")
+    page = (await writer.get(f"/notices/{notice}/report")).text
+    assert f'data-poll="/notices/{notice}/report/figures"' in page and 'src="/static/poll.js"' in page
+    before = (await writer.get(f"/notices/{notice}/report/figures")).text
+    assert before.startswith('<div id="figures"') and "<html" not in before  # a fragment, not a page
+    assert 'data-done="false"' in before and cells(before)["targeted"] == 0  # nobody routed yet: live
+    send_now, _ = await route(console, await get_row(console, notice))
+    routed = (await writer.get(f"/notices/{notice}/report/figures")).text
+    assert cells(routed)["in_progress"] == 1 and 'data-done="false"' in routed
+    (kakao,) = send_now
+    status = DeliveryStatus(delivery_id=kakao.delivery_id, event_id=kakao.event_id, event_type=kakao.event_type,
+                            resident_id=kakao.resident_id, channel="kakao", state="sent", at=NOW)
+    await console.db().finish([status])
+    sent = (await writer.get(f"/notices/{notice}/report/figures")).text
+    assert (cells(sent)["sent"], cells(sent)["in_progress"]) == (1, 0)
+    assert 'data-done="false"' in sent  # Kakao's verdict is still to come
+    await console.db().finish([status.model_copy(update={"state": "delivered"})])
+    done = (await writer.get(f"/notices/{notice}/report/figures")).text
+    assert cells(done, "by-channel")["delivered"] == 1 and 'data-done="true"' in done
+    assert (await browser().get(f"/notices/{notice}/report/figures")).status_code == 303  # signed in only

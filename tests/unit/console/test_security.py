@@ -23,6 +23,7 @@ ROUTES: list[tuple[str, str, set[str] | None]] = [
     ("POST", "/notices/{id}/return", {"approver"}), ("POST", "/notices/{id}/cancel", {"writer", "approver"}),
     ("POST", "/notices/{id}/republish", {"writer", "approver"}),
     ("GET", "/notices/{id}/report", None), ("GET", "/notices/{id}/report.csv", None),
+    ("GET", "/notices/{id}/report/figures", None),
     ("GET", "/templates", None), ("GET", "/audit", {"operator", "admin"}), ("GET", "/staff", {"admin"}),
     ("POST", "/staff", {"admin"}), ("POST", "/logout", None), ("GET", "/", None),
     ("GET", "/keys", {"admin"}), ("POST", "/keys", {"admin"}), ("POST", "/keys/{key_id}/revoke", {"admin"}),
@@ -74,7 +75,7 @@ async def test_a_writer_cannot_see_or_send_another_departments_notice(browser: A
     for method, path in [("GET", "/notices/{id}"), ("GET", "/notices/{id}/edit"), ("POST", "/notices/{id}/edit"),
                          ("POST", "/notices/{id}/submit"), ("POST", "/notices/{id}/cancel"),
                          ("POST", "/notices/{id}/republish"),
-                         ("GET", "/notices/{id}/report")]:
+                         ("GET", "/notices/{id}/report"), ("GET", "/notices/{id}/report/figures")]:
         url = path.replace("{id}", notice)
         answer = await (other.get(url) if method == "GET" else other.post(url, draft_form()))
         assert answer.status_code == 404, (method, url, answer.status_code)
