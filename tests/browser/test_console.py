@@ -138,14 +138,19 @@ def shot(driver: Any, tmp_path: Path, name: str) -> None:
 
 
 def figures(driver: Any, table: str) -> dict[str, dict[str, int]]:
-    from selenium.webdriver.common.by import By
-
-    out = {}
-    for row in driver.find_elements(By.CSS_SELECTOR, f"[data-testid={table}] tbody tr"):
-        out[row.get_attribute("data-key")] = {
-            cell.get_attribute("data-col"): int(cell.text.replace(",", ""))
-            for cell in row.find_elements(By.CSS_SELECTOR, "td[data-col]")}
-    return out
+    """A table's figures, read in one script run: the page's polling may replace the tables between two
+    WebDriver calls, never during a script."""
+    read = driver.execute_script("""
+        const out = {};
+        for (const row of document.querySelectorAll(`[data-testid=${arguments[0]}] tbody tr`)) {
+            const cells = {};
+            for (const cell of row.querySelectorAll("td[data-col]")) {
+                cells[cell.dataset.col] = parseInt(cell.textContent.replaceAll(",", ""), 10);
+            }
+            out[row.dataset.key] = cells;
+        }
+        return out;""", table)
+    return {key: {col: int(n) for col, n in cells.items()} for key, cells in read.items()}
 
 
 async def test_compose_approve_deliver_and_report(driver: Any, console_url: str, gw: Settings, settings: Settings,
@@ -183,9 +188,7 @@ def settled(driver: Any) -> bool:
 
 
 def polling_stopped(driver: Any) -> bool:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_element(By.CSS_SELECTOR, "[data-testid=figures]").get_attribute("data-done") == "true"
+    return driver.execute_script('return document.querySelector("[data-testid=figures]").dataset.done') == "true"
 
 
 def writer_composes(driver: Any, console_url: str, tmp_path: Path) -> str:

@@ -76,6 +76,7 @@ def requires(ctx: Console, action: str) -> Callable[[Request], Awaitable[Staff]]
 def router(ctx: Console) -> APIRouter:
     api = APIRouter(dependencies=[Depends(csrf_protect)])
     staff_dep = Annotated[Staff, Depends(signed_in(ctx))]
+    changing = Annotated[Staff, Depends(signed_in(ctx, changing_password=True))]  # also before a forced change
 
     @api.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request) -> HTMLResponse:
@@ -108,7 +109,7 @@ def router(ctx: Console) -> APIRouter:
         return RedirectResponse("/notices", status_code=303)  # type: ignore[return-value]  # a Response
 
     @api.post("/logout")
-    async def logout(request: Request, staff: staff_dep) -> RedirectResponse:
+    async def logout(request: Request, staff: changing) -> RedirectResponse:
         await record(ctx, request, staff, "sign-out")
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
@@ -116,8 +117,6 @@ def router(ctx: Console) -> APIRouter:
     @api.get("/")
     async def home(staff: staff_dep) -> RedirectResponse:
         return RedirectResponse("/notices", status_code=303)
-
-    changing = Annotated[Staff, Depends(signed_in(ctx, changing_password=True))]
 
     @api.get("/password", response_class=HTMLResponse)
     async def password_page(request: Request, staff: changing) -> HTMLResponse:

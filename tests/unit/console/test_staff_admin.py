@@ -97,6 +97,10 @@ async def test_a_reset_password_is_shown_once_and_must_be_changed(browser: Any, 
         assert answer.status_code == 303 and answer.headers["location"] == "/password", url
     page = await member.get("/password")
     assert 'data-testid="must-change"' in page.text
+    leaving = browser()  # signing out needs no new password first
+    await leaving.sign_in("writer", temporary)
+    await leaving.get("/password")
+    assert (await leaving.post("/logout")).headers["location"] == "/login"
     refused = await member.post("/password", {"current": temporary, "new": "short", "again": "short"})
     assert refused.status_code == 422 and "12자 이상" in refused.text
     same = await member.post("/password", {"current": temporary, "new": temporary, "again": temporary})
