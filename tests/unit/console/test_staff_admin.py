@@ -197,3 +197,29 @@ async def test_a_password_change_needs_the_current_password_and_its_token(browse
     assert (await writer.post("/password", {"current": PASSWORD, "new": new, "again": new},
                               csrf=False)).status_code == 403
     assert (await row(console, "writer")).password_hash == (await row(console, "writer2")).password_hash
+
+
+async def test_the_staff_store_on_both_backends(store: Any) -> None:
+    """The session epoch, the reset flag and the last-administrator guard, on SQLite and PostgreSQL; two
+    administrators removing each other at once leave one."""
+    import asyncio
+
+    from hub.core.time import utcnow
+
+    made = [await db.create_staff(store, username=f"admin{i}", display_name="관리자", department="it",
+                                  role="admin", password_hash="$argon2id$x", now=utcnow()) for i in range(2)]
+    first, second = (m.staff_id for m in made)
+    assert (await db.access(store, first)) == db.Access(made[0], 0, False)
+    assert await db.reset_password(store, first, "$argon2id$y", utcnow())
+    found = await db.access(store, first)
+    assert found is not None and (found.epoch, found.must_change_password) == (1, True)
+    assert await db.change_password(store, first, "$argon2id$z", utcnow()) == 2
+    results = await asyncio.gather(db.set_active(store, first, False, utcnow()),
+                                   db.set_active(store, second, False, utcnow()), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["LastAdmin", "bool"], results
+    still = [a for a in (await db.access(store, first), await db.access(store, second)) if a and a.staff.active]
+    assert len(still) == 1
+    gone = first if still[0].staff.staff_id == second else second
+    assert (await db.access(store, gone)).epoch >= 1  # type: ignore[union-attr]  # made above
+    assert await db.set_active(store, gone, True, utcnow())
+    assert not await db.set_active(store, gone, True, utcnow())  # already active: nothing changed
