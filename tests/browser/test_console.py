@@ -206,6 +206,8 @@ def writer_composes(driver: Any, console_url: str, tmp_path: Path) -> str:
         assert driver.find_element(By.CSS_SELECTOR, f"[data-testid=preview-{preview}]").is_displayed()
     assert "YP_NOTICE_PUB_01" in driver.find_element(By.CSS_SELECTOR, "[data-testid=template-code]").text
     assert "바이트 (EUC-KR)" in driver.find_element(By.CSS_SELECTOR, "[data-testid=sms-bytes]").text
+    fallback = driver.find_element(By.CSS_SELECTOR, "[data-testid=fallback-ko]")  # the AlimTalk's 대체발송
+    assert "바이트 (EUC-KR)" in fallback.find_element(By.CSS_SELECTOR, "[data-testid=fallback-bytes]").text
     shot(driver, tmp_path, "console-check")
     click(driver, "submit")
     assert driver.find_element(By.CSS_SELECTOR, "[data-testid=state]").text == "결재 대기"
