@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from hub.core.staff import Role, Staff
 from hub.store import Store
@@ -95,14 +96,25 @@ async def staff_member(store: Store, staff_id: str) -> Staff | None:
     return row.to_staff() if row else None
 
 
-async def _keep_an_admin(session: Any, staff_id: str) -> None:
-    """Raise LastAdmin unless another active administrator than `staff_id` remains. The active administrators'
-    rows are locked first (PostgreSQL; SQLite writes one transaction at a time), so two administrators removing
-    each other at once cannot both succeed."""
-    admins = (await session.scalars(select(StaffRow.staff_id).where(
-        StaffRow.role == "admin", StaffRow.active.is_(True)).with_for_update())).all()
-    if staff_id in admins and len(admins) < 2:
-        raise LastAdmin()
+async def _lock_admins(session: Any) -> None:
+    """Lock the active administrators' rows (PostgreSQL; SQLite has one writer at a time anyway) so two
+    administrators removing each other at once are serialized and the second sees the first's change."""
+    await session.execute(select(StaffRow.staff_id).where(StaffRow.role == "admin", StaffRow.active.is_(True))
+                          .with_for_update())
+
+
+def _another_admin(staff_id: str) -> Any:
+    """SQL: an active administrator other than `staff_id` remains; checked inside the UPDATE itself, so no
+    other write can come between the check and the change."""
+    other = aliased(StaffRow)
+    return select(func.count()).select_from(other).where(
+        other.role == "admin", other.active.is_(True), other.staff_id != staff_id).scalar_subquery() > 0
+
+
+async def _refused_as_last_admin(session: Any, staff_id: str) -> bool:
+    """After an UPDATE that changed nothing: whether the guard refused it (the member is an active admin)."""
+    row = await session.get(StaffRow, staff_id, populate_existing=True)
+    return row is not None and row.active and row.role == "admin"
 
 
 async def _bump(session: Any, staff_id: str, now: datetime, **values: Any) -> int:
@@ -122,11 +134,13 @@ async def set_active(store: Store, staff_id: str, active: bool, now: datetime) -
     """Deactivate (their sessions end at once; LastAdmin for the last active administrator) or reactivate a
     member (their old sessions stay ended). False when there is no such member or nothing changed."""
     async with store._translate(), store.sessions.begin() as session:
+        query = update(StaffRow).where(StaffRow.staff_id == staff_id, StaffRow.active.is_(not active))
         if not active:
-            await _keep_an_admin(session, staff_id)
-        result = await session.execute(update(StaffRow).where(
-            StaffRow.staff_id == staff_id, StaffRow.active.is_(not active)).values(active=active))
-        if not result.rowcount:
+            await _lock_admins(session)
+            query = query.where(or_(StaffRow.role != "admin", _another_admin(staff_id)))
+        if not (await session.execute(query.values(active=active))).rowcount:
+            if not active and await _refused_as_last_admin(session, staff_id):
+                raise LastAdmin()
             return False
         await _bump(session, staff_id, now)
     return True
@@ -136,11 +150,15 @@ async def set_role(store: Store, staff_id: str, role: Role, department: str) -> 
     """A member's role and department (LastAdmin when it would take the last active administrator's role away).
     Sessions carry on: every request reads the role afresh."""
     async with store._translate(), store.sessions.begin() as session:
+        query = update(StaffRow).where(StaffRow.staff_id == staff_id)
         if role != "admin":
-            await _keep_an_admin(session, staff_id)
-        result = await session.execute(update(StaffRow).where(StaffRow.staff_id == staff_id)
-                                       .values(role=role, department=department))
-    return bool(result.rowcount)
+            await _lock_admins(session)
+            query = query.where(or_(StaffRow.role != "admin", StaffRow.active.is_(False), _another_admin(staff_id)))
+        if not (await session.execute(query.values(role=role, department=department))).rowcount:
+            if role != "admin" and await _refused_as_last_admin(session, staff_id):
+                raise LastAdmin()
+            return False
+    return True
 
 
 async def reset_password(store: Store, staff_id: str, password_hash: str, now: datetime) -> bool:
