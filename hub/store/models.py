@@ -302,6 +302,20 @@ class StaffRow(Base):
                      self.role, self.active)  # type: ignore[arg-type]  # only ROLES are written
 
 
+class StaffAccessRow(Base):
+    """A staff member's sessions and password state, beside `staff` (a table of its own, so a store made before
+    it gains it from `create_all`): a session is good while it carries the member's current `session_epoch`
+    (bumped by a deactivation or a password reset: their sessions end at once); `must_change_password` after an
+    administrator's reset. No row: epoch 0, nothing to change."""
+
+    __tablename__ = "staff_access"
+
+    staff_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class AuditRow(Base):
     """Who did what, when (UTC), from which address."""
 

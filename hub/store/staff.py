@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from hub.core.staff import Role, Staff
 from hub.store import Store
-from hub.store.models import AuditRow, NoticeRow, ScheduledRow, StaffRow, WithdrawnEventRow
+from hub.store.models import AuditRow, NoticeRow, ScheduledRow, StaffAccessRow, StaffRow, WithdrawnEventRow
 
 
 async def create_staff(store: Store, *, username: str, display_name: str, department: str, role: Role,
@@ -57,6 +58,126 @@ async def username_taken(store: Store, username: str) -> bool:
     async with store._translate(), store.sessions() as session:
         found = await session.scalar(select(func.count()).where(StaffRow.username == username))
     return bool(found)
+
+
+# --------------------------------------------------------------------------- administering staff
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a session needs to know of its staff member: who (active or not), the epoch a session must carry,
+    and whether they must change their password before anything else."""
+
+    staff: Staff
+    epoch: int
+    must_change_password: bool
+
+
+class LastAdmin(Exception):
+    """The change would leave no active administrator."""
+
+
+async def access(store: Store, staff_id: str) -> Access | None:
+    async with store._translate(), store.sessions() as session:
+        found = (await session.execute(
+            select(StaffRow, StaffAccessRow).outerjoin(StaffAccessRow, StaffAccessRow.staff_id == StaffRow.staff_id)
+            .where(StaffRow.staff_id == staff_id))).first()
+    if found is None:
+        return None
+    row, extra = found
+    return Access(row.to_staff(), extra.session_epoch if extra else 0,
+                  bool(extra and extra.must_change_password))
+
+
+async def staff_member(store: Store, staff_id: str) -> Staff | None:
+    """A staff member, active or not."""
+    async with store._translate(), store.sessions() as session:
+        row = await session.get(StaffRow, staff_id)
+    return row.to_staff() if row else None
+
+
+async def _lock_admins(session: Any) -> None:
+    """Lock the active administrators' rows (PostgreSQL; SQLite has one writer at a time anyway) so two
+    administrators removing each other at once are serialized and the second sees the first's change."""
+    await session.execute(select(StaffRow.staff_id).where(StaffRow.role == "admin", StaffRow.active.is_(True))
+                          .with_for_update())
+
+
+def _another_admin(staff_id: str) -> Any:
+    """SQL: an active administrator other than `staff_id` remains; checked inside the UPDATE itself, so no
+    other write can come between the check and the change."""
+    other = aliased(StaffRow)
+    return select(func.count()).select_from(other).where(
+        other.role == "admin", other.active.is_(True), other.staff_id != staff_id).scalar_subquery() > 0
+
+
+async def _refused_as_last_admin(session: Any, staff_id: str) -> bool:
+    """After an UPDATE that changed nothing: whether the guard refused it (the member is an active admin)."""
+    row = await session.get(StaffRow, staff_id, populate_existing=True)
+    return row is not None and row.active and row.role == "admin"
+
+
+async def _bump(session: Any, staff_id: str, now: datetime, **values: Any) -> int:
+    """Move a member's session epoch on (their sessions end) and set `values`; the new epoch."""
+    row = await session.get(StaffAccessRow, staff_id, with_for_update=True)
+    if row is None:
+        row = StaffAccessRow(staff_id=staff_id, session_epoch=0, must_change_password=False, updated_at=now)
+        session.add(row)
+    row.session_epoch = (row.session_epoch or 0) + 1
+    row.updated_at = now
+    for key, value in values.items():
+        setattr(row, key, value)
+    return int(row.session_epoch)
+
+
+async def set_active(store: Store, staff_id: str, active: bool, now: datetime) -> bool:
+    """Deactivate (their sessions end at once; LastAdmin for the last active administrator) or reactivate a
+    member (their old sessions stay ended). False when there is no such member or nothing changed."""
+    async with store._translate(), store.sessions.begin() as session:
+        query = update(StaffRow).where(StaffRow.staff_id == staff_id, StaffRow.active.is_(not active))
+        if not active:
+            await _lock_admins(session)
+            query = query.where(or_(StaffRow.role != "admin", _another_admin(staff_id)))
+        if not (await session.execute(query.values(active=active))).rowcount:
+            if not active and await _refused_as_last_admin(session, staff_id):
+                raise LastAdmin()
+            return False
+        await _bump(session, staff_id, now)
+    return True
+
+
+async def set_role(store: Store, staff_id: str, role: Role, department: str) -> bool:
+    """A member's role and department (LastAdmin when it would take the last active administrator's role away).
+    Sessions carry on: every request reads the role afresh."""
+    async with store._translate(), store.sessions.begin() as session:
+        query = update(StaffRow).where(StaffRow.staff_id == staff_id)
+        if role != "admin":
+            await _lock_admins(session)
+            query = query.where(or_(StaffRow.role != "admin", StaffRow.active.is_(False), _another_admin(staff_id)))
+        if not (await session.execute(query.values(role=role, department=department))).rowcount:
+            if role != "admin" and await _refused_as_last_admin(session, staff_id):
+                raise LastAdmin()
+            return False
+    return True
+
+
+async def reset_password(store: Store, staff_id: str, password_hash: str, now: datetime) -> bool:
+    """An administrator's reset: a temporary password, to be changed at the next sign-in; sessions end."""
+    async with store._translate(), store.sessions.begin() as session:
+        result = await session.execute(update(StaffRow).where(StaffRow.staff_id == staff_id)
+                                       .values(password_hash=password_hash))
+        if not result.rowcount:
+            return False
+        await _bump(session, staff_id, now, must_change_password=True)
+    return True
+
+
+async def change_password(store: Store, staff_id: str, password_hash: str, now: datetime) -> int:
+    """A member's own new password: their other sessions end; the epoch the current one carries on with."""
+    async with store._translate(), store.sessions.begin() as session:
+        await session.execute(update(StaffRow).where(StaffRow.staff_id == staff_id)
+                              .values(password_hash=password_hash))
+        return await _bump(session, staff_id, now, must_change_password=False)
 
 
 # --------------------------------------------------------------------------- audit log
@@ -109,6 +230,16 @@ async def transition(store: Store, notice_id: str, from_states: Sequence[str], t
         result = await session.execute(
             update(NoticeRow).where(NoticeRow.notice_id == notice_id, NoticeRow.state.in_(list(from_states)))
             .values(state=to_state, **values))
+    return bool(result.rowcount)
+
+
+async def reclaim_publishing(store: Store, notice_id: str, stale_before: datetime, now: datetime) -> bool:
+    """Claim again a notice whose publish was interrupted (claimed before `stale_before` and never marked
+    published); compare-and-set, so two clicks republish once."""
+    async with store._translate(), store.sessions.begin() as session:
+        result = await session.execute(
+            update(NoticeRow).where(NoticeRow.notice_id == notice_id, NoticeRow.state == "publishing",
+                                    NoticeRow.updated_at <= stale_before).values(updated_at=now))
     return bool(result.rowcount)
 
 

@@ -138,14 +138,19 @@ def shot(driver: Any, tmp_path: Path, name: str) -> None:
 
 
 def figures(driver: Any, table: str) -> dict[str, dict[str, int]]:
-    from selenium.webdriver.common.by import By
-
-    out = {}
-    for row in driver.find_elements(By.CSS_SELECTOR, f"[data-testid={table}] tbody tr"):
-        out[row.get_attribute("data-key")] = {
-            cell.get_attribute("data-col"): int(cell.text.replace(",", ""))
-            for cell in row.find_elements(By.CSS_SELECTOR, "td[data-col]")}
-    return out
+    """A table's figures, read in one script run: the page's polling may replace the tables between two
+    WebDriver calls, never during a script."""
+    read = driver.execute_script("""
+        const out = {};
+        for (const row of document.querySelectorAll(`[data-testid=${arguments[0]}] tbody tr`)) {
+            const cells = {};
+            for (const cell of row.querySelectorAll("td[data-col]")) {
+                cells[cell.dataset.col] = parseInt(cell.textContent.replaceAll(",", ""), 10);
+            }
+            out[row.dataset.key] = cells;
+        }
+        return out;""", table)
+    return {key: {col: int(n) for col, n in cells.items()} for key, cells in read.items()}
 
 
 async def test_compose_approve_deliver_and_report(driver: Any, console_url: str, gw: Settings, settings: Settings,
@@ -156,11 +161,13 @@ async def test_compose_approve_deliver_and_report(driver: Any, console_url: str,
     notice_url = await asyncio.to_thread(writer_composes, driver, console_url, tmp_path)
     assert nhn.received == [] and sens.received == [] and smtp_server.messages == []  # nothing before approval
     await asyncio.to_thread(approver_approves, driver, console_url, notice_url, tmp_path)
+    await asyncio.to_thread(driver.get, f"{notice_url}/report")  # opened at once, and never reloaded: it is live
     await wait_for(lambda: nhn.delivered and sens.delivered and smtp_server.messages, timeout_s=60,
                    what="the notice at the gateways")
-    await asyncio.to_thread(driver.get, f"{notice_url}/report")
-    await wait_for(lambda: asyncio.to_thread(settled, driver), timeout_s=60, interval_s=1,
-                   what="the report to settle")
+    await wait_for(lambda: asyncio.to_thread(settled, driver), timeout_s=90, interval_s=1,
+                   what="the live report to settle")
+    await wait_for(lambda: asyncio.to_thread(polling_stopped, driver), timeout_s=30, interval_s=1,
+                   what="the report to stop polling")
     by_channel = figures(driver, "by-channel")
     received = {"kakao": len(nhn.delivered), "sms": len(sens.delivered), "email": len(smtp_server.messages)}
     assert received == {"kakao": 1, "sms": 1, "email": 1}
@@ -174,10 +181,14 @@ async def test_compose_approve_deliver_and_report(driver: Any, console_url: str,
 
 
 def settled(driver: Any) -> bool:
-    driver.refresh()
+    """The figures as the page's own polling shows them (no reload) are final, Kakao's verdict in."""
     total, kakao = figures(driver, "total")["전체"], figures(driver, "by-channel").get("kakao", {})
     final = total["sent"] + total["delivered"] + total["fallback"] + total["failed"] == 3
     return final and total["in_progress"] == 0 and kakao.get("sent") == 0  # Kakao's verdict is in
+
+
+def polling_stopped(driver: Any) -> bool:
+    return driver.execute_script('return document.querySelector("[data-testid=figures]").dataset.done') == "true"
 
 
 def writer_composes(driver: Any, console_url: str, tmp_path: Path) -> str:
@@ -195,6 +206,8 @@ def writer_composes(driver: Any, console_url: str, tmp_path: Path) -> str:
         assert driver.find_element(By.CSS_SELECTOR, f"[data-testid=preview-{preview}]").is_displayed()
     assert "YP_NOTICE_PUB_01" in driver.find_element(By.CSS_SELECTOR, "[data-testid=template-code]").text
     assert "바이트 (EUC-KR)" in driver.find_element(By.CSS_SELECTOR, "[data-testid=sms-bytes]").text
+    fallback = driver.find_element(By.CSS_SELECTOR, "[data-testid=fallback-ko]")  # the AlimTalk's 대체발송
+    assert "바이트 (EUC-KR)" in fallback.find_element(By.CSS_SELECTOR, "[data-testid=fallback-bytes]").text
     shot(driver, tmp_path, "console-check")
     click(driver, "submit")
     assert driver.find_element(By.CSS_SELECTOR, "[data-testid=state]").text == "결재 대기"

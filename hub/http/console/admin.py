@@ -1,8 +1,9 @@
 """Pages for everyone signed in (the templates), for operators (the audit log) and for administrators (staff)."""
 
+import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hub.core.apikeys import check_department
@@ -16,6 +17,8 @@ from hub.http.console.context import Console
 from hub.http.console.preview import CHANNEL_LABELS, LOCALE_LABELS, Preview
 from hub.http.web import csrf_protect
 from hub.store import staff as db
+
+LAST_ADMIN = "사용 중인 관리자가 한 명은 있어야 합니다: 마지막 관리자는 사용 중지하거나 다른 역할로 바꿀 수 없습니다."
 
 
 def router(ctx: Console) -> APIRouter:
@@ -40,10 +43,17 @@ def router(ctx: Console) -> APIRouter:
         return await _staff(request, staff, {}, {})
 
     async def _staff(request: Request, staff: Staff, values: dict[str, str], errors: dict[str, str], *,
-                     status: int = 200, done: str | None = None) -> HTMLResponse:
+                     status: int = 200, message: str | None = None,
+                     issued: tuple[str, str] | None = None) -> HTMLResponse:
         return ctx.pages.render(request, "staff.html", status_code=status, title="직원 관리", staff=staff,
                                 people=await db.list_staff(ctx.db()), roles=ROLES, values=values,
-                                errors=errors, done=done)
+                                errors=errors, message=message, issued=issued)
+
+    async def member(staff_id: str) -> Staff:
+        found = await db.staff_member(ctx.db(), staff_id[:32])
+        if found is None:
+            raise HTTPException(404)
+        return found
 
     @api.post("/staff")
     async def create(request: Request, staff: Admin) -> Response:
@@ -58,6 +68,61 @@ def router(ctx: Console) -> APIRouter:
                                      password_hash=hash_password(password), now=ctx.clock())
         await record(ctx, request, staff, "staff-created", made.username, f"{made.role} / {made.department}")
         return RedirectResponse("/staff", status_code=303)
+
+    @api.post("/staff/{staff_id}/deactivate")
+    async def deactivate(request: Request, staff_id: str, staff: Admin) -> Response:
+        who = await member(staff_id)
+        if who.staff_id == staff.staff_id:
+            return await _staff(request, staff, {}, {}, status=409, message="자기 계정은 사용 중지할 수 없습니다.")
+        try:
+            changed = await db.set_active(ctx.db(), who.staff_id, False, ctx.clock())
+        except db.LastAdmin:
+            return await _staff(request, staff, {}, {}, status=409, message=LAST_ADMIN)
+        if changed:
+            await record(ctx, request, staff, "staff-deactivated", who.username)
+        return RedirectResponse("/staff", status_code=303)
+
+    @api.post("/staff/{staff_id}/reactivate")
+    async def reactivate(request: Request, staff_id: str, staff: Admin) -> Response:
+        who = await member(staff_id)
+        if await db.set_active(ctx.db(), who.staff_id, True, ctx.clock()):
+            await record(ctx, request, staff, "staff-reactivated", who.username)
+        return RedirectResponse("/staff", status_code=303)
+
+    @api.post("/staff/{staff_id}/role")
+    async def change_role(request: Request, staff_id: str, staff: Admin) -> Response:
+        who = await member(staff_id)
+        form = await request.form()
+        role, department = str(form.get("role") or ""), str(form.get("department") or "").strip()
+        try:
+            check_department(department)
+        except ValueError:
+            return await _staff(request, staff, {}, {}, status=422,
+                                message="부서는 영문 소문자 약칭으로 써 주세요 (예: pr, sanitation).")
+        if role not in ROLES:
+            return await _staff(request, staff, {}, {}, status=422, message="역할을 골라 주세요.")
+        if (role, department) == (who.role, who.department):
+            return RedirectResponse("/staff", status_code=303)
+        try:
+            await db.set_role(ctx.db(), who.staff_id, role, department)
+        except db.LastAdmin:
+            return await _staff(request, staff, {}, {}, status=409, message=LAST_ADMIN)
+        await record(ctx, request, staff, "staff-role-changed", who.username,
+                     f"{who.role} / {who.department} -> {role} / {department}")
+        return RedirectResponse("/staff", status_code=303)
+
+    @api.post("/staff/{staff_id}/password", response_class=HTMLResponse)
+    async def reset_password(request: Request, staff_id: str, staff: Admin) -> HTMLResponse:
+        """A temporary password made here and shown once; the member must change it at their next sign-in, and
+        their sessions end now. Made, not typed: an administrator never picks (or knows for long) a password."""
+        who = await member(staff_id)
+        if who.staff_id == staff.staff_id:
+            return await _staff(request, staff, {}, {}, status=409,
+                                message="자기 비밀번호는 '내 비밀번호 바꾸기'에서 바꿔 주세요.")
+        temporary = secrets.token_urlsafe(12)  # 16 characters, 96 bits
+        await db.reset_password(ctx.db(), who.staff_id, hash_password(temporary), ctx.clock())
+        await record(ctx, request, staff, "staff-password-reset", who.username)
+        return await _staff(request, staff, {}, {}, issued=(who.username, temporary))
 
     return api
 

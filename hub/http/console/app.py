@@ -46,6 +46,10 @@ def create_console_app(settings: Settings, *, console: Console | None = None) ->
     async def _sign_in(request: Request, exc: auth.SignInRequired) -> HTMLResponse:
         return HTMLResponse(status_code=303, headers={"Location": "/login"})
 
+    @app.exception_handler(auth.PasswordChangeRequired)
+    async def _change_password(request: Request, exc: auth.PasswordChangeRequired) -> HTMLResponse:
+        return HTMLResponse(status_code=303, headers={"Location": "/password"})
+
     @app.exception_handler(auth.Forbidden)
     async def _forbidden(request: Request, exc: auth.Forbidden) -> HTMLResponse:
         return ctx.pages.render(request, "error.html", status_code=403, title="권한이 없습니다", message=str(exc),

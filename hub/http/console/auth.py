@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from hub.core.staff import Staff, hash_password, needs_rehash, verify_password
+from hub.core.staff import Staff, hash_password, needs_rehash, password_problem, verify_password
 from hub.http.console.context import Console
 from hub.http.web import RateLimited, csrf_protect
 from hub.store import staff as db
@@ -24,6 +24,10 @@ FAILED_SIGN_IN_PAUSE_S = 0.5  # on top of argon2's own time: a password guesser 
 
 class SignInRequired(Exception):
     """The page needs a signed-in staff member."""
+
+
+class PasswordChangeRequired(Exception):
+    """An administrator reset this member's password: they set their own before anything else."""
 
 
 class Forbidden(Exception):
@@ -41,15 +45,18 @@ async def record(ctx: Console, request: Request, staff: Staff | None, action: st
                    address=address(request), username=username)
 
 
-def signed_in(ctx: Console) -> Callable[[Request], Awaitable[Staff]]:
+def signed_in(ctx: Console, *, changing_password: bool = False) -> Callable[[Request], Awaitable[Staff]]:
     async def current(request: Request) -> Staff:
         staff_id = request.session.get("staff_id")
-        staff = await db.staff_by_id(ctx.db(), staff_id) if isinstance(staff_id, str) else None
-        if staff is None:  # never signed in, signed out, or deactivated since
+        found = await db.access(ctx.db(), staff_id) if isinstance(staff_id, str) else None
+        if found is None or not found.staff.active or request.session.get("epoch", 0) != found.epoch:
+            # never signed in, signed out, deactivated since, or their password was reset: this session is over
             request.session.pop("staff_id", None)
             raise SignInRequired()
-        request.state.staff = staff
-        return staff
+        if found.must_change_password and not changing_password:
+            raise PasswordChangeRequired()
+        request.state.staff = found.staff
+        return found.staff
 
     return current
 
@@ -69,6 +76,7 @@ def requires(ctx: Console, action: str) -> Callable[[Request], Awaitable[Staff]]
 def router(ctx: Console) -> APIRouter:
     api = APIRouter(dependencies=[Depends(csrf_protect)])
     staff_dep = Annotated[Staff, Depends(signed_in(ctx))]
+    changing = Annotated[Staff, Depends(signed_in(ctx, changing_password=True))]  # also before a forced change
 
     @api.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request) -> HTMLResponse:
@@ -95,11 +103,13 @@ def router(ctx: Console) -> APIRouter:
         ctx.failures.reset(key)
         request.session.clear()  # a new session (and CSRF token) for the signed-in staff member: no fixation
         request.session["staff_id"] = staff.staff_id
+        known = await db.access(ctx.db(), staff.staff_id)
+        request.session["epoch"] = known.epoch if known else 0
         await record(ctx, request, staff, "sign-in")
         return RedirectResponse("/notices", status_code=303)  # type: ignore[return-value]  # a Response
 
     @api.post("/logout")
-    async def logout(request: Request, staff: staff_dep) -> RedirectResponse:
+    async def logout(request: Request, staff: changing) -> RedirectResponse:
         await record(ctx, request, staff, "sign-out")
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
@@ -108,4 +118,42 @@ def router(ctx: Console) -> APIRouter:
     async def home(staff: staff_dep) -> RedirectResponse:
         return RedirectResponse("/notices", status_code=303)
 
+    @api.get("/password", response_class=HTMLResponse)
+    async def password_page(request: Request, staff: changing) -> HTMLResponse:
+        return await _password_page(ctx, request, staff, {})
+
+    @api.post("/password", response_class=HTMLResponse)
+    async def change_password(request: Request, staff: changing,
+                              current: Annotated[str, Form(max_length=256)] = "",
+                              new: Annotated[str, Form(max_length=300)] = "",
+                              again: Annotated[str, Form(max_length=300)] = "") -> HTMLResponse:
+        key = f"{address(request)}|{staff.username}"
+        if ctx.failures.blocked(key):
+            raise RateLimited(ctx.failures.retry_after_s(key))
+        found = await db.staff_login(ctx.db(), staff.username)
+        errors = {}
+        if not verify_password(found[1] if found else None, current):
+            ctx.failures.hit(key)
+            errors["current"] = "지금 비밀번호가 맞지 않습니다."
+        elif problem := password_problem(new):
+            errors["new"] = problem
+        elif new != again:
+            errors["again"] = "새 비밀번호가 서로 다릅니다."
+        elif new == current:
+            errors["new"] = "지금과 다른 비밀번호를 정해 주세요."
+        if errors:
+            await asyncio.sleep(FAILED_SIGN_IN_PAUSE_S if "current" in errors else 0)
+            return await _password_page(ctx, request, staff, errors, status=422)
+        request.session["epoch"] = await db.change_password(ctx.db(), staff.staff_id, hash_password(new),
+                                                            ctx.clock())
+        await record(ctx, request, staff, "password-changed", staff.username)
+        return RedirectResponse("/notices", status_code=303)  # type: ignore[return-value]  # a Response
+
     return api
+
+
+async def _password_page(ctx: Console, request: Request, staff: Staff, errors: dict[str, str], *,
+                         status: int = 200) -> HTMLResponse:
+    found = await db.access(ctx.db(), staff.staff_id)
+    return ctx.pages.render(request, "password.html", status_code=status, title="비밀번호 바꾸기", staff=staff,
+                            errors=errors, must=bool(found and found.must_change_password))

@@ -6,6 +6,7 @@ and publishes nothing. Its CloudEvent id is derived from the notice id, so even 
 is one notice to the hub (source + id is its dedup scope)."""
 
 # no `from __future__ import annotations`: FastAPI reads the routes' Annotated dependencies, local names
+import asyncio
 import logging
 import secrets
 from datetime import datetime, timedelta
@@ -23,6 +24,7 @@ from hub.http.console.context import Console
 from hub.http.console.forms import TARGETS, NoticeForm, read_form
 from hub.http.console.preview import Breakdown, breakdown, notice_event
 from hub.http.web import csrf_protect
+from hub.kafka.publish import StatusPublisher
 from hub.store import reports as counted
 from hub.store import staff as db
 from hub.store.staff import NoticeRow
@@ -32,6 +34,7 @@ logger = logging.getLogger(__name__)
 STATES = {"draft": "작성 중", "returned": "반려", "pending": "결재 대기", "scheduled": "예약", "sending": "발송 중",
           "done": "발송 완료", "cancelled": "취소"}
 EDITABLE = ("draft", "returned")
+STUCK_AFTER = timedelta(minutes=2)  # longer than a publish's own timeouts (aiokafka's request timeout: 40 s)
 
 
 def event_id_of(row: NoticeRow) -> str:
@@ -130,7 +133,9 @@ def router(ctx: Console) -> APIRouter:
             may_submit=row.state in EDITABLE and staff.may("compose") and staff.department == row.department,
             may_approve=row.state == "pending" and approval_problem(
                 staff, author_id=row.author_id, department=row.department) is None,
-            may_cancel=_cancellable(row, now) and staff.may("compose") and staff.department == row.department)
+            may_cancel=_cancellable(row, now) and staff.may("compose") and staff.department == row.department,
+            stuck=_stuck(row, now), may_republish=_stuck(row, now) and staff.may("compose")
+            and staff.department == row.department)
 
     @api.get("/notices/{notice_id}/edit", response_class=HTMLResponse)
     async def edit_page(request: Request, notice_id: str, staff: Writer) -> HTMLResponse:
@@ -215,38 +220,80 @@ def router(ctx: Console) -> APIRouter:
             return _detail(request, row, staff, None, status=409,
                            message="예약 시각이 지났거나 이미 취소된 소식은 취소할 수 없습니다.")
         withdrawal = await db.withdraw_held(ctx.db(), event_id_of(row), now)
-        await ctx.db().finish([DeliveryStatus(
+        statuses = [DeliveryStatus(
             delivery_id=d, event_id=event_id_of(row), event_type="notice.published.v1", resident_id=r, channel=c,
             state="suppressed", rule="cancelled", reason=f"발송 취소 ({staff.display_name})", at=now)
-            for d, r, c, _ in withdrawal.withdrawn])
+            for d, r, c, _ in withdrawal.withdrawn]
+        await ctx.db().finish(statuses)
         await record(ctx, request, staff, "notice-cancelled", row.notice_id,
                      f"withdrawn {len(withdrawal.withdrawn)}, already released {withdrawal.released}")
+        if not await _tell_status(row, statuses):
+            await record(ctx, request, staff, "cancel-status-failed", row.notice_id, f"{len(statuses)} statuses")
+            row = await visible(notice_id, staff)
+            return _detail(request, row, staff, None, status=503, message=(
+                "취소했습니다. 다만 발송 상태 토픽에 알리지 못했습니다: 운영자에게 알려 주세요."))
+        return RedirectResponse(f"/notices/{row.notice_id}", status_code=303)
+
+    async def _tell_status(row: NoticeRow, statuses: list[DeliveryStatus]) -> bool:
+        """The withdrawn deliveries on `<prefix>.delivery-status`, as the router and senders report theirs
+        (state suppressed, rule cancelled), acknowledged by the broker: operators and department systems
+        following the topic see the cancel. Their CloudEvent ids derive from the deliveries: a repeat is one."""
+        try:
+            published = StatusPublisher(ctx.broker, ctx.topics.status, "/notice-hub/console")
+            await asyncio.gather(*await published.publish(statuses))
+        except Exception:
+            logger.exception("console: the cancel of %s was not published to the status topic", row.notice_id)
+            return False
+        return True
+
+    @api.post("/notices/{notice_id}/republish")
+    async def republish(request: Request, notice_id: str, staff: Writer) -> Response:
+        """재발송: a notice whose publish was interrupted (a crash between the claim and the broker's ack) is
+        published again with the same event id; if the first attempt did reach the broker, the hub drops the
+        repeat (source + id), so each resident still gets the notice once."""
+        row = await visible(notice_id, staff)
+        if row.department != staff.department:
+            raise Forbidden("다른 부서의 소식은 보낼 수 없습니다.")
+        now = ctx.clock()
+        if not _stuck(row, now) or not await db.reclaim_publishing(ctx.db(), row.notice_id, now - STUCK_AFTER, now):
+            return RedirectResponse(f"/notices/{row.notice_id}", status_code=303)  # not stuck, or another click
+        await record(ctx, request, staff, "publish-retried", row.notice_id, f"attempt of {row.updated_at:%Y-%m-%dT%H:%M:%SZ}")
+        await _send(request, staff, row, "publishing", "notice-republished", f"{row.targeted or 0} residents")
         return RedirectResponse(f"/notices/{row.notice_id}", status_code=303)
 
     async def _publish(request: Request, staff: Staff, row: NoticeRow, from_states: tuple[str, ...],
                        check: Breakdown, approver: Staff | None = None) -> None:
-        """Publish once: claim the notice, publish its event (acks=all), then mark it published."""
-        from hub.kafka.publish import publish_event
-
+        """Publish once: claim the notice, recording the attempt (its event id, derived from the notice id), then
+        publish its event (acks=all), then mark it published. A crash in between leaves it claimed: after
+        STUCK_AFTER the page offers 재발송 (`republish`)."""
         now = ctx.clock()
-        extra: dict[str, Any] = {"targeted": check.receiving, "updated_at": now}
+        extra: dict[str, Any] = {"targeted": check.receiving, "updated_at": now, "event_id": event_id_of(row),
+                                 "event_source": f"/departments/{row.department}"}
         if approver is not None:
             extra.update(approver_id=approver.staff_id, approver_name=approver.display_name)
         if not await db.transition(ctx.db(), row.notice_id, from_states, "publishing", **extra):
             return  # another click or approver got there first
+        await _send(request, staff, row, row.state, "notice-approved-published" if approver else "notice-published",
+                    f"{check.receiving} residents")
+
+    async def _send(request: Request, staff: Staff, row: NoticeRow, back_to: str, action: str, detail: str) -> None:
+        """Publish a claimed notice's event and mark it published; a refused publish puts it back to `back_to`."""
+        from hub.kafka.publish import publish_event
+
         event = _event(row)
         try:
             topic, partition, offset = await publish_event(ctx.settings, event.envelope, broker=ctx.broker)
         except Exception as e:
-            await db.transition(ctx.db(), row.notice_id, ("publishing",), row.state, updated_at=ctx.clock())
+            if back_to != "publishing":
+                await db.transition(ctx.db(), row.notice_id, ("publishing",), back_to, event_id=None,
+                                    event_source=None, updated_at=ctx.clock())
             await record(ctx, request, staff, "publish-failed", row.notice_id, f"{type(e).__name__}: {e}"[:400])
             logger.exception("console: publishing %s failed", row.notice_id)
             raise HTTPException(503, "알림 허브(Kafka)에 보내지 못했습니다. 잠시 후 다시 시도해 주세요.") from e
         await db.transition(ctx.db(), row.notice_id, ("publishing",), "published", event_id=event.envelope.id,
                             event_source=event.envelope.source, published_at=ctx.clock(),
                             updated_at=ctx.clock())
-        await record(ctx, request, staff, "notice-approved-published" if approver else "notice-published",
-                     row.notice_id, f"{topic}[{partition}]@{offset}, {check.receiving} residents")
+        await record(ctx, request, staff, action, row.notice_id, f"{topic}[{partition}]@{offset}, {detail}")
 
     return api
 
@@ -260,6 +307,12 @@ def _values(form: NoticeForm) -> dict[str, Any]:
 def _event(row: NoticeRow) -> Any:
     return notice_event(NoticeForm.of_row(row).data(row.notice_id), department=row.department,
                         event_id=event_id_of(row))
+
+
+def _stuck(row: NoticeRow, now: datetime) -> bool:
+    """Claimed for publishing long enough ago that its publish must have been interrupted (a publish waits for
+    the broker's ack for seconds, not minutes)."""
+    return row.state == "publishing" and row.updated_at <= now - STUCK_AFTER
 
 
 def _cancellable(row: NoticeRow, now: datetime) -> bool:

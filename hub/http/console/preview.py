@@ -21,11 +21,13 @@ from hub.core.events.common import Recipient
 from hub.core.rendering.alimtalk import KAKAO_MAX_CHARS
 from hub.core.rendering.sms import LMS_MAX_BYTES, SMS_MAX_BYTES
 from hub.http.console.context import Console
+from hub.pipeline.fallback import fallback_request
 
 EVENT_TYPE = "notice.published.v1"
 CHANNEL_LABELS = {"kakao": "카카오 알림톡", "sms": "문자(SMS/LMS)", "email": "전자우편"}
 LOCALE_LABELS = {"ko": "한국어", "en": "English", "vi": "Tiếng Việt"}
 NO_DISTRICT = "(읍면 정보 없음)"
+PREVIEW_PHONE = "01000000000"  # a preview's resident, never sent to
 
 
 @dataclass
@@ -35,6 +37,9 @@ class Preview:
     content: Any = None  # KakaoContent | SmsContent | EmailContent
     problem: str | None = None
     used: int = 0  # deliveries on this channel in this locale
+    fallback: Preview | None = None  # an AlimTalk's 대체발송 SMS/LMS, as the hub would send it
+    fallback_used: int = 0  # AlimTalk deliveries in this locale that carry one
+    no_fallback: bool = False  # AlimTalk that would carry no fallback (the SMS cannot be made)
 
     @property
     def label(self) -> str:
@@ -65,6 +70,7 @@ class Breakdown:
     previews: list[Preview] = field(default_factory=list)
     blocking: list[str] = field(default_factory=list)
     held_until: dict[str, datetime] = field(default_factory=dict)
+    fallbacks: Counter[str] = field(default_factory=Counter)  # locale -> AlimTalk deliveries with a fallback
 
     @property
     def receiving(self) -> int:
@@ -102,14 +108,34 @@ async def breakdown(ctx: Console, event: DomainEvent, now: datetime) -> Breakdow
                 out.by_channel[request.channel] += 1
                 out.by_district[districts.get(request.resident_id, NO_DISTRICT)] += 1
                 locales[(request.channel, request.locale)] += 1
+                if request.fallback is not None:
+                    out.fallbacks[request.locale] += 1
             for outcome in outcomes:
                 if outcome.state == "suppressed":
                     out.suppressed[outcome.rule or "-"] += 1
     except RenderError as e:  # a named resident's message cannot be made: the router would dead-letter it all
         out.blocking.append(f"명단의 주민에게 보낼 메시지를 만들 수 없습니다: {e}")
     _previews(ctx, event, out, locales)
+    for preview in out.previews:
+        if preview.channel == "kakao" and preview.content is not None:
+            _fallback(router, event, preview, now)
+            preview.fallback_used = out.fallbacks.get(preview.locale, 0)
     _problems(ctx, event, out)
     return out
+
+
+def _fallback(router: RouterConsumer, event: DomainEvent, preview: Preview, now: datetime) -> None:
+    """The 대체발송 SMS/LMS of an AlimTalk, made as the hub makes it: the router's own plan for a resident with
+    a mobile number and no name (so none is shown), then the fallback delivery the kakao sender would send
+    (hub.pipeline.fallback.fallback_request)."""
+    someone = Recipient(resident_id="preview", locale=preview.locale, phone=PREVIEW_PHONE, channels=["kakao"])
+    send_now, held, _ = router.plan(event, [(someone, None, False)], now)
+    for request in [*send_now, *(r for r, _, _ in held)]:
+        sms = fallback_request(request) if request.channel == "kakao" else None
+        if sms is not None:
+            preview.fallback = Preview(sms.channel, preview.locale, content=sms.content)
+            return
+    preview.no_fallback = True
 
 
 def _previews(ctx: Console, event: DomainEvent, out: Breakdown, used: Counter[tuple[str, str]]) -> None:

@@ -114,3 +114,76 @@ async def test_the_report_is_the_ledgers_and_its_csv_opens_in_excel(browser: Any
     assert answer.content.startswith(b"\xef\xbb\xbf") and "charset=utf-8" in answer.headers["content-type"]
     lines = answer.content.decode("utf-8-sig").splitlines()
     assert lines[0].startswith("구분,항목,대상,발송") and lines[1] == "전체,전체,5,1,0,1,0,2,1,0,0"
+
+
+async def test_a_cancel_is_published_to_the_status_topic(browser: Any, console: Console) -> None:
+    """What a department system following `<prefix>.delivery-status` reads, with a plain Kafka consumer."""
+    writer, notice = await scheduled(browser, console)
+    row = await get_row(console, notice)
+    _, held = await route(console, row)
+    assert (await writer.post(f"/notices/{notice}/cancel")).status_code == 303
+    records = await statuses_of(console, f"console-{notice}", expect=len(held))
+    assert [(r["source"], r["type"], r["data"]["state"], r["data"]["rule"], r["data"]["delivery_id"],
+             r["data"]["resident_id"]) for r in records] == [
+        ("/notice-hub/console", "hub.delivery.status.v1", "suppressed", "cancelled", request.delivery_id,
+         request.resident_id) for request, _, _ in held]
+
+
+async def statuses_of(console: Console, event_id: str, *, expect: int, timeout_s: float = 30) -> list[Any]:
+    """The status topic's records about `event_id`, from the beginning, until `expect` of them came (and for a
+    moment after, so a duplicate would be seen too)."""
+    import asyncio
+    import json
+
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(console.topics.status, bootstrap_servers=console.settings.kafka_bootstrap_servers,
+                                auto_offset_reset="earliest", enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline, settle = loop.time() + timeout_s, None
+        while loop.time() < (settle or deadline):
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                found += [v for v in (json.loads(r.value) for r in batch) if v.get("subject") == event_id]
+            if len(found) >= expect and settle is None:
+                settle = loop.time() + 2
+    finally:
+        await consumer.stop()
+    return found
+
+
+def cells(html: str, table: str = "total") -> dict[str, int]:
+    part = html.split(f'data-testid="{table}"')[1].split("</table>")[0]
+    found = dict(p.split('">', 1) for p in part.split('data-col="')[1:])
+    return {k: int(v.split("<")[0].replace(",", "")) for k, v in found.items()}
+
+
+async def test_the_live_reports_figures_follow_the_ledger(browser: Any, console: Console) -> None:
+    """The report page polls its figures (a partial, counted by the store) while the notice is being sent, and
+    says when they will change no more."""
+    await seed(console)
+    writer = await signed(browser, "writer")
+    notice = await draft(writer, districts=["강상면"])  # R-0006 alone, by AlimTalk
+    await writer.get(f"/notices/{notice}")
+    await writer.post(f"/notices/{notice}/submit")
+    page = (await writer.get(f"/notices/{notice}/report")).text
+    assert f'data-poll="/notices/{notice}/report/figures"' in page and 'src="/static/poll.js"' in page
+    before = (await writer.get(f"/notices/{notice}/report/figures")).text
+    assert before.startswith('<div id="figures"') and "<html" not in before  # a fragment, not a page
+    assert 'data-done="false"' in before and cells(before)["targeted"] == 0  # nobody routed yet: live
+    send_now, _ = await route(console, await get_row(console, notice))
+    routed = (await writer.get(f"/notices/{notice}/report/figures")).text
+    assert cells(routed)["in_progress"] == 1 and 'data-done="false"' in routed
+    (kakao,) = send_now
+    status = DeliveryStatus(delivery_id=kakao.delivery_id, event_id=kakao.event_id, event_type=kakao.event_type,
+                            resident_id=kakao.resident_id, channel="kakao", state="sent", at=NOW)
+    await console.db().finish([status])
+    sent = (await writer.get(f"/notices/{notice}/report/figures")).text
+    assert (cells(sent)["sent"], cells(sent)["in_progress"]) == (1, 0)
+    assert 'data-done="false"' in sent  # Kakao's verdict is still to come
+    await console.db().finish([status.model_copy(update={"state": "delivered"})])
+    done = (await writer.get(f"/notices/{notice}/report/figures")).text
+    assert cells(done, "by-channel")["delivered"] == 1 and 'data-done="true"' in done
+    assert (await browser().get(f"/notices/{notice}/report/figures")).status_code == 303  # signed in only

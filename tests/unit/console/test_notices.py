@@ -193,3 +193,50 @@ async def test_the_audit_log_has_who_what_and_where(browser: Any, console: Conso
     for action in ("notice-drafted", "notice-published", "sign-in"):
         assert action in page
     assert json.dumps(notice)[1:-1] in page and "127.0.0.1" in page
+
+
+def _fallback_shown(page: str, locale: str = "ko") -> tuple[str, str, str] | None:
+    """(kind, byte label, text) of the 대체발송 preview an AlimTalk preview shows, if any."""
+    import html
+    import re
+
+    found = re.search(rf'data-testid="fallback-{locale}".*?data-testid="fallback-kind">([^<]+)<.*?'
+                      r'data-testid="fallback-bytes">([^<]+)<.*?data-testid="fallback-text">(.*?)</pre>', page, re.S)
+    return (found.group(1), html.unescape(found.group(2)), html.unescape(found.group(3))) if found else None
+
+
+@pytest.mark.parametrize(("summary", "kind"), [
+    ("11월 29일 양평읍 물맑은시장 일대에서 김장축제가 열립니다.", "LMS"),
+    ("짧은 안내", "SMS"),
+    ("양평군 김장축제 안내. " * 35, "LMS"),
+])
+async def test_the_alimtalk_preview_shows_its_fallback_sms_as_the_hub_sends_it(
+        browser: Any, console: Console, summary: str, kind: str) -> None:
+    """What the kakao sender sends when AlimTalk fails (대체발송), with its EUC-KR byte count: the same text as
+    the fallback delivery of a resident this notice goes to by AlimTalk, counted in bytes by the test itself."""
+    from hub.pipeline.fallback import fallback_request
+    from tests.unit.console.test_cancel_and_report import get_row, route
+
+    await seed(console)
+    b = await signed(browser, "writer")
+    notice = await draft(b, summary=summary.strip(), url="" if kind == "SMS" else draft_form()["url"],
+                         title="김장" if kind == "SMS" else draft_form()["title"])
+    page = (await b.get(f"/notices/{notice}")).text
+    shown = _fallback_shown(page)
+    assert shown is not None, page[page.find("preview-kakao"):][:1500]
+    shown_kind, label, text = shown
+    await b.post(f"/notices/{notice}/submit")
+    send_now, held = await route(console, await get_row(console, notice))
+    by_alimtalk = [r for r in [*send_now, *(r for r, _, _ in held)] if r.channel == "kakao"]
+    assert len(by_alimtalk) == 2  # R-0001 now, R-0005 after its quiet hours
+    sent = fallback_request(by_alimtalk[0])
+    assert sent is not None and (shown_kind, text) == (sent.content.kind, sent.content.text) and shown_kind == kind
+    assert label.startswith(f"{len(text.encode('euc-kr')):,}/") and label.endswith("바이트 (EUC-KR)")
+    assert "· 2건" in page.split('data-testid="fallback-ko"')[1].split("</h4>")[0]
+
+
+async def test_advertising_has_no_alimtalk_and_so_no_fallback(browser: Any, console: Console) -> None:
+    await seed(console)
+    b = await signed(browser, "writer")
+    page = (await b.get(f"/notices/{await draft(b, category='advertising')}")).text
+    assert 'data-testid="preview-kakao' not in page and "data-testid=\"fallback-" not in page

@@ -21,11 +21,16 @@ ROUTES: list[tuple[str, str, set[str] | None]] = [
     ("GET", "/notices/{id}/edit", {"writer", "approver"}), ("POST", "/notices/{id}/edit", {"writer", "approver"}),
     ("POST", "/notices/{id}/submit", {"writer", "approver"}), ("POST", "/notices/{id}/approve", {"approver"}),
     ("POST", "/notices/{id}/return", {"approver"}), ("POST", "/notices/{id}/cancel", {"writer", "approver"}),
+    ("POST", "/notices/{id}/republish", {"writer", "approver"}),
     ("GET", "/notices/{id}/report", None), ("GET", "/notices/{id}/report.csv", None),
+    ("GET", "/notices/{id}/report/figures", None),
     ("GET", "/templates", None), ("GET", "/audit", {"operator", "admin"}), ("GET", "/staff", {"admin"}),
     ("POST", "/staff", {"admin"}), ("POST", "/logout", None), ("GET", "/", None),
     ("GET", "/keys", {"admin"}), ("POST", "/keys", {"admin"}), ("POST", "/keys/{key_id}/revoke", {"admin"}),
     ("GET", "/dead-letters", {"operator", "admin"}),
+    ("POST", "/staff/{staff_id}/deactivate", {"admin"}), ("POST", "/staff/{staff_id}/reactivate", {"admin"}),
+    ("POST", "/staff/{staff_id}/role", {"admin"}), ("POST", "/staff/{staff_id}/password", {"admin"}),
+    ("GET", "/password", None), ("POST", "/password", None),
 ]
 
 
@@ -69,7 +74,8 @@ async def test_a_writer_cannot_see_or_send_another_departments_notice(browser: A
     assert notice not in (await other.get("/notices")).text
     for method, path in [("GET", "/notices/{id}"), ("GET", "/notices/{id}/edit"), ("POST", "/notices/{id}/edit"),
                          ("POST", "/notices/{id}/submit"), ("POST", "/notices/{id}/cancel"),
-                         ("GET", "/notices/{id}/report")]:
+                         ("POST", "/notices/{id}/republish"),
+                         ("GET", "/notices/{id}/report"), ("GET", "/notices/{id}/report/figures")]:
         url = path.replace("{id}", notice)
         answer = await (other.get(url) if method == "GET" else other.post(url, draft_form()))
         assert answer.status_code == 404, (method, url, answer.status_code)
