@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError
+from jinja2 import FileSystemLoader, StrictUndefined, Template, TemplateError, meta
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import Field
@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from hub.core.links import LinkMaker
 
 TEMPLATES_DIR = Path(__file__).parents[2] / "templates"  # hub/templates
+# what differs from one resident to the next in a template's context (`Renderer.context`); a template that reads
+# neither renders the same text for every resident of a notice
+PERSONAL = frozenset({"recipient", "link"})
 
 RenderedMessage = Annotated[KakaoContent | SmsContent | EmailContent, Field(discriminator="kind")]
 
@@ -81,6 +84,8 @@ class TemplateSet:
     email_subject: Template | None = None
     email_text: Template | None = None
     email_html: Template | None = None
+    # the channels whose templates read the resident (PERSONAL), or cannot be told (a template named at run time)
+    personal: frozenset[str] = frozenset({"kakao", "sms", "email"})
 
     def channels(self) -> list[str]:
         out = []
@@ -113,6 +118,8 @@ class Renderer:
         )
         self.env.filters.update(FILTERS)
         self._sets: dict[tuple[str, str], TemplateSet] = {}
+        self._shared_for: DomainEvent | None = None  # the event whose shared renditions `_shared` holds
+        self._shared: dict[tuple[int, str], Any] = {}
         self.load_errors: list[str] = []
         if self.templates_dir.is_dir():
             for folder in sorted(p for p in self.templates_dir.iterdir() if p.is_dir()):
@@ -142,16 +149,38 @@ class Renderer:
     def _load_set(self, folder: Path, locale: str) -> TemplateSet:
         tset = TemplateSet()
         get = self.env.get_template
+        reads: dict[str, set[str]] = {"kakao": set(), "sms": set(), "email": set()}
+
+        def expression(source: str) -> Template:
+            reads["kakao"] |= self._reads(source)
+            return self.env.from_string(source)
+
         if kakao := self._file(folder, "kakao", "toml", locale):
-            tset.kakao = load_kakao(folder.parent / kakao, self.env.from_string)
+            tset.kakao = load_kakao(folder.parent / kakao, expression)
         if sms := self._file(folder, "sms", "j2", locale):
             tset.sms = get(sms)
             subject = self._file(folder, "sms.subject", "j2", locale)
             tset.sms_subject = get(subject) if subject else None
+            reads["sms"] = {name for t in (sms, subject) if t for name in self._reads_file(t)}
         subject, text, html = (self._file(folder, f"email.{p}", "j2", locale) for p in ("subject", "txt", "html"))
         if subject and text and html:
             tset.email_subject, tset.email_text, tset.email_html = get(subject), get(text), get(html)
+            reads["email"] = {name for t in (subject, text, html) for name in self._reads_file(t)}
+        tset.personal = frozenset(channel for channel, names in reads.items() if names & PERSONAL)
         return tset
+
+    def _reads(self, source: str) -> set[str]:
+        """The context names a template's source reads, with those of the templates it imports, includes or
+        extends; PERSONAL when one of those is named only at run time."""
+        ast = self.env.parse(source)
+        names = set(meta.find_undeclared_variables(ast))
+        for name in meta.find_referenced_templates(ast):
+            names |= PERSONAL if name is None else self._reads_file(name)
+        return names
+
+    def _reads_file(self, name: str) -> set[str]:
+        source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]  # set in __post_init__
+        return self._reads(source)
 
     # -- queries
 
@@ -188,13 +217,38 @@ class Renderer:
 
     def render(self, event: DomainEvent, recipient: Recipient, channel: Channel) -> KakaoContent | SmsContent | EmailContent:
         link = self.link(recipient)
-        content = self.render_context(event.spec.type, channel, self.context(event, recipient, link),
-                                      recipient.locale)
+        content = self._shared_rendition(event, recipient, channel)
+        if content is None:
+            content = self.render_context(event.spec.type, channel, self.context(event, recipient, link),
+                                          recipient.locale)
         if event.advertising:
             return self.advertise(content, link)
         if link and event.spec.county_news and self.links_in_news:
             return with_link(content, link, self.identity)
         return content
+
+    def _shared_rendition(self, event: DomainEvent, recipient: Recipient,
+                          channel: Channel) -> KakaoContent | SmsContent | EmailContent | None:
+        """The event's rendition for this channel and template set when its templates read nothing of the
+        resident (`TemplateSet.personal`): rendered once for every resident of the event (a county-wide notice
+        to 100,000 residents renders its SMS once, not 100,000 times), then None for the next event. A render
+        error is kept too: it is the same for everyone. None when the templates read the resident."""
+        tset = self.template_set(event.spec.type, recipient.locale, channel)
+        if tset is None or channel in tset.personal:
+            return None
+        if self._shared_for is not event:  # the router routes one event after another: keep the last one's
+            self._shared_for, self._shared = event, {}
+        key = (id(tset), channel)
+        if key not in self._shared:
+            try:
+                self._shared[key] = self.render_context(event.spec.type, channel, self.context(event, recipient),
+                                                        recipient.locale)
+            except RenderError as e:
+                self._shared[key] = e
+        shared = self._shared[key]
+        if isinstance(shared, RenderError):
+            raise RenderError(str(shared))
+        return shared  # type: ignore[no-any-return]  # a rendition (contents are frozen models)
 
     def advertise(self, content: KakaoContent | SmsContent | EmailContent,
                   link: str | None = None) -> SmsContent | EmailContent:
