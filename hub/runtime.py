@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from hub.consumers.consent import ConsentNotifier, Reconfirmer
 from hub.consumers.directory import DirectoryConsumer
-from hub.consumers.router import RouterConsumer
 from hub.consumers.scheduler import Scheduler
 from hub.core.errors import StoreError
 from hub.core.events.common import CHANNELS
@@ -32,6 +31,7 @@ from hub.gateways import ChannelAdapter, build_adapter
 from hub.kafka.broker import new_broker
 from hub.kafka.lag import LagMonitor
 from hub.kafka.publish import observe_statuses
+from hub.kafka.router import RouterConsumer
 from hub.kafka.sender import SenderConsumer
 from hub.kafka.topics import ensure_topics
 from hub.metrics import HubMetrics, OpsCollector
@@ -41,6 +41,7 @@ from hub.pipeline.periodic import Periodic
 from hub.pipeline.ports import Capabilities
 from hub.settings import Settings
 from hub.store import Store
+from hub.store.ports import OptOutLists
 from hub.store.retention import RetentionTask
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class Hub:
         self.retention: RetentionTask | None = None
         if "router" in self.roles:
             RouterConsumer(broker=self.broker, store=self.store, renderer=self.renderer, settings=settings,
-                           topics=self.topics, clock=clock).register()
+                           topics=self.topics, clock=clock, optouts=OptOutLists(self.store)).register()
             self.scheduler = Scheduler(broker=self.broker, store=self.store, topics=self.topics, owner=self.owner,
                                        clock=clock, interval_s=settings.scheduler_interval_s)
             self.consent = ConsentNotifier(store=self.store, broker=self.broker, settings=settings, clock=clock)
