@@ -1,3 +1,2 @@
-"""The Kafka consumers of the router, the directory and the scheduler. They hold their use cases and still reach
-the adapters directly; issue 12's phase B turns them into hub.pipeline behind declared ports (the layers contract
-in pyproject.toml lists each such import under ignore_imports until then)."""
+"""A compatibility alias only (router.py), for one importer another change owns. The consumers are use cases in
+hub.pipeline with their Kafka sides in hub.kafka; delete this package once nothing imports it."""
