@@ -16,20 +16,41 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hub.core.delivery import DeliveryStatus
-from hub.core.lag import Status
+from hub.core.lag import GroupLag, Status
+from hub.pipeline.breaker import CircuitBreaker
 
-if TYPE_CHECKING:
-    from hub.gateways.base import ChannelAdapter
-    from hub.kafka.lag import LagMonitor
-    from hub.pipeline.breaker import CircuitBreaker
+
+class LagFigures(Protocol):
+    """What the metrics read of the lag monitor (hub.kafka.lag.LagMonitor)."""
+
+    @property
+    def dlq_records(self) -> int | None: ...
+    def report(self) -> list[GroupLag]: ...
+
+
+class WaitFigures(Protocol):
+    """What the metrics read of a rate limiter (hub.gateways.ratelimit.RateLimiter)."""
+
+    waits: int
+    waited_s: float
+
+
+class RateLimited(Protocol):
+    """What the metrics read of a gateway (hub.gateways.base.ChannelAdapter)."""
+
+    @property
+    def provider(self) -> str: ...
+    @property
+    def limiter(self) -> WaitFigures: ...
+
 
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
 NO_CHANNEL = "none"  # the label of outcomes without a channel (suppressed: no usable channel)
@@ -130,7 +151,7 @@ class OpsCollector(Collector):
     """Read at scrape time: lag (from the monitor's latest sample), the dead-letter topic, rate limits and
     circuit breakers (from the running adapters and senders)."""
 
-    def __init__(self, lag: LagMonitor, adapters: Callable[[], dict[str, ChannelAdapter]],
+    def __init__(self, lag: LagFigures, adapters: Callable[[], Mapping[str, RateLimited]],
                  breakers: Callable[[], dict[str, CircuitBreaker]]) -> None:
         self.lag, self.adapters, self.breakers = lag, adapters, breakers
 

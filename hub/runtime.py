@@ -17,10 +17,6 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from hub.consumers.consent import ConsentNotifier, Reconfirmer
-from hub.consumers.directory import DirectoryConsumer
-from hub.consumers.router import RouterConsumer
-from hub.consumers.scheduler import Scheduler
 from hub.core.errors import StoreError
 from hub.core.events.common import CHANNELS
 from hub.core.links import LinkMaker
@@ -31,12 +27,16 @@ from hub.core.topics import Topics
 from hub.gateways import ChannelAdapter, build_adapter
 from hub.gateways.sens_optouts import SensOptOutList
 from hub.kafka.broker import new_broker
+from hub.kafka.directory import DirectoryConsumer
 from hub.kafka.lag import LagMonitor
-from hub.kafka.publish import ResidentEventPublisher, observe_statuses
+from hub.kafka.publish import KafkaPublisher, ResidentEventPublisher, observe_statuses
+from hub.kafka.router import RouterConsumer
+from hub.kafka.scheduler import Scheduler
 from hub.kafka.sender import SenderConsumer
 from hub.kafka.topics import ensure_topics
 from hub.metrics import HubMetrics, OpsCollector
 from hub.pipeline.breaker import CircuitBreaker
+from hub.pipeline.consent import ConsentNotifier, Reconfirmer
 from hub.pipeline.optouts import OptOutSync
 from hub.pipeline.outcomes import InFlight
 from hub.pipeline.periodic import Periodic
@@ -44,6 +44,7 @@ from hub.pipeline.ports import Capabilities
 from hub.settings import Settings
 from hub.store import Store
 from hub.store.consent import StoreOptOuts
+from hub.store.ports import ConsentLedger, OptOutLists
 from hub.store.retention import RetentionTask
 
 if TYPE_CHECKING:
@@ -109,17 +110,21 @@ class Hub:
         self.optout_sync: OptOutSync | None = None
         if "router" in self.roles:
             RouterConsumer(broker=self.broker, store=self.store, renderer=self.renderer, settings=settings,
-                           topics=self.topics, clock=clock).register()
+                           topics=self.topics, clock=clock, optouts=OptOutLists(self.store)).register()
             self.scheduler = Scheduler(broker=self.broker, store=self.store, topics=self.topics, owner=self.owner,
                                        clock=clock, interval_s=settings.scheduler_interval_s)
-            self.consent = ConsentNotifier(store=self.store, broker=self.broker, settings=settings, clock=clock)
-            self.reconfirmer = Reconfirmer(store=self.store, broker=self.broker, settings=settings, clock=clock)
+            ledger, publisher = ConsentLedger(self.store), KafkaPublisher(self.broker)
+            self.consent = ConsentNotifier(ledger=ledger, publisher=publisher, settings=settings, topics=self.topics,
+                                           clock=clock)
+            self.reconfirmer = Reconfirmer(ledger=ledger, publisher=publisher, settings=settings, topics=self.topics,
+                                           clock=clock)
             if settings.retention_days:
                 self.retention = RetentionTask(store=self.store, settings=settings, clock=clock)
             self.optout_sync = self._optout_sync()
         if "directory" in self.roles:
-            DirectoryConsumer(broker=self.broker, store=self.store, settings=settings, topics=self.topics,
-                              clock=clock).register()
+            DirectoryConsumer(broker=self.broker, store=self.store, evidence=ConsentLedger(self.store),
+                              settings=settings, topics=self.topics, clock=clock,
+                              optouts=StoreOptOuts(self.store)).register()
         for role in self.roles:
             if role.startswith("sender:"):
                 channel = role.split(":", 1)[1]

@@ -15,12 +15,13 @@ def consent_due() -> None:
     """Residents due a reconfirmation of their advertising consent (2 years from the consent or the last
     reconfirmation, less HUB_CONSENT_RECONFIRM_LEAD_DAYS): masked contacts, times in KST. A running hub sends
     them in the daytime."""
-    from hub.consumers.consent import due
     from hub.core.masking import mask_email, mask_phone
     from hub.core.time import kst, utcnow
+    from hub.pipeline.consent import due
+    from hub.store.ports import ConsentLedger
 
     settings = Settings()
-    residents = with_store(lambda store: due(store, settings, utcnow()))
+    residents = with_store(lambda store: due(ConsentLedger(store), settings, utcnow()))
     for r, at in residents:
         contacts = ", ".join(c for c in (mask_phone(r.phone), mask_email(r.email)) if c) or "-"
         since = kst(at) if at else "unknown (no evidence)"

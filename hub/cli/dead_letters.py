@@ -79,9 +79,9 @@ def select(found: DeadLetters, refs: Sequence[str] | None, stage: str | None, er
 
 def checked(letters: Sequence[DeadLetter], settings: Settings) -> list[tuple[DeadLetter, str | None]]:
     """Each dead letter with the reason its consumer would refuse it again (None: it would take it)."""
-    from hub.consumers.replay_check import would_fail
     from hub.core.rendering.identity import Identity
     from hub.core.rendering.renderer import Renderer
+    from hub.pipeline.replay_check import would_fail
 
     renderer = Renderer(identity=Identity.of(settings))
     return [(d, would_fail(d, settings, renderer)) for d in letters]

@@ -13,10 +13,10 @@ from fastapi import FastAPI
 from hub.http.ops import ops_router
 
 if TYPE_CHECKING:
-    from hub.runtime import Hub
+    from hub.http.running import RunningHub
 
 
-def create_app(hub: Hub) -> FastAPI:
+def create_app(hub: RunningHub) -> FastAPI:
     app = FastAPI(title="notice-hub", summary="County domain events in, Korean notices out.",
                   docs_url="/docs", redoc_url=None)
     app.include_router(ops_router(hub))

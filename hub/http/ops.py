@@ -24,7 +24,7 @@ from hub.kafka.compat import joined_group
 from hub.store.models import DeliveryLogRow
 
 if TYPE_CHECKING:
-    from hub.runtime import Hub
+    from hub.http.running import RunningHub
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _iso(ts: float | datetime | None) -> str | None:
 # --------------------------------------------------------------------------- readiness
 
 
-def consumer_assignments(hub: Hub) -> list[dict[str, Any]]:
+def consumer_assignments(hub: RunningHub) -> list[dict[str, Any]]:
     """Each subscriber of the broker: its group, whether its consumer joined the group, its partitions."""
     out = []
     for sub in hub.broker.subscribers:
@@ -54,7 +54,7 @@ def consumer_assignments(hub: Hub) -> list[dict[str, Any]]:
     return out
 
 
-async def readiness(hub: Hub) -> dict[str, Any]:
+async def readiness(hub: RunningHub) -> dict[str, Any]:
     """Broker reachable (a metadata request), store reachable (SELECT 1), every consumer in its group."""
     checks: dict[str, dict[str, Any]] = {}
     try:
@@ -79,7 +79,7 @@ async def readiness(hub: Hub) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the dashboard's data
 
 
-async def latest_deliveries(hub: Hub, limit: int = 20) -> list[dict[str, Any]]:
+async def latest_deliveries(hub: RunningHub, limit: int = 20) -> list[dict[str, Any]]:
     """The newest outcomes of the delivery log (masked addresses), newest first. Read-only."""
     query = select(DeliveryLogRow).order_by(DeliveryLogRow.id.desc()).limit(limit)
     async with hub.store.sessions() as session:
@@ -90,7 +90,7 @@ async def latest_deliveries(hub: Hub, limit: int = 20) -> list[dict[str, Any]]:
             for r in rows]
 
 
-async def unresolved_dead_letters(hub: Hub) -> int | None:
+async def unresolved_dead_letters(hub: RunningHub) -> int | None:
     """Records in the dead-letter topic that nobody handled yet (`hub dlq resolve`, `hub dlq replay`): the
     figure that calls for someone. None when the topic or the store cannot be read."""
     from hub.core.topics import Topics
@@ -106,7 +106,7 @@ async def unresolved_dead_letters(hub: Hub) -> int | None:
         return None
 
 
-async def summary(hub: Hub, *, deliveries: int = 20) -> dict[str, Any]:
+async def summary(hub: RunningHub, *, deliveries: int = 20) -> dict[str, Any]:
     """Everything the dashboard shows, as of now."""
     groups = await hub.lag.refresh(max_age_s=min(hub.lag.interval_s, 2.0))
     metrics = hub.metrics
@@ -147,7 +147,7 @@ def dashboard_html() -> str:
 # --------------------------------------------------------------------------- the router
 
 
-def ops_router(hub: Hub) -> APIRouter:
+def ops_router(hub: RunningHub) -> APIRouter:
     """/healthz, /readyz, /metrics, / and /ops (the dashboard), /api/ops/summary, /api/ops/lag."""
     router = APIRouter()
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 if TYPE_CHECKING:
-    from hub.runtime import Hub
+    from hub.http.running import RunningHub
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class OpsServer:
         return f"http://{host}:{self.port}"
 
     @classmethod
-    async def start(cls, hub: Hub) -> OpsServer | None:
+    async def start(cls, hub: RunningHub) -> OpsServer | None:
         """Serve `create_app(hub)` on settings.ops_host:ops_port; None (and a warning) if it cannot listen."""
         from hub.http.app import create_app
 

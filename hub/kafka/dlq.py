@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -16,10 +16,11 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 
 from hub.core.dead_letters import DeadLetter, dlq_headers, header_map, origin_headers
-from hub.core.errors import HubError
 from hub.core.topics import Topics
 from hub.kafka.broker import new_broker
 from hub.kafka.clients import kafka_client_options
+from hub.pipeline.isolation import Isolation, Rejected
+from hub.pipeline.isolation import is_outage as pipeline_is_outage
 from hub.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,21 +52,20 @@ async def dead_letter(broker: KafkaBroker, topic: str, record: Any, error: BaseE
 
 def is_outage(error: BaseException) -> bool:
     """The store or Kafka is unavailable: the batch must come again. Anything else that handling one record
-    raises (bad data, or a bug that data meets) is that record's alone, and dead-letters it."""
-    if isinstance(error, HubError):
-        return error.retriable
+    raises (bad data, or a bug that data meets) is that record's alone, and dead-letters it
+    (hub.pipeline.isolation, which knows the store's outages but not the broker's)."""
     if isinstance(error, MessageSizeTooLargeError):  # what this record would produce is too large: its fault
         return False
-    return isinstance(error, KafkaError | TimeoutError | ConnectionError)
+    return isinstance(error, KafkaError) or pipeline_is_outage(error)
 
 
 Ref = tuple[str, int, int]
 
 
 class DeadLetters:
-    """How a consumer handles one record at a time: `async with letters.each(record, futures)` runs the
-    record's handling; an outage (`is_outage`) propagates and rewinds the batch, any other exception
-    dead-letters the record with its reason and the batch goes on.
+    """The dead-letter sink of one consumer (stage). How a consumer handles one record at a time is
+    hub.pipeline.isolation's (`self.isolation`, with the broker's outages): a use case returns its rejects and
+    `reject` writes them; `async with letters.each(record, futures)` does both at once for a decoding step.
 
     A batch rewound for an outage comes again with its bad records: those whose copy the broker already
     acknowledged (in this process) are not dead-lettered a second time."""
@@ -74,18 +74,20 @@ class DeadLetters:
 
     def __init__(self, broker: KafkaBroker, topic: str, stage: str) -> None:
         self.broker, self.topic, self.stage = broker, topic, stage
+        self.isolation = Isolation(stage, is_outage)
         self._acknowledged: OrderedDict[Ref, None] = OrderedDict()
 
     @contextlib.asynccontextmanager
     async def each(self, record: Any, futures: list[asyncio.Future[Any]]) -> AsyncIterator[None]:
-        try:
+        """hub.pipeline.isolation's mechanism, for a consumer that writes the dead letter at once."""
+        with self.isolation.each(record) as attempt:
             yield
-        except Exception as e:
-            if is_outage(e):
-                raise
-            if not isinstance(e, HubError):  # a bug met by one record must not stop the others
-                logger.exception("%s failed on %s[%s]@%s", self.stage, record.topic, record.partition, record.offset)
-            futures.append(await self.add(record, e))
+        if attempt.rejected is not None:
+            futures.append(await self.add(record, attempt.rejected.error))
+
+    async def reject(self, rejected: Iterable[Rejected]) -> list[asyncio.Future[Any]]:
+        """Dead-letter what a use case rejected, each once."""
+        return [await self.add(r.record, r.error) for r in rejected]
 
     async def dead_letter(self, record: Any, error: BaseException) -> asyncio.Future[Any]:
         """Write a copy of `record` with the reason, every time (the pipeline's DeadLetterSink: a delivery out of

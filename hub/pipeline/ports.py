@@ -1,5 +1,6 @@
-"""What the pipeline's use cases need from outside, declared: records in and out, a publisher, the delivery
-store, the directory, and the gateways with their optional capabilities.
+"""What the pipeline's use cases need from outside, declared: records in and out, a publisher, a dead-letter sink,
+the delivery store (as the router, the senders and the scheduler use it), the directory (read and written), the
+outside opt-out lists, the consent evidence, and the gateways with their optional capabilities.
 
 The adapters (hub.kafka, hub.store, hub.gateways) implement these; runtime.py hands them to the use cases.
 
@@ -12,7 +13,7 @@ refuses to instantiate. The use cases read them once, as a `Capabilities` value 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -20,7 +21,7 @@ from typing import Protocol, runtime_checkable
 from hub.core.dedup import Claim
 from hub.core.delivery import DeliveryRequest, DeliveryResult, DeliveryStatus, NewDelivery
 from hub.core.errors import ChannelError
-from hub.core.residents import Resident
+from hub.core.residents import PreferencesChange, Resident
 
 # The longest a 429's Retry-After pauses a gateway (and holds its circuit breaker open). A gateway asking for
 # more (an hour, a date next week: a misconfiguration) is asked again after this; a sender holding its batch
@@ -90,7 +91,12 @@ class StatusPublisher(Protocol):
 
 class DeadLetterSink(Protocol):
     async def dead_letter(self, record: Record, error: BaseException) -> Ack:
-        """Write a copy of `record` with the reason to the dead-letter topic."""
+        """Write a copy of `record` with the reason to the dead-letter topic, every time."""
+        ...
+
+    async def add(self, record: Record, error: BaseException) -> Ack:
+        """Dead-letter `record` once: a record whose copy the sink already has (its batch came again after an
+        outage) is not written again. How every consumer rejects one record (hub.pipeline.isolation)."""
         ...
 
 
@@ -101,6 +107,73 @@ class Directory(Protocol):
     async def residents(self, ids: Iterable[str]) -> Mapping[str, Resident]:
         """The residents with these ids that the directory knows."""
         ...
+
+
+Held = tuple[DeliveryRequest, datetime, str]  # a delivery held until an instant, by a rule (hub.core.audience)
+
+
+class RoutingStore(Directory, Protocol):
+    """The directory and the ledger as the router uses them: who, then register (dedup), hold and log, each
+    once per flush of a batch, never per delivery."""
+
+    async def residents_by_phone(self, phones: Iterable[str]) -> Mapping[str, Resident]: ...
+    def segment(self, *, districts: Sequence[str] = (), interests: Sequence[str] = (), everyone: bool = False,
+                batch: int = 1000) -> AsyncIterator[list[Resident]]: ...
+    async def register(self, rows: Sequence[NewDelivery]) -> Mapping[str, str]:
+        """Record new deliveries; the ids among them registered before, with their state (the dedup)."""
+        ...
+    async def hold(self, items: Sequence[Held], now: datetime) -> None: ...
+    async def log(self, outcomes: Iterable[DeliveryStatus]) -> None: ...
+
+
+class HeldDeliveries(Protocol):
+    """The held deliveries as the scheduler releases them: claimed (row id, request JSON), then marked."""
+
+    async def claim_due(self, now: datetime, owner: str, limit: int = 500) -> list[tuple[int, str]]: ...
+    async def mark_released(self, ids: Sequence[int], *, state: str = "released") -> None: ...
+
+
+class ResidentDirectory(Directory, Protocol):
+    """The directory as the resident events change it."""
+
+    async def upsert_residents(self, residents: Sequence[Resident], now: datetime) -> int: ...
+    async def change_preferences(self, resident_id: str, change: PreferencesChange,
+                                 now: datetime) -> Resident | None: ...
+    async def set_opt_out(self, resident_id: str, opted_out: bool, now: datetime) -> bool: ...
+    async def delete_resident(self, resident_id: str) -> bool: ...
+
+
+class OptOutLists(Protocol):
+    """The outside opt-out lists (080, the SMS gateway's), kept as keyed hashes (hub.core.optouts)."""
+
+    async def suppressed(self, hashes: Sequence[str]) -> Collection[str]:
+        """Which of these keyed hashes a list named."""
+        ...
+
+
+class ConsentChange(Protocol):
+    """One recorded change of a resident's opt-out or advertising consent (the evidence)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def resident_id(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def via(self) -> str: ...
+    @property
+    def changes(self) -> list[str]: ...
+
+
+class ConsentLedger(Protocol):
+    """The evidence of consent changes (정보통신망법 제50조), and the outbox of the result notices."""
+
+    async def record_changes(self, items: Sequence[tuple[str, list[str]]], *, via: str, at: datetime,
+                             detail: str = "") -> int: ...
+    async def untold(self) -> Sequence[ConsentChange]: ...
+    async def mark_told(self, ids: Sequence[int], at: datetime) -> None: ...
+    async def advertising_consents(self) -> Sequence[tuple[Resident, datetime | None]]: ...
 
 
 class DeliveryStore(Directory, Protocol):

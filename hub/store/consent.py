@@ -3,7 +3,7 @@ API, 080 list, SMS gateway list, department event) and what (hub.core.consent), 
 told the resident about it. The table hangs off `hub.store.models.Base`; `Store.init()` creates it.
 
 The rows are also the outbox of the result notices: the directory consumer (or an import) writes a change, and
-`ConsentNotifier` (hub.consumers.consent) publishes its notice and marks it; a crash in between publishes it again under
+`ConsentNotifier` (hub.pipeline.consent) publishes its notice and marks it; a crash in between publishes it again under
 the same event id, which the router deduplicates."""
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from hub.consumers.scheduler import Scheduler
 from hub.core.cloudevents import new_event
 from hub.core.delivery import DeliveryRequest
 from hub.core.residents import Resident
@@ -28,6 +27,7 @@ from hub.core.time import KST
 from hub.core.topics import Topics
 from hub.kafka.broker import new_broker
 from hub.kafka.dlq import topic_partitions
+from hub.kafka.scheduler import Scheduler
 from hub.kafka.topics import ensure_topics
 from hub.settings import Settings
 from hub.store import Store

@@ -140,7 +140,7 @@ async def test_a_resident_registered_with_a_listed_number_is_opted_out_by_the_li
     await wait_for(lambda: _opted_out(hub, "R-3"), what="R-3 opted out by the list")
     evidence = await history(hub.store, "R-3")
     assert [(c.via, c.changes) for c in evidence] == [("event", ["advertising_on"]), ("080", ["opted_out"])]
-    told = f"consent-change-{evidence[-1].id}"  # the result notice's event id (hub.consumers.consent)
+    told = f"consent-change-{evidence[-1].id}"  # the result notice's event id (hub.pipeline.consent)
     await wait_for(lambda: [x for x in result_notices(settings, "R-3") if x["event_id"] == told],
                    what="R-3 told of the opt-out")
 

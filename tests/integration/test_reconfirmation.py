@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from hub.consumers.consent import due
+from hub.pipeline.consent import due
 from hub.settings import Settings
 from hub.store.consent import history, record_changes
+from hub.store.ports import ConsentLedger
 from tests.conftest import outbox_lines, run_cli, wait_for
 from tests.integration.test_residents import KST, FakeClock, resident, seed
 
@@ -55,7 +56,7 @@ async def test_a_two_year_old_consent_is_reconfirmed_once_in_the_daytime(setting
     assert [x["resident_id"] for x in sent] == ["R-1"], "once, and only to the resident due"
     assert "2024년 11월 24일" in sent[0]["content"]["text"], "it says when they consented"
     assert [c.via for c in await history(hub.store, "R-1") if "reconfirmation_sent" in c.changes] == ["hub"]
-    assert await due(hub.store, hub.settings, MORNING) == []
+    assert await due(ConsentLedger(hub.store), hub.settings, MORNING) == []
 
     clock.now = MORNING + timedelta(days=730)  # two years on: the next cycle, once again
     await wait_for(lambda: len(reconfirmations(settings)) == 4, what="the next cycle's reconfirmations")

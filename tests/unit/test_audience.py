@@ -64,9 +64,9 @@ def leak_event(recipients: list[dict[str, Any]]) -> DomainEvent:
 
 async def batches(event: DomainEvent, store: Any) -> list[list[Recipient]]:
     """What the router resolves an event's audience to, batch by batch."""
-    from hub.consumers.router import RouterConsumer
     from hub.core.rendering.renderer import Renderer
     from hub.core.topics import Topics
+    from hub.kafka.router import RouterConsumer
     from hub.settings import Settings
 
     router = RouterConsumer(broker=None, store=store, renderer=Renderer(), settings=Settings(),  # type: ignore[arg-type]
@@ -95,7 +95,7 @@ async def test_named_recipients_dedup_in_first_mention_order(ids: list[str], exp
 
 
 async def test_named_recipients_come_in_batches(monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
-    from hub.consumers import router
+    from hub.pipeline import routing as router
 
     monkeypatch.setattr(router, "RECIPIENT_BATCH", 2)
     monkeypatch.setattr(router._chunks, "__defaults__", (2,))

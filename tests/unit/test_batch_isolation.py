@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.consumers.scheduler import Scheduler
 from hub.core.delivery import DeliveryRequest
 from hub.core.errors import EventError, StoreError, StoreRefusedError
 from hub.core.rendering.sms import SmsContent
 from hub.core.topics import Topics
+from hub.kafka.scheduler import Scheduler
 from hub.kafka.subscribe import handle_isolated
 
 

@@ -179,9 +179,9 @@ class PickyStore:
 async def test_one_events_recipients_cannot_break_the_batchs_shared_lookup() -> None:
     import json
 
-    from hub.consumers.router import RouterConsumer
     from hub.core.events import sample_data
     from hub.core.rendering.renderer import Renderer
+    from hub.kafka.router import RouterConsumer
 
     def event(n: int, resident: str) -> Any:
         data = {**sample_data("water.bill.issued.v1"), "recipient": {"resident_id": resident,

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hub.consumers.router import RouterConsumer
 from hub.core.audience import RULES
 from hub.core.cloudevents import new_event
 from hub.core.errors import HubError, RenderError
@@ -21,7 +20,9 @@ from hub.core.events.common import Recipient
 from hub.core.rendering.alimtalk import KAKAO_MAX_CHARS
 from hub.core.rendering.sms import LMS_MAX_BYTES, SMS_MAX_BYTES
 from hub.http.console.context import Console
+from hub.kafka.router import RouterConsumer
 from hub.pipeline.fallback import fallback_request
+from hub.store.ports import OptOutLists
 
 EVENT_TYPE = "notice.published.v1"
 CHANNEL_LABELS = {"kakao": "카카오 알림톡", "sms": "문자(SMS/LMS)", "email": "전자우편"}
@@ -90,8 +91,9 @@ def notice_event(data: dict[str, Any], *, department: str, event_id: str) -> Dom
 
 
 async def breakdown(ctx: Console, event: DomainEvent, now: datetime) -> Breakdown:
-    router = RouterConsumer(broker=ctx.broker, store=ctx.db(), renderer=ctx.renderer, settings=ctx.settings,
-                            topics=ctx.topics, clock=lambda: now)
+    store = ctx.db()
+    router = RouterConsumer(broker=ctx.broker, store=store, renderer=ctx.renderer, settings=ctx.settings,
+                            topics=ctx.topics, clock=lambda: now, optouts=OptOutLists(store))
     out = Breakdown()
     locales: Counter[tuple[str, str]] = Counter()
     try:

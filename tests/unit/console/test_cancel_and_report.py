@@ -4,11 +4,11 @@ and a notice's report is the ledger's figures, counted by the store, exported as
 from datetime import timedelta
 from typing import Any
 
-from hub.consumers.router import RouterConsumer
 from hub.core.delivery import DeliveryStatus
 from hub.core.time import KST
 from hub.http.console import Console
 from hub.http.console.preview import notice_event
+from hub.kafka.router import RouterConsumer
 from hub.store import NewDelivery
 from hub.store.staff import NoticeRow
 from tests.unit.console.conftest import NOW, draft, seed

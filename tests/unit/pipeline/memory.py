@@ -1,22 +1,26 @@
 """In-memory ports for the pipeline's use cases (the way FastStream ships TestKafkaBroker and httpx MockTransport):
-a ledger with the store's claim rules, a broker that keeps what it was handed, and gateways that count what
-reaches them. The tests count here, at the receiving end, never with the use case's own figures."""
+a ledger with the store's claim rules, the directory and ledger as the router uses them, a broker that keeps what
+it was handed, and gateways that count what reaches them. The tests count here, at the receiving end, never with
+the use case's own figures."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import AsyncIterator, Container, Iterable, Sequence
 from datetime import UTC, datetime
 
 from hub.core.dedup import Claim
 from hub.core.delivery import DeliveryRequest, DeliveryResult, DeliveryStatus, NewDelivery
 from hub.core.rendering.alimtalk import KakaoContent
+from hub.core.rendering.renderer import Renderer
 from hub.core.rendering.sms import SmsContent
 from hub.core.residents import Resident
 from hub.core.topics import Topics
 from hub.pipeline.outcomes import Work
-from hub.pipeline.ports import Ack, InRecord, OutRecord, Record
+from hub.pipeline.ports import Ack, Held, InRecord, OutRecord, Record
+from hub.pipeline.routing import Routing
 from hub.pipeline.sending import Sending
 from hub.settings import Settings
 
@@ -90,6 +94,13 @@ class MemoryBroker:
 
     async def dead_letter(self, record: Record, error: BaseException) -> Ack:
         self.letters.append((record, error))
+        return acked()
+
+    async def add(self, record: Record, error: BaseException) -> Ack:
+        """Once per record, as hub.kafka.dlq.DeadLetters does."""
+        if all((r.topic, r.partition, r.offset) != (record.topic, record.partition, record.offset)
+               for r, _ in self.letters):
+            self.letters.append((record, error))
         return acked()
 
     def on(self, topic: str) -> list[OutRecord]:
@@ -169,3 +180,75 @@ def sending(gateway: object, store: MemoryStore, broker: MemoryBroker, statuses:
 def work(r: DeliveryRequest, attempt: int = 1) -> Work:
     return Work(InRecord(f"t.deliveries.{r.channel}", 0, attempt, r.resident_id.encode(), r.to_kafka()), r,
                 attempt, f"t.deliveries.{r.channel}")
+
+
+class RouterStore:
+    """The directory and the ledger as the router uses them (hub.pipeline.ports.RoutingStore), with the store's
+    register rule: a delivery registered before is reported only once it is finished (`finish`, what a sender
+    does); held deliveries and logged statuses are kept."""
+
+    def __init__(self, directory: Iterable[Resident] = ()) -> None:
+        self.directory = {r.resident_id: r for r in directory}
+        self.registered: dict[str, str] = {}
+        self.held: list[Held] = []
+        self.logged: list[DeliveryStatus] = []
+        self.calls: Counter[str] = Counter()
+
+    async def residents(self, ids: Iterable[str]) -> dict[str, Resident]:
+        self.calls["residents"] += 1
+        return {i: self.directory[i] for i in ids if i in self.directory}
+
+    async def residents_by_phone(self, phones: Iterable[str]) -> dict[str, Resident]:
+        self.calls["residents_by_phone"] += 1
+        wanted = set(phones)
+        return {r.phone: r for r in self.directory.values() if r.phone in wanted}
+
+    async def segment(self, *, districts: Sequence[str] = (), interests: Sequence[str] = (), everyone: bool = False,
+                      batch: int = 1000) -> AsyncIterator[list[Resident]]:
+        self.calls["segment"] += 1
+        chosen = [r for _, r in sorted(self.directory.items())
+                  if everyone or ((not districts or r.district in districts)
+                  and (not interests or set(interests) & set(r.interests)))]
+        for i in range(0, len(chosen), batch):
+            yield chosen[i : i + batch]
+
+    async def register(self, rows: Sequence[NewDelivery]) -> dict[str, str]:
+        self.calls["register"] += 1
+        done = {r.delivery_id: state for r in rows if (state := self.registered.get(r.delivery_id)) in FINAL}
+        self.registered |= {r.delivery_id: "queued" for r in rows if r.delivery_id not in self.registered}
+        return done
+
+    def finish(self, ids: Iterable[str], state: str = "sent") -> None:
+        self.registered |= dict.fromkeys(ids, state)
+
+    async def hold(self, items: Sequence[Held], now: datetime) -> None:
+        self.calls["hold"] += 1
+        self.held.extend(items)
+
+    async def log(self, outcomes: Iterable[DeliveryStatus]) -> None:
+        self.calls["log"] += 1
+        self.logged.extend(outcomes)
+
+
+class OptOutList:
+    """Outside opt-out lists naming these keyed hashes."""
+
+    def __init__(self, hashes: Iterable[str] = ()) -> None:
+        self.hashes = set(hashes)
+
+    async def suppressed(self, hashes: Sequence[str]) -> set[str]:
+        return self.hashes & set(hashes)
+
+
+@functools.cache
+def renderer() -> Renderer:
+    """One renderer for every test: loading the templates is the slow part of a router."""
+    return Renderer()
+
+
+def routing(store: RouterStore, broker: MemoryBroker, statuses: StatusSink, *, now: datetime,
+            optouts: OptOutList | None = None, **settings: object) -> Routing:
+    """A router wired to in-memory ports, its clock stopped at `now`."""
+    config = Settings(topic_prefix="t", **settings)
+    return Routing(store=store, publisher=broker, statuses=statuses, renderer=renderer(), settings=config,
+                   topics=Topics.of(config), optouts=optouts, clock=lambda: now)

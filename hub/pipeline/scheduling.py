@@ -1,6 +1,6 @@
-"""The scheduler: releases held deliveries (send_at, quiet hours, the night rule) when they are due.
+"""Releasing held deliveries (send_at, quiet hours, the night rule) when they are due.
 
-Held deliveries live in the store, so a restart loses none. Several hub processes may run it: a row is
+Held deliveries live in the store, so a restart loses none. Several hub processes may run this: a row is
 claimed before it is published and marked released after the broker acknowledged it; a process that dies in
 between leaves a claim that expires and is released again, and the delivery id makes that copy harmless.
 """
@@ -11,27 +11,23 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from types import SimpleNamespace
-
-from faststream.kafka import KafkaBroker
 
 from hub.core.delivery import DeliveryRequest
 from hub.core.topics import Topics
-from hub.kafka.dlq import DeadLetters
 from hub.pipeline.periodic import Periodic
-from hub.store import Store
+from hub.pipeline.ports import Ack, DeadLetterSink, HeldDeliveries, InRecord, OutRecord, Publisher
 
 logger = logging.getLogger(__name__)
 
 
-class Scheduler(Periodic):
+class Scheduling(Periodic):
     name = "scheduler"
 
-    def __init__(self, *, broker: KafkaBroker, store: Store, topics: Topics, owner: str,
-                 clock: Callable[[], datetime], interval_s: float = 1.0) -> None:
+    def __init__(self, *, store: HeldDeliveries, publisher: Publisher, letters: DeadLetterSink, topics: Topics,
+                 owner: str, clock: Callable[[], datetime], interval_s: float = 1.0) -> None:
         super().__init__(interval_s)
-        self.broker, self.store, self.topics, self.owner, self.clock = broker, store, topics, owner, clock
-        self.letters = DeadLetters(broker, topics.dlq, "scheduler")
+        self.store, self.publisher, self.letters, self.topics = store, publisher, letters, topics
+        self.owner, self.clock = owner, clock
 
     async def step(self) -> int:
         return await self.release_due()
@@ -42,19 +38,19 @@ class Scheduler(Periodic):
         stop the releases behind it."""
         released = 0
         while rows := await self.store.claim_due(self.clock(), self.owner):
-            futures, bad = [], []
+            acks: list[Ack] = []
+            bad: list[int] = []
             for row_id, raw in rows:
                 try:
                     request = DeliveryRequest.model_validate_json(raw)
                 except ValueError as e:  # pydantic's ValidationError is a ValueError
                     bad.append(row_id)
-                    futures.append(await self.letters.add(_held_record(row_id, raw), e))
+                    acks.append(await self.letters.add(held_record(row_id, raw), e))
                     continue
-                futures.append(await self.broker.publish(
-                    raw.encode(), self.topics.deliveries(request.channel), key=request.resident_id.encode(),
-                    headers={"content-type": "application/json", "hub_released_from": "scheduled"}, no_confirm=True,
-                ))
-            await asyncio.gather(*futures)
+                acks.append(await self.publisher.publish(OutRecord(
+                    self.topics.deliveries(request.channel), raw.encode(), request.resident_id.encode(),
+                    {"content-type": "application/json", "hub_released_from": "scheduled"})))
+            await asyncio.gather(*acks)
             await self.store.mark_released([row_id for row_id, _ in rows if row_id not in bad])
             await self.store.mark_released(bad, state="unreadable")
             released += len(rows) - len(bad)
@@ -63,7 +59,7 @@ class Scheduler(Periodic):
         return released
 
 
-def _held_record(row_id: int, raw: str) -> SimpleNamespace:
+def held_record(row_id: int, raw: str) -> InRecord:
     """A held row as the dead-letter topic takes records: from the store's `scheduled` table, at its row id."""
-    return SimpleNamespace(topic="scheduled", partition=-1, offset=row_id, key=None,
-                           value=raw.encode("utf-8", "replace"), headers=[("content-type", b"application/json")])
+    return InRecord(topic="scheduled", partition=-1, offset=row_id, key=None,
+                    value=raw.encode("utf-8", "replace"), headers=[("content-type", b"application/json")])

@@ -1,17 +1,20 @@
-"""The directory consumer: resident events from `<prefix>.residents` (compacted, keyed by resident id) into
-the store. A registration replaces the entry, a preferences change merges into it, an opt-out takes effect
-at once (the senders check it again before every send), a deletion or a tombstone removes it."""
+"""The directory use case: resident events from `<prefix>.residents` (compacted, keyed by resident id) into the
+directory. A registration replaces the entry, a preferences change merges into it, an opt-out takes effect at
+once (the senders check it again before every send), a deletion or a tombstone removes it. Each change of
+opt-out or advertising consent is recorded as evidence, which is also the outbox of the result notice
+(hub.pipeline.consent).
+
+Records are handled one at a time, isolated (hub.pipeline.isolation): a record that cannot be applied is
+returned rejected, with its reason, and the others go on. The Kafka side is hub.kafka.directory."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 
 from hub.core.cloudevents import parse_kafka_message
@@ -19,35 +22,32 @@ from hub.core.consent import consent_changes, via_of
 from hub.core.errors import EventError
 from hub.core.fields import ID_PATTERN
 from hub.core.residents import RESIDENT_EVENT_TYPES, PreferencesChange, Resident
-from hub.core.topics import Topics
-from hub.kafka.dlq import DeadLetters
-from hub.kafka.subscribe import subscribe_batches
-from hub.pipeline.optouts import carry_listed
-from hub.settings import Settings
-from hub.store import Store
-from hub.store.consent import StoreOptOuts, record_changes
+from hub.pipeline.isolation import Isolation, Rejected
+from hub.pipeline.optouts import OptOutStore, carry_listed
+from hub.pipeline.ports import ConsentLedger, Record, ResidentDirectory
 
 logger = logging.getLogger(__name__)
 
 
-class DirectoryConsumer:
-    def __init__(self, *, broker: KafkaBroker, store: Store, settings: Settings, topics: Topics,
-                 clock: Callable[[], datetime]) -> None:
-        self.broker, self.store, self.settings, self.topics, self.clock = broker, store, settings, topics, clock
-        self.letters = DeadLetters(broker, topics.dlq, "directory")
+class DirectoryUpdates:
+    def __init__(self, *, store: ResidentDirectory, evidence: ConsentLedger, clock: Callable[[], datetime],
+                 isolation: Isolation | None = None, optouts: OptOutStore | None = None,
+                 optout_key: str | None = None) -> None:
+        self.store, self.evidence, self.clock = store, evidence, clock
+        self.isolation = isolation or Isolation("directory")
+        self.optouts, self.optout_key = optouts, optout_key  # outside opt-out lists (hub.pipeline.optouts)
 
-    def register(self) -> None:
-        subscribe_batches(self.broker, [self.topics.residents], self.settings.group_id("directory"), self.settings,
-                          self.handle_batch, title="directory", letters=self.letters)
-
-    async def handle_batch(self, records: Sequence[Any]) -> None:
-        futures: list[asyncio.Future[Any]] = []
+    async def apply_batch(self, records: Sequence[Record]) -> list[Rejected]:
+        """Apply each record in order; the records rejected, with their reasons."""
+        rejected = []
         for record in records:
-            async with self.letters.each(record, futures):
+            with self.isolation.each(record) as attempt:
                 await self.apply(record)
-        await asyncio.gather(*futures)
+            if attempt.rejected is not None:
+                rejected.append(attempt.rejected)
+        return rejected
 
-    async def apply(self, record: Any) -> None:
+    async def apply(self, record: Record) -> None:
         now = self.clock()
         key = record.key.decode("utf-8", "replace") if record.key else None
         if record.value is None:  # a tombstone: the resident is gone
@@ -80,12 +80,13 @@ class DirectoryConsumer:
                 await self.store.delete_resident(resident_id)
         except ValidationError as e:
             raise EventError(f"{event.type} data invalid: {e.errors(include_url=False)[:5]}") from e
-        # the evidence, and the outbox of the result notice (hub.consumers.consent): a repeat of this event changes nothing
-        await record_changes(self.store, [(resident_id, consent_changes(before, after))], via=via_of(event.source),
-                             at=now, detail=f"{event.source} {event.id}")
-        if after is not None and (event.type == "resident.registered.v1" or before is None or before.phone != after.phone):
+        # the evidence, and the outbox of the result notice (hub.pipeline.consent): a repeat of this event changes nothing
+        await self.evidence.record_changes([(resident_id, consent_changes(before, after))],
+                                           via=via_of(event.source), at=now, detail=f"{event.source} {event.id}")
+        if (self.optouts is not None and after is not None
+                and (event.type == "resident.registered.v1" or before is None or before.phone != after.phone)):
             # a number an outside opt-out list named, now a resident's: the opt-out moves onto them
-            await carry_listed(StoreOptOuts(self.store), self.settings.optout_key, [after], now)
+            await carry_listed(self.optouts, self.optout_key, [after], now)
 
 
 def _resident_id(value: Any) -> str:

@@ -1,7 +1,7 @@
 """Before a dead letter is replayed: would it fail the same way again?
 
 Each record is read the way the consumer of its stage reads it: the router parses and validates the event
-(`hub.events.read_event`) and plans it for the recipients it names (rendering included: a text that cannot go
+(`hub.core.events.read_event`) and plans it for the recipients it names (rendering included: a text that cannot go
 by SMS dead-letters the event); a sender reads the delivery request for its topic's channel
 (`hub.core.delivery.read_delivery`); the directory parses the resident event. What the consumer would refuse,
 this refuses, with the consumer's reason. What depends on the moment (a gateway that was down, a resident not
@@ -19,6 +19,7 @@ from hub.core.events import read_event
 from hub.core.events.common import CHANNELS
 from hub.core.time import utcnow
 from hub.core.topics import Topics
+from hub.pipeline.routing import Planner
 
 if TYPE_CHECKING:
     from hub.core.dead_letters import DeadLetter
@@ -52,12 +53,8 @@ def _headers(letter: DeadLetter) -> list[tuple[str, bytes | None]]:
 def _route(letter: DeadLetter, settings: Settings, renderer: Renderer) -> None:
     """The router's reading and planning, for the recipients the event names (the directory is not asked:
     what it would add is the moment's, not the record's)."""
-    from hub.consumers.router import RouterConsumer
-
     event = read_event(letter.value, _headers(letter))
-    router = RouterConsumer(broker=None, store=None, renderer=renderer, settings=settings,  # type: ignore[arg-type]  # a dry run: no broker, no store
-                            topics=Topics.of(settings), clock=utcnow)  # plan() uses neither broker nor store
-    router.plan(event, [(r, None, True) for r in event.data.recipients], utcnow())
+    Planner(renderer, settings).plan(event, [(r, None, True) for r in event.data.recipients], utcnow())
 
 
 def _channel_of(topic: str, settings: Settings) -> str:
