@@ -147,6 +147,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("faults"))
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A report's captured output as text any reader can carry: the hostile-input tests log lone surrogates
+    (\\ud800), which pytest-xdist cannot send from a worker (its channel encodes UTF-8 strictly) and which
+    would crash the worker. They are shown escaped."""
+    outcome = yield
+    report = outcome.get_result()
+    report.sections = [(title, _carriable(text)) for title, text in report.sections]
+    if isinstance(report.longrepr, str):
+        report.longrepr = _carriable(report.longrepr)
+
+
+def _carriable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     from tests import summary
 
