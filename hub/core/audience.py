@@ -41,6 +41,8 @@ RULES: dict[str, str] = {
     "scheduled": "발신 부서가 정한 예약 시각 (scheduled by the sender)",
     "night-advertising": "야간(21:00-08:00) 광고 수신 동의 없음: 08:00에 발송 (no night consent: held until 08:00)",
     "quiet-hours": "주민이 정한 방해 금지 시간 (the resident's quiet hours)",
+    "no-lawful-hour": "광고를 보낼 수 있는 시간 없음: 방해 금지 시간이 야간(21:00-08:00) 밖의 시간을 모두 덮음 "
+                      "(no hour is outside both the resident's quiet hours and the night)",
     "no-channel": "쓸 수 있는 채널 없음 (no channel with both a template and a contact point)",
     "render-error": "이 주민에게 맞게 메시지를 만들 수 없음 (the message cannot be rendered for this resident)",
     "deduplicated": "이미 처리한 알림 (this notice was already handled)",
@@ -86,7 +88,11 @@ def decide(*, advertising: bool, urgent: bool, segment: bool, resident: Resident
     at, rule = now, "ok"
     if send_at is not None and send_at > now:
         at, rule = send_at, "scheduled"
-    for _ in range(4):  # the night and the quiet hours may push each other
+    # The night and the quiet hours may push each other: from the night to 08:00, into the quiet hours, to their
+    # end, into the night again. Where an instant outside both exists, three pushes reach it; a fourth means the
+    # two go round for ever (quiet hours that cover every daytime hour): no lawful hour, and the advertisement is
+    # not sent (holding it until the quiet hours end would send it at night, without the night consent).
+    for _ in range(5):
         local = at.astimezone(KST).time()
         if advertising and in_window(local, NIGHT_START, NIGHT_END) and not (resident and resident.consents.advertising_night):
             at, rule = window_end(at, NIGHT_START, NIGHT_END), "night-advertising"
@@ -96,6 +102,8 @@ def decide(*, advertising: bool, urgent: bool, segment: bool, resident: Resident
             at, rule = window_end(at, quiet.start, quiet.end), "quiet-hours"
             continue
         break
+    else:
+        return Decision("suppress", "no-lawful-hour")
     return Decision("defer", rule, until=at) if at > now else Decision("send", "ok")
 
 

@@ -135,3 +135,30 @@ async def test_a_county_notice_to_named_recipients_is_delivered_to_them(store: A
     event = notice({}, [{"resident_id": "R-1", "phone": PHONE}, {"resident_id": "R-2", "email": EMAIL}])
 
     assert [[r.resident_id for r in b] for b in await batches(event, store)] == [["R-1", "R-2"]]
+
+
+@pytest.mark.parametrize(("quiet", "hour", "expected"), [
+    ((7, 22), 12, ("suppress", "no-lawful-hour", None)),  # free only 22-07: all of it night
+    ((8, 21), 23, ("suppress", "no-lawful-hour", None)),  # free only 21-08: exactly the night
+    ((9, 21), 23, ("defer", "night-advertising", 8)),  # 08:00-09:00 is free and lawful
+    ((7, 9), 22, ("defer", "quiet-hours", 9)),  # night to 08:00, then quiet until 09:00
+])
+def test_an_advertisement_is_never_released_into_the_night_by_the_quiet_hours(
+        quiet: tuple[int, int], hour: int, expected: tuple[str, str, int | None]) -> None:
+    """Without night consent an advertisement waits for an hour outside both the night and the quiet hours, and
+    when the quiet hours leave no such hour it is not sent (제50조 ③), never held until a night hour."""
+    from datetime import datetime, time
+
+    from hub.core.audience import NIGHT_END, NIGHT_START, decide, in_window
+    from hub.core.residents import Consents, QuietHours, Resident
+    from hub.core.time import KST
+
+    resident = Resident(resident_id="R-1", consents=Consents(advertising=True),
+                        quiet_hours=QuietHours(start=time(quiet[0]), end=time(quiet[1])))
+    now = datetime(2026, 11, 30, hour, 0, tzinfo=KST)
+    d = decide(advertising=True, urgent=False, segment=True, resident=resident, now=now)
+    action, rule, at_hour = expected
+    assert (d.action, d.rule) == (action, rule)
+    if d.until is not None:
+        local = d.until.astimezone(KST).time()
+        assert local == time(at_hour or 0) and not in_window(local, NIGHT_START, NIGHT_END)

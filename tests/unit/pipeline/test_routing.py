@@ -100,8 +100,11 @@ async def test_the_rules_decide_each_residents_delivery(directory: list[Resident
         rid, consents, quiet = resident.resident_id, resident.consents, resident.quiet_hours
         wanted = not (resident.opted_out and not urgent) and (consents.advertising if advertising else
                                                              consents.informational or urgent)
-        assert (rid not in refused) == wanted, (resident, refused.get(rid))
+        no_hour = advertising and not consents.advertising_night and not urgent and not daytime_left(quiet)
+        assert (rid not in refused) == (wanted and not no_hour), (resident, refused.get(rid))
         if rid in refused:
+            assert wanted or refused[rid] != "no-lawful-hour"
+            assert no_hour == (refused[rid] == "no-lawful-hour") or not wanted, (resident, refused[rid])
             continue
         night = advertising and not consents.advertising_night and in_window(local, NIGHT_START, NIGHT_END)
         in_quiet = not urgent and quiet is not None and in_window(local, quiet.start, quiet.end)
@@ -111,10 +114,10 @@ async def test_the_rules_decide_each_residents_delivery(directory: list[Resident
             assert until > now and rule in ("night-advertising", "quiet-hours")
             if night and rule == "night-advertising":
                 assert until.astimezone(KST).time() == NIGHT_END, "held until 08:00 KST"
-            if advertising and not consents.advertising_night and daytime_left(quiet):
-                # (quiet hours covering every daytime hour leave no time at all: hub.core.audience then holds the
-                # notice until a night hour, a rule question left to the lead: see the report of this change)
-                assert not in_window(until.astimezone(KST).time(), NIGHT_START, NIGHT_END)
+            if advertising and not consents.advertising_night:  # never released into the night (제50조 ③)
+                assert not in_window(until.astimezone(KST).time(), NIGHT_START, NIGHT_END), (resident, until)
+            if not urgent and quiet is not None:
+                assert not in_window(until.astimezone(KST).time(), quiet.start, quiet.end), (resident, until)
 
 
 @pytest.mark.parametrize(("resident", "urgent", "rule"), [
