@@ -1,5 +1,6 @@
 """The directory use case: resident events from `<prefix>.residents` (compacted, keyed by resident id) into the
-directory. A registration replaces the entry, a preferences change merges into it, an opt-out takes effect at
+directory. A registration makes the entry (for someone already registered: renews
+the profile, keeping consent and opt-out), a preferences change merges into it, an opt-out takes effect at
 once (the senders check it again before every send), a deletion or a tombstone removes it. Each change of
 opt-out or advertising consent is recorded as evidence, which is also the outbox of the result notice
 (hub.pipeline.consent).
@@ -65,7 +66,7 @@ class DirectoryUpdates:
         after: Resident | None = None
         try:
             if event.type == "resident.registered.v1":
-                after = Resident.model_validate({**data, "resident_id": resident_id})
+                after = _registered(Resident.model_validate({**data, "resident_id": resident_id}), before, event.id)
                 await self.store.upsert_residents([after], now)
             elif event.type == "resident.preferences_changed.v1":
                 change = PreferencesChange.model_validate({k: v for k, v in data.items() if k != "resident_id"})
@@ -87,6 +88,21 @@ class DirectoryUpdates:
                 and (event.type == "resident.registered.v1" or before is None or before.phone != after.phone)):
             # a number an outside opt-out list named, now a resident's: the opt-out moves onto them
             await carry_listed(self.optouts, self.optout_key, [after], now)
+
+
+def _registered(given: Resident, before: Resident | None, event_id: str) -> Resident:
+    """The entry a registration makes. For someone already registered it renews the profile (name, contacts,
+    district, interests, locale, channels, quiet hours) but keeps their consent and opt-out: those change only by
+    the resident's own act (resident.preferences_changed / opted_out / opted_in: the page, an 080 list, the
+    API). Otherwise a department's system re-sending or replaying a registration would silently undo an opt-out
+    or give advertising consent the resident never gave (정보통신망법 제50조)."""
+    if before is None:
+        return given
+    kept = {"consents": before.consents, "opted_out": before.opted_out}
+    if given.consents != before.consents or given.opted_out != before.opted_out:
+        logger.info("registration %s of %s, already registered: consent and opt-out kept as they are (they change "
+                    "by resident.preferences_changed.v1, opted_out.v1 or opted_in.v1)", event_id, given.resident_id)
+    return given.model_copy(update=kept)
 
 
 def _resident_id(value: Any) -> str:

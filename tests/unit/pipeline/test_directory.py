@@ -81,3 +81,29 @@ async def test_any_mix_of_resident_events_rejects_each_bad_one_once(kinds: list[
     assert {rid for rid, _ in store.evidence} == good
     assert [r.record.offset for r in rejected] == [i for i, kind in enumerate(kinds) if kind != "good"]
     assert all(r.reason for r in rejected)
+
+
+consents = st.fixed_dictionaries({"informational": st.booleans(), "advertising": st.booleans(),
+                                  "advertising_night": st.booleans()})
+profiles = st.fixed_dictionaries({"name": st.sampled_from(["홍길동", "김영희", "Nguyen"]),
+                                  "district": st.sampled_from(["양평읍", "서종면", "용문면"]),
+                                  "phone": st.sampled_from(["010-4000-0041", "010-4000-0042"]),
+                                  "consents": consents, "opted_out": st.booleans()})
+
+
+@settings(deadline=None)
+@given(first=profiles, again=st.lists(profiles, min_size=1, max_size=4))
+async def test_a_registration_renews_the_profile_and_never_the_consent_of_someone_registered(
+        first: dict[str, Any], again: list[dict[str, Any]]) -> None:
+    """Registrations of one resident, again and again (a department re-sending or replaying them): the first makes
+    the entry as given; every later one renews the profile but leaves consent and opt-out as the resident set them,
+    and records no consent change."""
+    store = MemoryDirectory()
+    updates = DirectoryUpdates(store=store, evidence=store, clock=lambda: NOW)
+    records = [resident_event(i, "resident.registered.v1", data, "R-1") for i, data in enumerate([first, *again])]
+    assert await updates.apply_batch(records) == []
+
+    entry, last = store.entries["R-1"], again[-1]
+    assert entry.consents.model_dump() == first["consents"] and entry.opted_out == first["opted_out"]
+    assert (entry.name, entry.district, entry.phone) == (last["name"], last["district"], last["phone"].replace("-", ""))
+    assert len(store.evidence) <= 1  # at most the first registration's own consent
