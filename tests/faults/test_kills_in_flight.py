@@ -33,9 +33,10 @@ import pytest
 from hub.settings import Settings
 from tests.conftest import _free_port, wait_for
 from tests.fakes.sens import SENDER_NO, SERVICE_ID, FakeSens
-from tests.faults.conftest import REPORTED, HubProcess, Tally, hub_errors, stream_events
+from tests.faults.conftest import HubProcess, Tally, hub_errors, stream_events
 from tests.faults.test_edge_faults import EVENT_TYPE, email_person, expected_ids, numbers_to_ids, sms_person
 from tests.integration.test_pipeline import event_for
+from tests.summary import REPORTED
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

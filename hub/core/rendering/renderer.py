@@ -169,18 +169,24 @@ class Renderer:
         tset.personal = frozenset(channel for channel, names in reads.items() if names & PERSONAL)
         return tset
 
-    def _reads(self, source: str) -> set[str]:
+    def _reads(self, source: str, seen: frozenset[str] = frozenset()) -> set[str]:
         """The context names a template's source reads, with those of the templates it imports, includes or
-        extends; PERSONAL when one of those is named only at run time."""
+        extends; PERSONAL when one of those is named only at run time, or cannot be read now (a missing or
+        hostile name: rendering per resident then meets the error where it always did, as a render error)."""
         ast = self.env.parse(source)
         names = set(meta.find_undeclared_variables(ast))
         for name in meta.find_referenced_templates(ast):
-            names |= PERSONAL if name is None else self._reads_file(name)
+            names |= PERSONAL if name is None else self._reads_file(name, seen)
         return names
 
-    def _reads_file(self, name: str) -> set[str]:
-        source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]  # set in __post_init__
-        return self._reads(source)
+    def _reads_file(self, name: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        if name in seen:  # a template that reaches itself again adds nothing new
+            return set()
+        try:
+            source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]  # set in __post_init__
+            return self._reads(source, seen | {name})
+        except TemplateError:  # not found, or not a template: the render meets it (a render error), per resident
+            return set(PERSONAL)
 
     # -- queries
 
