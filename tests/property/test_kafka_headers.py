@@ -9,7 +9,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hub.core.dead_letters import DLQ_HEADER_PREFIX, dlq_headers, header_map
@@ -90,6 +90,7 @@ def test_headers_the_router_does_not_read_never_refuse_an_event(case: tuple[dict
 @given(st.lists(st.tuples(st.sampled_from(["ce_id", "ce_type", "ce_source", "content-type", "CE_ID"]),
                           st.one_of(st.sampled_from(list(dict(BILL_HEADERS).values())), header_values)),
                 min_size=1, max_size=3))
+@example([("CE_ID", b"bill-1"), ("ce_type", b"another.type.v1")])  # two faults: either may be named (seen in CI)
 def test_a_cloudevents_header_given_twice_differently_is_refused(dupes: Headers) -> None:
     headers = BILL_HEADERS + dupes
     values: dict[str, set[bytes | None]] = {}
@@ -100,8 +101,11 @@ def test_a_cloudevents_header_given_twice_differently_is_refused(dupes: Headers)
         read_event(BILL_VALUE, headers)
     except EventError as e:
         tally("refused")
+        # a header CE_... breaks CloudEvents naming on its own (refused for that, whatever else is wrong)
+        misnamed = [k for k, _ in headers if k.lower().startswith("ce_") and k != k.lower()]
         if ambiguous:
-            assert any(name in e.reason.lower() for name in ambiguous), f"{ambiguous} not named: {e.reason}"
+            assert (any(name in e.reason.lower() for name in ambiguous)
+                    or any(repr(k) in e.reason for k in misnamed)), f"{ambiguous} not named: {e.reason}"
         return
     assert not ambiguous, f"accepted although {ambiguous} had two values"
     tally("accepted (repeated the same value)")
