@@ -152,11 +152,13 @@ class FakeNhnAlimtalk(FakeGateway):
     delivery_codes: dict[str, int] = field(default_factory=dict)  # Kakao results (query, or send if sync_failures)
     sync_failures: bool = False
     result_delay_s: float = 0.0
+    ready_queries: int = 0  # the first n queries of each recipient answer READY, however late they come
     clock: Callable[[], float] = time.time
     results: dict[tuple[str, int], AcceptedRecipient] = field(default_factory=dict)
     queries: list[Received] = field(default_factory=list)
     list_queries: list[Received] = field(default_factory=list)
     _keys: dict[str, float] = field(default_factory=dict)
+    _asked: dict[tuple[str, int], int] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -241,24 +243,28 @@ class FakeNhnAlimtalk(FakeGateway):
             return self._refuse(rec, -1001)
         if isinstance(behaviour, int):
             return 200, {}, {"header": _header(behaviour), "message": None}
+        key = (request_id, int(seq)) if seq.isdigit() else None
         with self.lock:
-            found = self.results.get((request_id, int(seq))) if seq.isdigit() else None
+            found = self.results.get(key) if key else None
+            if key is not None and found is not None:
+                self._asked[key] = self._asked.get(key, 0) + 1
+            early = key is not None and self._asked.get(key, 0) <= self.ready_queries
         if found is None:
             return 200, {}, {"header": _header(-1016), "message": None}
-        return 200, {}, {"header": _header(0), "message": self._query_message(found)}
+        return 200, {}, {"header": _header(0), "message": self._query_message(found, early)}
 
-    def _status(self, r: AcceptedRecipient) -> tuple[str, str | None, str | None, str | None]:
+    def _status(self, r: AcceptedRecipient, early: bool = False) -> tuple[str, str | None, str | None, str | None]:
         """(messageStatus, resultCode, resultCodeName, receiveDate) of an accepted recipient now."""
         final_at = r.accepted_at + self.result_delay_s
-        if self.clock() < final_at:
+        if early or self.clock() < final_at:
             return "READY", None, None, None
         if r.kakao_code == DELIVERED:
             return "COMPLETED", str(DELIVERED), MESSAGES[DELIVERED], _date(final_at)
         return "FAILED", str(r.kakao_code), MESSAGES.get(r.kakao_code, "실패"), None
 
-    def _query_message(self, r: AcceptedRecipient) -> dict[str, Any]:
+    def _query_message(self, r: AcceptedRecipient, early: bool = False) -> dict[str, Any]:
         """The documented `message` of the single-message query for one accepted recipient."""
-        status, code, name, received = self._status(r)
+        status, code, name, received = self._status(r, early)
         return {
             "requestId": r.request_id, "recipientSeq": r.recipient_seq, "plusFriendId": "@yangpyeong",
             "senderKey": self.sender_key, "templateCode": r.template_code, "recipientNo": r.number,

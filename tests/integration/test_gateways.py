@@ -85,7 +85,7 @@ async def test_alimtalk_permanent_failure_falls_back_to_sms_once(gw: Settings, h
     """As the real gateway does, NHN accepts the send; Kakao's verdict (3019, not a KakaoTalk user) comes from
     the message query API a little later, and then the hub sends the SMS rendition."""
     nhn.not_kakao_users.add("01011110001")
-    nhn.result_delay_s = 0.5  # the first query answers "in progress"
+    nhn.ready_queries = 1  # the first query answers "in progress", however late it comes
     hub = await start(hub_factory, gw)
     event = event_for("reservation.confirmed.v1", "rsv-1", [KAKAO])
     await send_event(producer, gw, event)
