@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +49,24 @@ class Process:
 
     def start(self) -> None:
         cmd = self.command()
-        if self.profile is not None:
-            cmd = [sys.executable, "-m", "cProfile", "-o", str(self.profile), *cmd[1:]]
+        if self.profile is not None:  # cmd: python -m MODULE ...; profiled between profile_on and profile_off
+            cmd = [sys.executable, "-m", "bench.profiled", str(self.profile), *cmd[2:]]
         self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self.log_path.open("ab"),
                                      stderr=subprocess.STDOUT)
+
+    def profile_on(self) -> None:
+        if self.profile is not None and self.proc is not None:
+            self.proc.send_signal(signal.SIGUSR1)
+
+    def profile_off(self, *, patience_s: float = 60) -> None:
+        """Stop profiling; return once the profile is written."""
+        if self.profile is None or self.proc is None:
+            return
+        self.profile.unlink(missing_ok=True)
+        self.proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + patience_s
+        while not self.profile.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def check_alive(self) -> None:
         assert self.proc is not None
@@ -110,7 +125,8 @@ class HubProcess(Process):
         self.env["KAFKA_BOOTSTRAP_SERVERS"] = self.settings.kafka_bootstrap_servers
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "hub.cli", "run", "--log-level", "WARNING", "--workers", str(self.workers)]
+        level = os.environ.get("BENCH_HUB_LOG_LEVEL", "WARNING")  # INFO, to see each batch (with --keep)
+        return [sys.executable, "-m", "hub.cli", "run", "--log-level", level, "--workers", str(self.workers)]
 
     def ready(self) -> bool:
         """Every worker answers /readyz (worker i's ops server is on the configured port + i)."""

@@ -200,11 +200,13 @@ class Bench:
         with self.system(kind, "profile" if profile else kind, profile=profile, workers=workers,
                          database_url=database_url) as (process, topics):
             await self.warm_up(topics, process)
+            process.profile_on()
             since, cpu_before, clock = len(self.sens.received), process.cpu_s(), self.clock(process)
             started = time.time()
             publish_s, stamps = await publish(self.bootstrap, topics.events("water"), events, pace_per_s=pace_per_s)
             got = await self.wait_delivered(since, expect, process, timeout_s=timeout_s)
             rss, cpu_s = process.sample_rss(), process.cpu_s() - cpu_before
+            process.profile_off()
             others = self.clock(process).others_share(clock)
         sent_at = {r["phone"].replace("-", ""): stamps[e.id] for e in events for r in e.data["recipients"]}
         arrived = [at - sent_at[to] for to, at in got if to in sent_at]
@@ -231,24 +233,28 @@ class Bench:
             raise RuntimeError(f"hub residents import failed ({done.returncode}): {done.stdout[-500:]} {done.stderr[-2000:]}")
         return seconds, db
 
-    async def fanout(self, directory: Path, n: int, *, timeout_s: float) -> dict[str, Any]:
+    async def fanout(self, directory: Path, n: int, *, timeout_s: float,
+                     profile: Path | None = None) -> dict[str, Any]:
         """One notice to everyone in a copy of the imported directory: until n messages reached the gateway."""
         db = self.work / f"fanout-{uuid.uuid4().hex[:6]}.db"
         with sqlite3.connect(directory) as source, sqlite3.connect(db) as copy:
             source.backup(copy)  # the same directory for every run, without importing it again
-        with self.system("hub", "fanout", db=db) as (process, topics):
+        with self.system("hub", "fanout", db=db, profile=profile) as (process, topics):
             await self.warm_up(topics, process)
-            since, clock = len(self.sens.received), self.clock(process)
+            process.profile_on()
+            since, clock, cpu_before = len(self.sens.received), self.clock(process), process.cpu_s()
             started = time.time()
             await publish(self.bootstrap, topics.events("notice"), [county_notice(uuid.uuid4().hex[:6])])
             got = await self.wait_delivered(since, n, process, timeout_s=timeout_s)
             rss, others = process.sample_rss(), self.clock(process).others_share(clock)
+            cpu_s = process.cpu_s() - cpu_before
+            process.profile_off()
         residents = {phone(i).replace("-", "") for i in range(n)}
         mine = [(to, at) for to, at in got if to in residents]
         unique = {to: at for to, at in mine}
         figures = _rate(list(unique.items()), n, started, timeout_s)
         return {**figures, "repeats": len(mine) - len(unique), "strangers": len(got) - len(mine), "rss_mb": rss,
-                "others": others}
+                "others": others, "cpu_s": cpu_s}
 
 
 def _rate(got: list[tuple[str, float]], expect: int, started: float, cap_s: float) -> dict[str, Any]:
@@ -330,12 +336,17 @@ async def scale(bench: Bench, args: argparse.Namespace, results: dict[str, Any])
 async def profile(bench: Bench, args: argparse.Namespace) -> None:
     kind = args.profile
     out = bench.work / f"{kind}.prof"
-    log(f"profiling the {kind} on {args.n:,} notices (cProfile)")
-    r = await bench.deliver(kind, [bill("prof", i) for i in range(args.n)], timeout_s=args.cap_s, profile=out)
-    log(f"profiled run: {r['per_s']:,.0f} notices/s (cProfile slows it); the process's CPU over the burst "
+    if kind == "fanout":
+        _, directory = bench.import_residents(args.residents)
+        log(f"profiling the hub's fan-out to {args.residents:,} residents (cProfile)")
+        r = await bench.fanout(directory, args.residents, timeout_s=args.fanout_cap_s, profile=out)
+    else:
+        log(f"profiling the {kind} on {args.n:,} notices (cProfile)")
+        r = await bench.deliver(kind, [bill("prof", i) for i in range(args.n)], timeout_s=args.cap_s, profile=out)
+    log(f"profiled run: {r['per_s']:,.0f} notices/s (cProfile slows it); the process's CPU over the run "
         f"{r['cpu_s']:.1f} s, {r['cpu_s'] / max(r['delivered'], 1) * 1e6:,.0f} µs a notice of {r['delivered']:,}")
     stats = pstats.Stats(str(out))
-    stats.sort_stats("cumulative").print_stats(r"/hub/" if kind == "hub" else r"/bench/", 40)
+    stats.sort_stats("cumulative").print_stats(r"/bench/" if kind == "lean" else r"/hub/", 40)
     stats.sort_stats("tottime").print_stats(30)
     kept = ROOT / "var" / f"bench-{kind}.prof"
     kept.parent.mkdir(exist_ok=True)
@@ -375,7 +386,8 @@ async def main(args: argparse.Namespace) -> int:
         sens.stop()
         kafka.stop()
     if args.profile:
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
         return 0
     load, others = (load_at_start, os.getloadavg()[0]), CpuClock.read().others_share(clock)
     text = report(results, args, kafka.version, time.time() - wall, load, others)
@@ -386,7 +398,10 @@ async def main(args: argparse.Namespace) -> int:
     if others > NOISY:
         log(f"other processes used {others:.0%} of the CPUs during the run (load average {load[0]:.1f} at the start, "
             f"{load[1]:.1f} at the end): the figures are noisy")
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        log(f"the processes' logs are kept in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
@@ -406,10 +421,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"comma-separated scenarios to run, of {','.join(SCENARIOS)}")
     p.add_argument("--quick", action="store_true",
                    help="a small run for iteration: --n 2000 --repeat 1 --paced-s 5 --residents 10000, no report")
-    p.add_argument("--profile", choices=("hub", "lean"),
-                   help="run one burst of the hub (or the reference) under cProfile and print its top costs")
+    p.add_argument("--profile", choices=("hub", "lean", "fanout"),
+                   help="run one burst of the hub (or the reference), or the hub's fan-out, under cProfile and "
+                        "print its top costs")
     p.add_argument("--bootstrap", help="use this running broker (e.g. a shared one, for iteration) instead of "
                                        "starting one")
+    p.add_argument("--keep", action="store_true", help="keep the processes' logs (and the run's files)")
     p.add_argument("--no-write", dest="write", action="store_false", help="do not update docs/BENCHMARKS.md")
     args = p.parse_args(argv)
     if args.quick:
