@@ -430,3 +430,24 @@ def test_lms_subject_comes_from_the_template_or_the_identity(tmp_path: Path, sms
 
     assert isinstance(content, SmsContent)
     assert (content.kind, content.subject) == (kind, expected_subject)
+
+
+def test_the_lms_subject_is_rendered_only_for_an_lms_but_checked_always(tmp_path: Path) -> None:
+    """A short body goes as an SMS without rendering its subject template (it has no subject); a long one as an
+    LMS with it. The template check still reports a subject that cannot render, whatever the sample's length."""
+    event, recipient = sample_event("water.bill.issued.v1")
+    files = {"sms.j2": "{{ data.customer_no }} 안내", "sms.subject.j2": "{{ data.no_such_field }}",
+             "email.subject.j2": "제목", "email.txt.j2": "본문", "email.html.j2": "<p>본문</p>",
+             "kakao.toml": kakao_toml(text="#{name}님 안내입니다.", parameters={"name": "{{ recipient.name }}"})}
+    renderer = renderer_with(tmp_path, files, "water.bill.issued.v1")
+    assert renderer.load_errors == []
+
+    short = renderer.render(event, recipient, "sms")
+    assert isinstance(short, SmsContent) and short.kind == "SMS" and short.subject is None
+    problems = check_all(renderer, [(event, recipient)])
+    assert any("LMS subject" in p and "no_such_field" in p for p in problems), problems
+
+    (tmp_path / "water.bill.issued.v1" / "sms.j2").write_text("가" * 60, encoding="utf-8")
+    long_body = Renderer(tmp_path)
+    with pytest.raises(RenderError, match="no_such_field"):
+        long_body.render(event, recipient, "sms")

@@ -31,7 +31,7 @@ from hub.core.rendering.alimtalk import KakaoContent, KakaoTemplate, load_kakao,
 from hub.core.rendering.email import EmailContent, render_email
 from hub.core.rendering.formats import FILTERS
 from hub.core.rendering.identity import Identity
-from hub.core.rendering.sms import SmsContent, sms_content
+from hub.core.rendering.sms import LMS_SUBJECT_MAX_BYTES, SmsContent, euckr_len, sms_content
 
 if TYPE_CHECKING:
     from hub.core.events import DomainEvent
@@ -118,6 +118,7 @@ class Renderer:
         )
         self.env.filters.update(FILTERS)
         self._sets: dict[tuple[str, str], TemplateSet] = {}
+        self._channels: dict[tuple[str, str], list[str]] = {}
         self._shared_for: DomainEvent | None = None  # the event whose shared renditions `_shared` holds
         self._shared: dict[tuple[int, str], Any] = {}
         self.load_errors: list[str] = []
@@ -198,8 +199,12 @@ class Renderer:
         return None
 
     def channels_for(self, event_type: str, locale: str = "ko") -> list[str]:
-        found = {c for loc in {locale, "ko"} if (t := self._sets.get((event_type, loc))) for c in t.channels()}
-        return [c for c in ("kakao", "sms", "email") if c in found]
+        """The channels with a template for this event type and locale (or Korean). A copy: the caller's own."""
+        key = (event_type, locale)
+        if (known := self._channels.get(key)) is None:  # asked once per resident of a county-wide notice
+            found = {c for loc in {locale, "ko"} if (t := self._sets.get((event_type, loc))) for c in t.channels()}
+            known = self._channels[key] = [c for c in ("kakao", "sms", "email") if c in found]
+        return list(known)
 
     def event_types(self) -> list[str]:
         return sorted({t for t, _ in self._sets})
@@ -261,6 +266,26 @@ class Renderer:
         """What the law requires of every advertising message (hub.core.rendering.advertising)."""
         return advertise(content, self.identity, link)
 
+    def lms_subject_problems(self, event: DomainEvent, recipient: Recipient) -> list[str]:
+        """What is wrong with the LMS subject template for this sample, whatever the body's length: the body
+        renders it only when it needs an LMS, and a template check must not wait for a long message."""
+        tset = self.template_set(event.spec.type, recipient.locale, "sms")
+        if tset is None or tset.sms_subject is None:
+            return []
+        what = f"{event.spec.type}/sms: LMS subject"
+        try:
+            subject = tset.sms_subject.render(self.context(event, recipient, self.link(recipient))).strip()
+            size = euckr_len(subject, what=what)
+        except RenderError as e:
+            return [str(e)]
+        except (TemplateError, ValueError, TypeError, AttributeError, LookupError, ArithmeticError) as e:
+            return [f"{what}: {type(e).__name__}: {e}"]
+        if not subject:
+            return [f"{what} is empty"]
+        if size > LMS_SUBJECT_MAX_BYTES:
+            return [f"{what} is {size} bytes (EUC-KR); the limit is {LMS_SUBJECT_MAX_BYTES}"]
+        return []
+
     def render_context(
         self, event_type: str, channel: str, ctx: Mapping[str, Any], locale: str = "ko"
     ) -> KakaoContent | SmsContent | EmailContent:
@@ -273,8 +298,9 @@ class Renderer:
                 return render_kakao(tset.kakao, ctx)
             if channel == "sms":
                 assert tset.sms is not None
-                subject = tset.sms_subject.render(ctx) if tset.sms_subject else self.identity.sms_subject
-                return sms_content(tset.sms.render(ctx), subject)
+                template = tset.sms_subject
+                return sms_content(tset.sms.render(ctx), (lambda: template.render(ctx)) if template is not None
+                                   else self.identity.sms_subject)
             assert tset.email_subject and tset.email_text and tset.email_html
             return render_email(tset.email_subject, tset.email_text, tset.email_html, ctx)
         except RenderError as e:
@@ -297,4 +323,5 @@ def check_all(renderer: Renderer, samples: Iterable[tuple[DomainEvent, Recipient
                 renderer.render(event, recipient, channel)
             except RenderError as e:
                 problems.append(str(e))
+        problems.extend(renderer.lms_subject_problems(event, recipient))
     return problems

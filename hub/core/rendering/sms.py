@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -41,8 +42,10 @@ def _not_euckr(what: str, text: str, position: int) -> RenderError:
     )
 
 
-def sms_content(text: str, subject: str | None) -> SmsContent:
-    """Choose SMS or LMS by EUC-KR bytes; refuse what does not fit rather than let a gateway cut it."""
+def sms_content(text: str, subject: str | Callable[[], str | None] | None) -> SmsContent:
+    """Choose SMS or LMS by EUC-KR bytes; refuse what does not fit rather than let a gateway cut it. `subject`
+    may be a function, called only when the text needs an LMS (a subject template rendered for nothing cost
+    as much as the body)."""
     text = text.strip()
     if not text:
         raise RenderError("SMS body is empty")
@@ -51,7 +54,7 @@ def sms_content(text: str, subject: str | None) -> SmsContent:
         return SmsContent(kind="SMS", text=text, byte_count=size)
     if size > LMS_MAX_BYTES:
         raise RenderError(f"LMS body is {size} bytes (EUC-KR); the limit is {LMS_MAX_BYTES}")
-    subject = (subject or "").strip()
+    subject = ((subject() if callable(subject) else subject) or "").strip()
     if not subject:
         raise RenderError("LMS needs a subject")
     subject_size = euckr_len(subject, what="LMS subject")
