@@ -159,7 +159,8 @@ def report(results: dict[str, Any], args: argparse.Namespace, kafka_version: str
         f"## Latest run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         "",
         f"`make bench` (`python -m bench.run --n {args.n} --repeat {args.repeat} --residents {args.residents}`), "
-        f"{wall_s / 60:.1f} minutes in all. Medians of {args.repeat} runs; each run is a fresh process with its own "
+        f"{wall_s / 60:.1f} minutes in all. Medians of {args.repeat} runs (the fan-out: {args.fanout_repeat}, "
+        "to its last acceptance); each run is a fresh process with its own "
         f"topics ({6} partitions) and SQLite file: `hub run` (every role, metrics on) or the reference "
         "(bench/lean.py), SMS through SENS to the fake SENS gateway over real HTTP, no SENS rate limit on either.",
         "",
