@@ -147,6 +147,12 @@ class Hub:
         return OptOutSync(source=source, store=StoreOptOuts(self.store), events=ResidentEventPublisher(s, self.broker),
                           key=s.optout_key, interval_s=s.optout_sync_interval_s, clock=self.clock)
 
+    @property
+    def periodic(self) -> list[Periodic]:
+        """The work this process's roles do now and then, started after the broker and stopped before it."""
+        tasks = (self.scheduler, self.consent, self.reconfirmer, self.retention, self.optout_sync)
+        return [task for task in tasks if task is not None]
+
     def adapter(self, channel: str) -> ChannelAdapter:
         """One adapter per channel and process, shared by its sender and any fallback (one rate limit)."""
         if channel not in self.adapters:
@@ -176,30 +182,14 @@ class Hub:
             from hub.http.server import OpsServer
 
             self.ops = await OpsServer.start(self)
-        if self.scheduler is not None:
-            self.scheduler.start()
-        if self.consent is not None:
-            self.consent.start()
-        if self.reconfirmer is not None:
-            self.reconfirmer.start()
-        if self.retention is not None:
-            self.retention.start()
-        if self.optout_sync is not None:
-            self.optout_sync.start()
+        for task in self.periodic:
+            task.start()
         logger.info("hub started roles=%s bootstrap=%s prefix=%s", ",".join(self.roles),
                     self.settings.kafka_bootstrap_servers, self.settings.topic_prefix)
 
     async def stop(self) -> None:
-        if self.scheduler is not None:
-            await self.scheduler.stop()
-        if self.consent is not None:
-            await self.consent.stop()
-        if self.reconfirmer is not None:
-            await self.reconfirmer.stop()
-        if self.retention is not None:
-            await self.retention.stop()
-        if self.optout_sync is not None:
-            await self.optout_sync.stop()
+        for task in self.periodic:
+            await task.stop()
         self.stopping = True  # /readyz answers 503 from now on
         await self.broker.stop()  # waits for in-flight batches (graceful_timeout), which commit
         if self.heartbeat is not None:

@@ -90,21 +90,16 @@ def copy_error(error: ChannelError) -> ChannelError:
     return type(error)(str(error))
 
 
-class HttpGatewayChannel(ChannelAdapter, BatchGateway, Generic[Prepared]):
-    """Base of the adapters that call an HTTP gateway with one `httpx.AsyncClient`.
+class HttpClient:
+    """One `httpx.AsyncClient` to a gateway: injected (owned by whoever created it) or, when none is given,
+    created at the first call and closed on `close`. Transport failures become TransientError."""
 
-    The client is injected (one per provider, owned by whoever created it) or, when none is given, created on
-    `start` (or the first send) and closed on `close`."""
-
-    max_batch: ClassVar[int] = 1
+    provider: ClassVar[str]
 
     def __init__(self, *, client: httpx.AsyncClient | None, timeout_s: float) -> None:
         self._client = client
         self._owns_client = False
         self.timeout_s = timeout_s
-
-    async def start(self) -> None:
-        self._http()
 
     async def close(self) -> None:
         if self._owns_client and self._client is not None:
@@ -132,6 +127,16 @@ class HttpGatewayChannel(ChannelAdapter, BatchGateway, Generic[Prepared]):
             raise TransientError(f"{self.provider}: no answer within {self.timeout_s:g} s ({type(e).__name__})") from e
         except httpx.TransportError as e:
             raise TransientError(f"{self.provider}: gateway unreachable ({type(e).__name__}: {e})") from e
+
+
+class HttpGatewayChannel(HttpClient, ChannelAdapter, BatchGateway, Generic[Prepared]):
+    """Base of the adapters that call an HTTP gateway with one `httpx.AsyncClient` (`HttpClient`), created on
+    `start` (or the first send) when none is injected."""
+
+    max_batch: ClassVar[int] = 1
+
+    async def start(self) -> None:
+        self._http()
 
     # -- the template method: one request, or many in as few calls as the provider allows
 

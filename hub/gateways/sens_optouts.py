@@ -18,7 +18,7 @@ import httpx
 
 from hub.core.errors import PermanentError, TransientError
 from hub.core.optouts import OptOut, Source, read_sens_items, sens_list
-from hub.gateways._http import raise_if_busy
+from hub.gateways._http import HttpClient, raise_if_busy
 from hub.gateways.sens_sms import signed_headers
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def epoch_ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
-class SensOptOutList:
+class SensOptOutList(HttpClient):
     """An OptOutSource (hub.pipeline.optouts): the gateway's list for a span of registration times."""
 
     source: Source = "sms-gateway"
@@ -44,14 +44,8 @@ class SensOptOutList:
         self.path = urlsplit(self.url).path
         self.access_key, self.secret_key = access_key, secret_key
         self.page_size = max(1, min(page_size, PAGE_SIZE))
-        self.timeout_s = timeout_s
         self.clock = clock or (lambda: time.time() * 1000)
-        self._client, self._owns_client = client, client is None
-
-    async def close(self) -> None:
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-        self._client = None
+        super().__init__(client=client, timeout_s=timeout_s)
 
     async def optouts(self, start: datetime | None, end: datetime) -> list[OptOut]:
         """Every number registered in [start, end] (start None: from the beginning), all pages. Unreadable items
@@ -93,13 +87,3 @@ class SensOptOutList:
         if items is None:
             raise TransientError(f"{self.provider}: the opt-out list's answer is not a list")
         return items
-
-    async def _get(self, url: str, headers: dict[str, str]) -> httpx.Response:
-        if self._client is None:
-            self._client, self._owns_client = httpx.AsyncClient(timeout=self.timeout_s), True
-        try:
-            return await self._client.get(url, headers=headers, timeout=self.timeout_s)
-        except httpx.TimeoutException as e:
-            raise TransientError(f"{self.provider}: no answer within {self.timeout_s:g} s ({type(e).__name__})") from e
-        except httpx.TransportError as e:
-            raise TransientError(f"{self.provider}: gateway unreachable ({type(e).__name__})") from e
