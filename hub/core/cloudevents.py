@@ -212,6 +212,12 @@ def _from_attributes(raw: dict[str, Any]) -> CloudEvent:
     return CloudEvent.model_validate({**core, "extensions": extensions})
 
 
+def kafka_key(event: CloudEvent) -> bytes:
+    """The Kafka key an event is published with: its `partitionkey` (the CloudEvents Partitioning extension),
+    else its subject, else its id. One resident's events then stay in order on one partition."""
+    return (event.extensions.get("partitionkey") or event.subject or event.id).encode()
+
+
 def to_kafka_binary(event: CloudEvent) -> tuple[bytes, dict[str, str]]:
     """Encode a CloudEvent in binary mode: attributes as ce_* headers, JSON data as the value."""
     headers = {"content-type": event.datacontenttype or "application/json"}

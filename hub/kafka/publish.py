@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
-from hub.core.cloudevents import CloudEvent, to_kafka_binary, to_kafka_structured
+from hub.core.cloudevents import CloudEvent, kafka_key, to_kafka_binary, to_kafka_structured
 from hub.core.delivery import DeliveryStatus
 from hub.core.events import CATALOGUE
 from hub.core.topics import Topics
@@ -38,7 +38,7 @@ async def publish_event(settings: Settings, event: CloudEvent, *, structured: bo
         raise ValueError(f"unknown event type {event.type!r}")
     topic = Topics.of(settings).events(spec.domain)
     value, headers = to_kafka_structured(event) if structured else to_kafka_binary(event)
-    key = (event.extensions.get("partitionkey") or event.subject or event.id).encode()
+    key = kafka_key(event)
     own = broker is None
     broker = broker or new_broker(settings)
     if own:

@@ -20,7 +20,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from hub.core.cloudevents import CloudEvent, new_event, to_kafka_binary
+from hub.core.cloudevents import CloudEvent, kafka_key, new_event, to_kafka_binary
 from hub.core.consent import RECONFIRMATION_SENT, daytime, reconfirmation_due, reconfirmation_id
 from hub.core.events import CATALOGUE
 from hub.core.residents import Resident
@@ -59,8 +59,7 @@ def event_record(event: CloudEvent, topics: Topics) -> OutRecord:
     """A hub-made event as a department's would be published (hub.kafka.publish.publish_event): binary mode, on
     its domain's topic, keyed by its subject."""
     value, headers = to_kafka_binary(event)
-    key = (event.extensions.get("partitionkey") or event.subject or event.id).encode()
-    return OutRecord(topics.events(CATALOGUE[event.type].domain), value, key, headers)
+    return OutRecord(topics.events(CATALOGUE[event.type].domain), value, kafka_key(event), headers)
 
 
 class ConsentTask(Periodic):
