@@ -92,12 +92,28 @@ def hub_overrides(gw: Settings, settings: Settings) -> dict[str, Any]:
 def click(driver: Any, element_id: str) -> None:
     """Click a form's button and wait for the page it leads to."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
 
     button = driver.find_element(By.ID, element_id)
     button.click()
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(button))
+    WebDriverWait(driver, 60).until(lambda d: _detached(button))
+
+
+def _detached(element: Any) -> bool:
+    """Whether the page the element was on is gone (`staleness_of`, and the other way Chrome says it: asked in
+    the middle of the navigation, it answers "Node with given id does not belong to the document", an unknown
+    error that `staleness_of` lets through)."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as e:
+        if "does not belong to the document" in str(e):
+            return True
+        raise
+    return False
 
 
 def sign_in(driver: Any, url: str, username: str) -> None:
