@@ -7,13 +7,17 @@ not one per message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
+import time
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import aiosqlite
 from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError, OperationalError
@@ -354,12 +358,32 @@ class _Translate:
         return False
 
 
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
-    cursor = dbapi_conn.cursor()  # type: ignore[attr-defined]  # a DB-API connection, untyped in SQLAlchemy's event
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
+    dbapi_conn.run_async(_sqlite_setup)  # SQLAlchemy's documented way to await the driver inside a sync event
+
+
+_WAL_SWITCH_WAIT_S = 30.0
+
+
+async def _sqlite_setup(conn: aiosqlite.Connection) -> None:
+    """Each connection: wait up to 30 s for another's write, sync at commit of the WAL (not of every page), and the
+    database in WAL mode (kept in the file, so only its first connection changes it). Switching a new database to
+    WAL wants it to itself, and SQLite refuses that at once ("database is locked") instead of waiting, while another
+    process, or another connection of this one, is creating the schema in it: so the switch is tried again until it
+    takes, as long as a busy wait would have waited."""
+    await conn.execute("PRAGMA busy_timeout=30000")
+    await conn.execute("PRAGMA synchronous=NORMAL")
+    deadline = time.monotonic() + _WAL_SWITCH_WAIT_S
+    pause = 0.005
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -283,3 +283,23 @@ async def test_an_unavailable_store_is_a_retriable_store_error(error: Exception)
         async with store._translate():
             raise error
     assert caught.value.retriable and type(error).__name__ in str(caught.value)
+
+
+# --------------------------------------------------------------------------- a new SQLite file, opened at once
+
+
+async def test_connections_opening_a_new_sqlite_file_at_once_all_open_it(tmp_path: Path) -> None:
+    """Invariant: however many stores open one new SQLite file at the same moment, each gets it, in WAL mode.
+    Switching a file to WAL is refused at once, not waited for, while another connection is writing it: one
+    start in about a hundred failed so (CI). Many fresh files, six stores each, make the race likely."""
+    rounds, per_round = 25, 6
+    for n in range(rounds):
+        url = f"sqlite+aiosqlite:///{tmp_path}/{n}/hub.db"
+        stores = [Store(url) for _ in range(per_round)]
+        try:
+            outcomes = await asyncio.gather(*(s.init() for s in stores), return_exceptions=True)
+            assert [o for o in outcomes if isinstance(o, BaseException)] == [], f"round {n}"
+            async with stores[-1].engine.connect() as conn:
+                assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+        finally:
+            await asyncio.gather(*(s.close() for s in stores))
