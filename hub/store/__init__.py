@@ -371,14 +371,15 @@ async def _sqlite_setup(conn: aiosqlite.Connection) -> None:
     WAL wants it to itself, and SQLite refuses that at once ("database is locked") instead of waiting, while another
     process, or another connection of this one, is creating the schema in it: so the switch is tried again until it
     takes, as long as a busy wait would have waited."""
-    await conn.execute("PRAGMA busy_timeout=30000")
-    await conn.execute("PRAGMA synchronous=NORMAL")
+    for pragma in ("PRAGMA busy_timeout=30000", "PRAGMA synchronous=NORMAL"):
+        async with conn.execute(pragma):  # closed at once: no statement of set-up stays open on the connection
+            pass
     deadline = time.monotonic() + _WAL_SWITCH_WAIT_S
     pause = 0.005
     while True:
         try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            return
+            async with conn.execute("PRAGMA journal_mode=WAL"):
+                return
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() + pause > deadline:
                 raise
