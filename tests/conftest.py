@@ -229,12 +229,22 @@ async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout_s: floa
 
 
 def outbox_lines(settings: Settings, channel: str) -> list[dict[str, Any]]:
+    """The outbox's whole lines, read as its writers write it: under the file's lock (shared), and without a torn
+    last line. A reader without the lock can meet a line half-written (a CI run read 4,095 bytes of a longer one)."""
+    import fcntl
     import json
 
     path = settings.outbox_dir / f"{channel}.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    with open(path, "rb") as f:
+        fcntl.flock(f, fcntl.LOCK_SH)
+        try:
+            data = f.read()
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+    whole = data[: data.rfind(b"\n") + 1]  # a writer killed mid-line leaves a torn end; it is not a delivery
+    return [json.loads(line) for line in whole.decode("utf-8").splitlines() if line.strip()]
 
 
 @pytest.fixture

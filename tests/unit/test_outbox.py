@@ -137,3 +137,31 @@ async def test_an_outbox_sends_only_its_own_channel(path: Path) -> None:
     with pytest.raises(PermanentError, match="sends sms, not email"):
         await (await outbox(path)).send(request(channel="email", to="hong@example.org"))
     assert not raw(path)
+
+
+async def test_the_tests_reader_sees_only_whole_lines_while_a_hub_writes(tmp_path: Path) -> None:
+    """The suite's `outbox_lines` reads as the writers do (under the file's lock): long Korean lines written while it
+    reads are never met half-written, and what it sees only grows. A CI run once read 4,095 bytes of a longer line."""
+    from hub.settings import Settings
+    from tests.conftest import outbox_lines
+
+    settings = Settings(outbox_dir=tmp_path / "outbox")
+    channel = OutboxChannel("email", settings.outbox_dir / "email.jsonl")
+    await channel.start()
+    long = EmailContent(subject="안내", text="공고 " * 3000, html="<p>" + "공고 " * 3000 + "</p>")
+    done = asyncio.Event()
+
+    async def write() -> None:
+        for n in range(60):
+            await channel.send(request(f"d-{n}", channel="email", content=long))
+        done.set()
+
+    seen: list[int] = []
+
+    async def read() -> None:
+        while not done.is_set():
+            seen.append(len(await asyncio.to_thread(outbox_lines, settings, "email")))
+        seen.append(len(outbox_lines(settings, "email")))
+
+    await asyncio.gather(write(), read())
+    assert seen == sorted(seen) and seen[-1] == 60
