@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiosqlite
-from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, select, text, update
+from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, inspect, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -101,13 +101,25 @@ class Store(DirectoryQueries):
     async def init(self) -> None:
         """Create what is missing. Safe when several processes start at once on one new database: they take turns
         (PostgreSQL: an advisory lock; SQLite: a write transaction from the start), so each one's "does it exist?"
-        sees what the one before it created. Otherwise two CREATE TABLE (or CREATE TYPE) of one name collide."""
+        sees what the one before it created. Otherwise two CREATE TABLE (or CREATE TYPE) of one name collide.
+
+        A database that has every table (each start but the first) is only read: `create_all` would create nothing
+        (it creates missing tables, with their indexes, and touches no existing one), and on SQLite its write
+        transaction would wait for a running hub's writes, up to the busy timeout, for nothing. A CLI command or an
+        API starting beside a busy hub so waited its whole 30 s in CI and failed ("database is locked")."""
+        if await self._has_every_table():
+            return
         async with self.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
             else:
                 await conn.exec_driver_sql("BEGIN IMMEDIATE")  # waits (busy_timeout) while another creates
             await conn.run_sync(Base.metadata.create_all)
+
+    async def _has_every_table(self) -> bool:
+        async with self.engine.connect() as conn:
+            present = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+        return set(Base.metadata.tables) <= present
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -303,3 +303,53 @@ async def test_connections_opening_a_new_sqlite_file_at_once_all_open_it(tmp_pat
                 assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
         finally:
             await asyncio.gather(*(s.close() for s in stores))
+
+
+# --------------------------------------------------------------------------- a start beside a busy hub
+
+
+async def test_a_store_starts_on_a_ready_sqlite_file_while_another_process_holds_its_write_lock(
+        tmp_path: Path) -> None:
+    """Invariant: a store starting on a database that has its schema (a CLI command, the ingest API, a second hub)
+    needs no write lock to start, so a running hub's writes never make it wait or fail. It waited the whole busy
+    timeout (30 s) and failed with "database is locked" in CI. Here another process's connection (the standard
+    library's, not ours) holds the write lock the whole time: the store still starts, and reads."""
+    import sqlite3
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+    first = Store(url)
+    await first.init()
+    await first.register([new("R-1")])
+    await first.close()
+
+    writer = sqlite3.connect(tmp_path / "hub.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # held: the write lock, as a hub in the middle of a write has it
+    writer.execute("UPDATE deliveries SET attempts = attempts + 1")
+    second = Store(url)
+    try:
+        await asyncio.wait_for(second.init(), timeout=5)
+        assert [d.resident_id for d in await second.deliveries(event_id="e-1")] == ["R-1"]
+    finally:
+        writer.rollback()
+        writer.close()
+        await second.close()
+
+
+async def test_a_table_missing_from_an_existing_database_is_created(tmp_path: Path) -> None:
+    """The read-only start is taken only when every table is there: a database that lacks one (a table added by
+    a newer version) still gets it."""
+    import sqlite3
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+    first = Store(url)
+    await first.init()
+    await first.close()
+    with sqlite3.connect(tmp_path / "hub.db") as db:
+        db.execute("DROP TABLE deliveries")
+    second = Store(url)
+    try:
+        await second.init()
+        await second.register([new("R-1")])
+        assert [d.resident_id for d in await second.deliveries(event_id="e-1")] == ["R-1"]
+    finally:
+        await second.close()
