@@ -29,6 +29,7 @@ from hub.core.delivery import DeliveryStatus, NewDelivery
 from hub.core.errors import StoreError, StoreRefusedError
 from hub.core.time import utcnow
 from hub.store.directory import DirectoryQueries
+from hub.store.many import Many
 from hub.store.models import (
     Base,
     DeliveryLogRow,
@@ -58,6 +59,17 @@ _LOG_FIELDS = ("delivery_id", "event_id", "event_type", "resident_id", "channel"
 
 def _log_values(s: DeliveryStatus) -> dict[str, object]:
     return {f: getattr(s, f) for f in _LOG_FIELDS}
+
+
+_NEW_FIELDS = ("delivery_id", "notice_key", "event_id", "event_type", "resident_id", "channel", "to_masked",
+               "status", "attempts", "created_at", "updated_at")
+_TABLES = Base.metadata.tables
+# the ledger's hot writes, a row or two per delivery, straight through the driver (hub.store.many)
+_CLOSE_MANY = Many(lambda _: _CLOSE)
+_LOG_MANY = Many(lambda _: insert(_TABLES["delivery_log"]).values({f: bindparam(f) for f in _LOG_FIELDS}))
+_REGISTER_MANY = Many(lambda dialect: (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
+    _TABLES["deliveries"]).values({f: bindparam(f) for f in _NEW_FIELDS}).on_conflict_do_nothing(
+    index_elements=["delivery_id"]))
 CLAIMABLE_STATES = ("queued", "retrying", "dead-lettered")
 # a delivery in one of these states is done with (a dead letter until someone replays it): the retention purge
 # may remove it; queued, sending and retrying deliveries are never purged, whatever their age
@@ -142,17 +154,9 @@ class Store(DirectoryQueries):
                     DeliveryRow.delivery_id.in_(ids), DeliveryRow.status.in_(FINAL_STATES)
                 )
             )).all())
-            values = [
-                {**r.__dict__, "status": "queued", "attempts": 0, "claimed_by": None, "detail": None,
-                 "provider_ref": None, "sent_at": None, "created_at": now, "updated_at": now}
-                for r in rows
-                if r.delivery_id not in done
-            ]
-            if values:  # one statement, many parameter sets (executemany): not a statement compiled per batch
-                conn = await session.connection()
-                await conn.execute(
-                    self._insert(DeliveryRow).on_conflict_do_nothing(index_elements=["delivery_id"]), values
-                )
+            values = [{**r.__dict__, "status": "queued", "attempts": 0, "created_at": now, "updated_at": now}
+                      for r in rows if r.delivery_id not in done]
+            await _REGISTER_MANY.run(await session.connection(), values)
         return done
 
     # -- sender side
@@ -268,9 +272,8 @@ class Store(DirectoryQueries):
         ]
         async with self._translate(), self.sessions.begin() as session:
             conn = await session.connection()
-            if closing:  # executemany: one statement for the whole batch
-                await conn.execute(_CLOSE, closing)
-            await conn.execute(insert(DeliveryLogRow), [_log_values(o) for o in outcomes])
+            await _CLOSE_MANY.run(conn, closing)
+            await _LOG_MANY.run(conn, [_log_values(o) for o in outcomes])
 
     async def final_outcomes(self, ids: Iterable[str]) -> dict[str, list[DeliveryStatus]]:
         """The recorded outcomes that closed these deliveries (a final state), oldest first: id -> outcomes."""
@@ -294,7 +297,7 @@ class Store(DirectoryQueries):
         rows = [_log_values(o) for o in outcomes]
         if rows:
             async with self._translate(), self.sessions.begin() as session:
-                await (await session.connection()).execute(insert(DeliveryLogRow), rows)
+                await _LOG_MANY.run(await session.connection(), rows)
 
     # -- queries
 

@@ -48,8 +48,9 @@ def to_resident(row: Any) -> Resident:
         resident_id=row.resident_id, name=row.name, phone=row.phone, email=row.email, district=row.district,
         interests=list(row.interests or []), locale=row.locale,
         channels=cast("list[Channel] | None", row.channels),  # written from a checked Resident
-        consents=Consents(informational=row.consent_informational, advertising=row.consent_advertising,
-                          advertising_night=row.consent_advertising_night),
+        consents=Consents.model_construct(informational=bool(row.consent_informational),
+                                          advertising=bool(row.consent_advertising),
+                                          advertising_night=bool(row.consent_advertising_night)),
         opted_out=row.opted_out, quiet_hours=quiet,
     )
 
