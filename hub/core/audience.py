@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from hub.core.events.common import Channel, Recipient
 from hub.core.time import KST, kst
@@ -81,7 +81,7 @@ def decide(*, advertising: bool, urgent: bool, segment: bool, resident: Resident
            send_at: datetime | None = None) -> Decision:
     """The rules, in order. A resident unknown to the directory has given no consent to advertising and
     has no quiet hours; informational notices about the resident's own business need no subscription."""
-    if (first := still_wanted(advertising=advertising, urgent=urgent, resident=resident)).action == "suppress":
+    if (first := still_wanted(advertising=advertising, urgent=urgent, standing=Standing.of(resident))).action == "suppress":
         return first
     if segment and not advertising and resident is not None and not resident.consents.informational and not urgent:
         return Decision("suppress", "no-informational-consent")
@@ -107,11 +107,24 @@ def decide(*, advertising: bool, urgent: bool, segment: bool, resident: Resident
     return Decision("defer", rule, until=at) if at > now else Decision("send", "ok")
 
 
-def still_wanted(*, advertising: bool, urgent: bool, resident: Resident | None) -> Decision:
+class Standing(NamedTuple):
+    """What the send-time check (`still_wanted`) reads of a resident: an opt-out, and the advertising consent. A
+    sender reads only these from the directory (`DeliveryStore.standings`), not the whole entry."""
+
+    opted_out: bool
+    advertising: bool
+
+    @classmethod
+    def of(cls, resident: Resident | None) -> Standing | None:
+        return None if resident is None else cls(resident.opted_out, resident.consents.advertising)
+
+
+def still_wanted(*, advertising: bool, urgent: bool, standing: Standing | None) -> Decision:
     """The rules checked again just before a send: an opt-out or a withdrawn consent since the notice was
-    routed (or held) takes effect at once, also for deliveries already queued."""
-    if resident is not None and resident.opted_out and not urgent:
+    routed (or held) takes effect at once, also for deliveries already queued. `standing`: None for a
+    recipient the directory does not know."""
+    if standing is not None and standing.opted_out and not urgent:
         return Decision("suppress", "opted-out")
-    if advertising and not (resident is not None and resident.consents.advertising):
+    if advertising and not (standing is not None and standing.advertising):
         return Decision("suppress", "no-advertising-consent")
     return Decision("send", "ok")

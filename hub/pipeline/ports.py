@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from hub.core.audience import Standing
 from hub.core.dedup import Claim
 from hub.core.delivery import DeliveryRequest, DeliveryResult, DeliveryStatus, NewDelivery
 from hub.core.errors import ChannelError
@@ -176,7 +177,14 @@ class ConsentLedger(Protocol):
     async def advertising_consents(self) -> Sequence[tuple[Resident, datetime | None]]: ...
 
 
-class DeliveryStore(Directory, Protocol):
+class Standings(Protocol):
+    async def standings(self, ids: Iterable[str]) -> Mapping[str, Standing]:
+        """What the send-time check reads (opt-out, advertising consent) of the residents with these ids that
+        the directory knows."""
+        ...
+
+
+class DeliveryStore(Standings, Protocol):
     """The ledger of deliveries, as the senders use it."""
 
     async def claim(self, rows: Sequence[NewDelivery], owner: str, *, alive_within_s: float = 0,

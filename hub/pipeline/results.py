@@ -22,7 +22,7 @@ from hub.core.errors import EventError, PermanentError
 from hub.core.topics import Topics
 from hub.pipeline.fallback import Fallback
 from hub.pipeline.outcomes import Ledger, Outcomes, StatusMaker, Work
-from hub.pipeline.ports import Ack, Directory, OutRecord, Publisher, Record, ResultSource
+from hub.pipeline.ports import Ack, OutRecord, Publisher, Record, ResultSource, Standings
 from hub.pipeline.retry import ATTEMPT_HEADER, NOT_BEFORE_HEADER
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def read_check(record: Record, channel: str, *, checks: int, now_ms: int, max_wa
 
 
 class ResultChecks:
-    def __init__(self, *, channel: str, stage: str, source: ResultSource, directory: Directory, ledger: Ledger,
+    def __init__(self, *, channel: str, stage: str, source: ResultSource, directory: Standings, ledger: Ledger,
                  fallback: Fallback, publisher: Publisher, make: StatusMaker, topics: Topics,
                  checks_s: Sequence[float], now_s: Callable[[], float] = time.time) -> None:
         self.channel, self.stage, self.source, self.directory = channel, stage, source, directory
@@ -89,7 +89,7 @@ class ResultChecks:
         if (wait_s := due_ms / 1000 - self.now_s()) > 0:
             await asyncio.sleep(wait_s)
         verdicts = await self.source.delivery_results([c.ref for _, c in items])
-        directory = await self.directory.residents(c.request.resident_id for _, c in items)
+        directory = await self.directory.standings(c.request.resident_id for _, c in items)
         decided = Outcomes()
         falls_back: list[tuple[Work, PermanentError]] = []
         for record, c in items:
@@ -106,7 +106,7 @@ class ResultChecks:
                 decided += Outcomes([self.make(work, "delivered", provider_ref=ref, reason="Kakao delivered it")])
             elif verdict.fallback_ok:
                 wanted = still_wanted(advertising=request.advertising, urgent=request.urgent,
-                                      resident=directory.get(request.resident_id))
+                                      standing=directory.get(request.resident_id))
                 if wanted.action == "suppress":  # opted out since the AlimTalk went: no SMS either
                     decided += Outcomes([self.make(work, "failed", provider_ref=ref, rule=wanted.rule,
                                                    reason=f"Kakao did not deliver it ({verdict.code}); no SMS: "

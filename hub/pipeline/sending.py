@@ -31,10 +31,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from hub.core.audience import still_wanted
+from hub.core.audience import Standing, still_wanted
 from hub.core.dedup import Claim
 from hub.core.errors import PermanentError, TransientError
-from hub.core.residents import Resident
 from hub.core.time import utcnow
 from hub.core.topics import Topics
 from hub.pipeline.breaker import CircuitBreaker
@@ -72,7 +71,7 @@ class Triage:
     to_send: dict[str, list[Work]] = field(default_factory=lambda: defaultdict(list))
 
 
-def triage(batch: Mapping[str, Work], claims: Mapping[str, Claim], directory: Mapping[str, Resident], *,
+def triage(batch: Mapping[str, Work], claims: Mapping[str, Claim], directory: Mapping[str, Standing], *,
            can_look_up: bool, make: StatusMaker) -> tuple[Triage, Outcomes]:
     """Sort a claimed batch (see `Triage`); the outcomes decided without a call, in batch order. Consent is
     checked again here, at send time: the directory may have changed since the router decided."""
@@ -88,7 +87,7 @@ def triage(batch: Mapping[str, Work], claims: Mapping[str, Claim], directory: Ma
             t.busy.append(work)
             continue
         verdict = still_wanted(advertising=work.request.advertising, urgent=work.request.urgent,
-                               resident=directory.get(work.request.resident_id))
+                               standing=directory.get(work.request.resident_id))
         if verdict.action == "suppress":  # opted out (or withdrew consent) after the notice was queued
             decided.statuses.append(make(work, "suppressed", reason=f"at send time: {verdict.reason}",
                                          rule=verdict.rule))
@@ -165,7 +164,7 @@ class Sending:
 
     async def _process(self, batch: dict[str, Work], claims: dict[str, Claim], repeats: Outcomes) -> Outcomes:
         """Decide what needs no call and record it; then make the calls, each recorded as soon as it answers."""
-        directory = await self.store.residents(w.request.resident_id for w in batch.values())
+        directory = await self.store.standings(w.request.resident_id for w in batch.values())
         t, decided = triage(batch, claims, directory, can_look_up=self.capabilities.finder is not None,
                             make=self.make)
         decided = Outcomes.join([repeats, decided, *[await self.retries.defer(w) for w in t.busy]])

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, exists, or_, select, update
 
+from hub.core.audience import Standing
 from hub.core.events.common import Channel
 from hub.core.residents import Consents, PreferencesChange, QuietHours, Resident
 from hub.store.models import ResidentRow, ScheduledRow, WithdrawnEventRow
@@ -107,6 +108,19 @@ class DirectoryQueries:
             for start in range(0, len(ids), 500):
                 rows = await session.execute(select(*_RESIDENT).where(ResidentRow.resident_id.in_(ids[start:start + 500])))
                 out.update((r.resident_id, to_resident(r)) for r in rows)
+        return out
+
+    async def standings(self, ids: Iterable[str]) -> dict[str, Standing]:
+        """What a sender checks again at send time, of these residents (hub.core.audience.Standing): two columns,
+        not the entry (a sender asks for every delivery it sends: a whole `Resident` was 60-70 µs of its CPU)."""
+        ids = list(dict.fromkeys(ids))
+        out: dict[str, Standing] = {}
+        async with self._translate(), self.sessions() as session:
+            for start in range(0, len(ids), 500):
+                rows = await session.execute(
+                    select(ResidentRow.resident_id, ResidentRow.opted_out, ResidentRow.consent_advertising)
+                    .where(ResidentRow.resident_id.in_(ids[start:start + 500])))
+                out.update((i, Standing(bool(opted_out), bool(advertising))) for i, opted_out, advertising in rows)
         return out
 
     async def residents_by_phone(self, phones: Iterable[str]) -> dict[str, Resident]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import uuid
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from hub.core.audience import choose_channel, contact_for
+from hub.core.audience import Standing, choose_channel, contact_for, still_wanted
 from hub.core.cloudevents import new_event
 from hub.core.events import DomainEvent, sample_data, validate_event
 from hub.core.events.common import Recipient
@@ -162,3 +166,30 @@ def test_an_advertisement_is_never_released_into_the_night_by_the_quiet_hours(
     if d.until is not None:
         local = d.until.astimezone(KST).time()
         assert local == time(at_hour or 0) and not in_window(local, NIGHT_START, NIGHT_END)
+
+
+@given(flags=st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=1, max_size=8),
+       asked=st.lists(st.integers(0, 10), max_size=12))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+async def test_a_senders_standings_are_the_directory_entries_own(store: Any, flags: list[tuple[bool, bool, bool]],
+                                                                 asked: list[int]) -> None:
+    """Invariant: what a sender reads for its send-time check (`standings`: two columns) is what the whole entry
+    says (`Standing.of(residents())`), for any opt-out and consents, any ids asked (unknown ones, repeats), on
+    SQLite and PostgreSQL; and the check decides alike from either."""
+    from datetime import UTC, datetime
+
+    from hub.core.residents import Consents, Resident
+
+    run = uuid.uuid4().hex[:8]
+    await store.upsert_residents([
+        Resident(resident_id=f"S-{run}-{i}", opted_out=opted_out, phone=PHONE,
+                 consents=Consents(informational=informational, advertising=advertising))
+        for i, (opted_out, advertising, informational) in enumerate(flags)
+    ], datetime.now(UTC))
+    ids = [f"S-{run}-{i}" for i in asked]
+    entries, standings = await store.residents(ids), await store.standings(ids)
+    assert standings == {i: Standing.of(r) for i, r in entries.items()}
+    for i in ids:
+        for advertising, urgent in itertools.product((False, True), repeat=2):
+            from_entry = still_wanted(advertising=advertising, urgent=urgent, standing=Standing.of(entries.get(i)))
+            assert still_wanted(advertising=advertising, urgent=urgent, standing=standings.get(i)) == from_entry

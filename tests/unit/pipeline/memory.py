@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Container, Iterable, Sequence
 from datetime import UTC, datetime
 
+from hub.core.audience import Standing
 from hub.core.dedup import Claim
 from hub.core.delivery import DeliveryRequest, DeliveryResult, DeliveryStatus, NewDelivery
 from hub.core.rendering.alimtalk import KakaoContent
@@ -46,6 +47,9 @@ class MemoryStore:
 
     async def residents(self, ids: Iterable[str]) -> dict[str, Resident]:
         return {i: self.directory[i] for i in ids if i in self.directory}
+
+    async def standings(self, ids: Iterable[str]) -> dict[str, Standing]:
+        return {i: Standing(r.opted_out, r.consents.advertising) for i in ids if (r := self.directory.get(i))}
 
     async def claim(self, rows: Sequence[NewDelivery], owner: str, *, alive_within_s: float = 0,
                     lease_s: float = 300, mine_in_flight: Container[str] = ()) -> dict[str, Claim]:
