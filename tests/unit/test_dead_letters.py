@@ -125,12 +125,12 @@ async def test_an_unreadable_result_check_is_dead_lettered_and_the_others_are_ch
     async def finish(outcomes: Any) -> None:
         finished.extend(outcomes)
 
-    async def residents(ids: Any) -> dict[str, Any]:
+    async def standings(ids: Any) -> dict[str, Any]:
         return {}
 
     finished: list[Any] = []
     adapter = SimpleNamespace(provider="nhn", idempotent=True, delivery_results=delivery_results)
-    store = SimpleNamespace(finish=finish, residents=residents)
+    store = SimpleNamespace(finish=finish, standings=standings)
     broker = FakeBroker()
     sender = SenderConsumer(channel="kakao", adapter=adapter, broker=broker, store=store,  # type: ignore[arg-type]
                             settings=settings, topics=Topics.of(settings), owner="test")
