@@ -18,7 +18,21 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiosqlite
-from sqlalchemy import ColumnElement, bindparam, delete, event, exists, func, insert, inspect, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -339,15 +353,38 @@ class Store(DirectoryQueries):
             ("ingest_idempotency", IdempotencyRow, IdempotencyRow.created_at < older_than),
         ]
         counts: dict[str, int] = {}
-        async with self._translate(), self.sessions.begin() as session:
-            for name, table, where in plan:
-                if dry_run:
+        for name, table, where in plan:
+            if dry_run:
+                async with self._translate(), self.sessions() as session:
                     counts[name] = int(await session.scalar(select(func.count()).select_from(table).where(where)) or 0)
-                else:
-                    result = await session.execute(delete(table).where(where), execution_options={
-                        "synchronize_session": False})
-                    counts[name] = int(result.rowcount or 0)
+            else:
+                counts[name] = await self.delete_in_chunks(table, where)
         return PurgeCounts(**counts)
+
+    async def delete_in_chunks(self, table: type[Base], where: ColumnElement[bool], *, chunk: int = 1000) -> int:
+        """Delete the rows `where` holds, a range of at most `chunk` of them (in primary-key order) per write
+        transaction; return how many went. Each range's keys are found by a read, which on SQLite takes no lock
+        (WAL) and on PostgreSQL blocks no one; only the short DELETE of the range, its condition checked again,
+        writes. One DELETE of everything would hold SQLite's single write lock for its whole scan: on a county's
+        180 days of records, every hub and API write would wait that long (up to the busy timeout, then fail),
+        every hour. A crash between ranges leaves only rows the next purge deletes."""
+        columns = list(table.__table__.primary_key.columns)  # type: ignore[attr-defined]  # a mapped class's Table
+        key = columns[0] if len(columns) == 1 else tuple_(*columns)
+        deleted, after = 0, None
+        while True:
+            window = where if after is None else where & (key > after)
+            async with self._translate(), self.sessions() as session:
+                found = (await session.execute(select(*columns).where(window).order_by(*columns).limit(chunk))).all()
+            if not found:
+                return deleted
+            last = found[-1][0] if len(columns) == 1 else tuple_(*(literal(v) for v in found[-1]))
+            async with self._translate(), self.sessions.begin() as session:
+                result = await session.execute(delete(table).where(window & (key <= last)),
+                                               execution_options={"synchronize_session": False})
+            deleted += int(result.rowcount or 0)
+            if len(found) < chunk:
+                return deleted
+            after = last
 
     def _translate(self) -> _Translate:
         return _Translate()

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from hub.core.consent import RECONFIRMATION_SENT, TOLD, consent_changes
 from hub.core.residents import Resident
@@ -89,10 +89,8 @@ async def mark_told(store: Store, ids: Sequence[int], at: datetime) -> None:
 
 async def purge_changes(store: Store, older_than: datetime) -> int:
     """Retention: evidence older than `older_than` goes (a notice not yet told stays)."""
-    async with store._translate(), store.sessions.begin() as session:
-        result = await session.execute(delete(ConsentChangeRow).where(
-            ConsentChangeRow.at < older_than, ~(ConsentChangeRow.tell & ConsentChangeRow.told_at.is_(None))))
-    return int(result.rowcount or 0)
+    return await store.delete_in_chunks(ConsentChangeRow, (ConsentChangeRow.at < older_than)
+                                        & ~(ConsentChangeRow.tell & ConsentChangeRow.told_at.is_(None)))
 
 
 # --------------------------------------------------------------------------- outside opt-out lists (hub.core.optouts)

@@ -8,11 +8,14 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event, func, select
 
 from hub.core.residents import Resident
 from hub.runtime import Hub
@@ -198,3 +201,38 @@ async def test_hub_purge_dry_run_then_purge(sqlite_store_url: str) -> None:
         assert (await left(store))["deliveries"] == {f"old-{s}" for s in ACTIVE}
     finally:
         await store.close()
+
+
+# --------------------------------------------------------------------------- a purge in short write transactions
+
+KEY_PARTS = st.text(alphabet="aB가0_", min_size=1, max_size=3)
+
+
+@given(rows=st.lists(st.tuples(KEY_PARTS, KEY_PARTS, st.booleans()), unique_by=lambda r: (r[0], r[1]), max_size=30),
+       chunk=st.integers(1, 7))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+async def test_a_chunked_delete_removes_exactly_what_its_condition_holds_a_range_per_transaction(
+        store: Store, rows: list[tuple[str, str, bool]], chunk: int) -> None:
+    """Invariant: `delete_in_chunks` deletes exactly the rows its condition holds, whatever the keys (a composite
+    primary key here, in the database's own order), and writes them in ranges of at most `chunk`, one short write
+    transaction each: ceil(n / chunk) commits for n rows. One DELETE of a county's 180 days would hold SQLite's
+    only write lock for its whole scan, every hub write waiting behind it."""
+    tag = uuid.uuid4().hex[:8]
+    async with store.sessions.begin() as session:
+        session.add_all([db.IdempotencyRow(department=f"{tag}{d}", idempotency_key=k, body_hash="h", event_id="e",
+                                           event_json="{}", state="done", created_at=OLD if old else RECENT,
+                                           updated_at=NOW) for d, k, old in rows])
+    mine = db.IdempotencyRow.department.startswith(tag)
+    commits: list[int] = []
+    listener = lambda _conn: commits.append(1)  # noqa: E731
+    event.listen(store.engine.sync_engine, "commit", listener)
+    try:
+        deleted = await store.delete_in_chunks(db.IdempotencyRow, mine & (db.IdempotencyRow.created_at < NOW - timedelta(days=180)), chunk=chunk)
+    finally:
+        event.remove(store.engine.sync_engine, "commit", listener)
+    async with store.sessions() as session:
+        kept = {tuple(r) for r in await session.execute(
+            select(db.IdempotencyRow.department, db.IdempotencyRow.idempotency_key).where(mine))}
+    assert kept == {(f"{tag}{d}", k) for d, k, old in rows if not old}
+    old = sum(1 for *_, o in rows if o)
+    assert deleted == old and len(commits) == -(-old // chunk)
