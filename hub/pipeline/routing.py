@@ -337,11 +337,11 @@ class Routing(Planner):
                     {"content-type": "application/json"})))
                 flushed.published += 1
         keep = [(r, until, rule) for r, until, rule in pending.held if r.delivery_id not in done]
-        await self.store.hold(keep, self.clock())
-        flushed.held = len(keep)
-        flushed.skipped = sum(o.state != "deferred" for o in statuses)
+        withdrawn = await self.store.hold(keep, self.clock())  # a notice cancelled already: recorded by the store
+        flushed.held = len(keep) - len(withdrawn)
+        flushed.skipped = sum(o.state != "deferred" for o in statuses) + len(withdrawn)
         await self.store.log(statuses)
-        acks.extend(await self.statuses.publish(statuses))
+        acks.extend(await self.statuses.publish([*statuses, *withdrawn]))
         if len(acks) > MAX_FUTURES:
             await asyncio.gather(*acks)
             acks = []

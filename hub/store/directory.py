@@ -151,10 +151,11 @@ class DirectoryQueries:
 
     # -- held deliveries
 
-    async def hold(self, items: Sequence[tuple[DeliveryRequest, datetime, str]], now: datetime) -> None:
-        """Keep deliveries until their time (idempotent per delivery id)."""
+    async def keep_held(self, items: Sequence[tuple[DeliveryRequest, datetime, str]], now: datetime) -> list[str]:
+        """Keep deliveries until their time (idempotent per delivery id). Returns the ids withdrawn at once: those
+        of a notice cancelled before the router held it."""
         if not items:
-            return
+            return []
         values = [{"delivery_id": r.delivery_id, "event_id": r.event_id, "resident_id": r.resident_id,
                    "channel": r.channel, "due_at": due, "rule": rule, "request": r.model_dump_json(),
                    "state": "pending", "created_at": now} for r, due, rule in items]
@@ -162,9 +163,11 @@ class DirectoryQueries:
             await session.execute(self._insert(ScheduledRow).values(values)
                                   .on_conflict_do_nothing(index_elements=["delivery_id"]))
             # a notice cancelled before the router held it: what it holds now is withdrawn at once
-            await session.execute(update(ScheduledRow).where(
+            withdrawn = await session.execute(update(ScheduledRow).where(
                 ScheduledRow.event_id.in_({v["event_id"] for v in values}), ScheduledRow.state == "pending",
-                ScheduledRow.event_id.in_(select(WithdrawnEventRow.event_id))).values(state="withdrawn"))
+                ScheduledRow.event_id.in_(select(WithdrawnEventRow.event_id))).values(state="withdrawn")
+                .returning(ScheduledRow.delivery_id))
+            return list(withdrawn.scalars().all())
 
     async def claim_due(self, now: datetime, owner: str, limit: int = 500) -> list[tuple[int, str]]:
         """Claim held deliveries that are due (or whose earlier claim was abandoned): (id, request JSON)."""

@@ -169,8 +169,8 @@ class PickyStore:
     async def register(self, rows: Any) -> dict[str, str]:
         return {}
 
-    async def hold(self, *args: Any) -> None:
-        return None
+    async def hold(self, *args: Any) -> list[Any]:
+        return []
 
     async def log(self, outcomes: Any) -> None:
         return None

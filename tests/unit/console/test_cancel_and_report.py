@@ -71,13 +71,22 @@ async def test_a_cancel_withdraws_the_held_deliveries_and_none_is_released(brows
     assert (await writer.post(f"/notices/{notice}/cancel")).status_code == 409  # once
 
 
-async def test_a_notice_held_after_its_cancel_is_never_released(browser: Any, console: Console) -> None:
+async def test_a_notice_held_after_its_cancel_is_never_released_and_is_closed_as_cancelled(
+        browser: Any, console: Console) -> None:
+    """The router meets the event after the cancel: what it holds is withdrawn at once, and closed in the ledger
+    as the cancel closes the others (suppressed, rule cancelled), so the report counts nothing in progress."""
     writer, notice = await scheduled(browser, console)
     row = await get_row(console, notice)
     assert (await writer.post(f"/notices/{notice}/cancel")).status_code == 303  # before the router routed it
     _, held = await route(console, row)
     assert len(held) == 1
     assert await console.db().claim_due(NOW + timedelta(days=2), "test") == []
+    (delivery,) = await console.db().deliveries(event_id=held[0][0].event_id)
+    assert (delivery.delivery_id, delivery.status) == (held[0][0].delivery_id, "suppressed")
+    assert [(o.state, o.rule) for o in (await console.db().final_outcomes([delivery.delivery_id]))[
+        delivery.delivery_id]] == [("suppressed", "cancelled")]
+    assert await console.db().hold(held, NOW) == []  # routed again (a replay): already withdrawn, closed once
+    assert len((await console.db().final_outcomes([delivery.delivery_id]))[delivery.delivery_id]) == 1
 
 
 async def test_another_departments_writer_cannot_cancel(browser: Any, console: Console) -> None:

@@ -225,9 +225,10 @@ class RouterStore:
     def finish(self, ids: Iterable[str], state: str = "sent") -> None:
         self.registered |= dict.fromkeys(ids, state)
 
-    async def hold(self, items: Sequence[Held], now: datetime) -> None:
+    async def hold(self, items: Sequence[Held], now: datetime) -> list[DeliveryStatus]:
         self.calls["hold"] += 1
         self.held.extend(items)
+        return []
 
     async def log(self, outcomes: Iterable[DeliveryStatus]) -> None:
         self.calls["log"] += 1
