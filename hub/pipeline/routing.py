@@ -329,9 +329,11 @@ class Routing(Planner):
         ])
         flushed = Routed()
         for request in pending.send_now:
+            if unique.get(request.delivery_id) is not request:
+                continue  # a repeat within this batch: told above, once
             if request.delivery_id in done:
                 statuses.append(_deduplicated(request, f"this notice was already handled ({done[request.delivery_id]})"))
-            elif unique.get(request.delivery_id) is request:
+            else:
                 acks.append(await self.publisher.publish(OutRecord(
                     self.topics.deliveries(request.channel), request.to_kafka(), request.resident_id.encode(),
                     {"content-type": "application/json"})))
