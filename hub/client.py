@@ -17,6 +17,10 @@
             print(accepted["id"], accepted["topic"], accepted["offset"])   # in Kafka
             print(hub.event(accepted["id"])["deliveries"])                    # what became of it so far
 
+Times and dates may be given as Python values, in `data` and as `time`: a `datetime` must carry its zone
+(`datetime(2026, 12, 1, 9, 0, tzinfo=ZoneInfo("Asia/Seoul"))`; a naive one is refused before anything is sent,
+since the hub cannot know which clock it was read from), a `date` is a calendar day.
+
 `AsyncHubClient` has the same methods, awaited. Every publish carries an Idempotency-Key (a new UUID unless
 you give one): the client retries connection failures and 503 answers with the same key, so a retry never
 makes a second notice. Pass your own key (e.g. your record's id) to make your own retries safe as well.
@@ -27,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from time import sleep
 from typing import Any
 from urllib.parse import quote
@@ -55,8 +59,22 @@ def _event_body(event_type: str, data: dict[str, Any], *, id: str | None, subjec
         if value is not None:
             body[name] = value
     if time is not None:
-        body["time"] = time.isoformat()
+        body["time"] = _json_value(time)
     return body
+
+
+def _json_value(value: Any) -> Any:
+    """A `datetime` or `date` as the hub reads it (RFC 3339 / ISO 8601); a naive `datetime` is refused here,
+    with the fix, rather than by the hub with a 422 after the round trip (or by `json` with a TypeError)."""
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError(f"a time without a zone ({value.isoformat()}): the hub takes instants only; give it "
+                             "one, e.g. datetime(..., tzinfo=ZoneInfo('Asia/Seoul')), or use datetime.now(UTC)")
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON: give str, int, float, bool, None, list, dict, datetime "
+                    "or date")
 
 
 def _result(response: httpx.Response) -> dict[str, Any]:
@@ -79,7 +97,7 @@ class _Base:
     def _publish_args(self, body: dict[str, Any], idempotency_key: str | None,
                       content_type: str) -> dict[str, Any]:
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4()), "Content-Type": content_type}
-        return {"content": json.dumps(body, ensure_ascii=False).encode(), "headers": headers}
+        return {"content": json.dumps(body, ensure_ascii=False, default=_json_value).encode(), "headers": headers}
 
 
 class HubClient(_Base):

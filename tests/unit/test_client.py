@@ -8,10 +8,13 @@ import concurrent.futures
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hub.client import AsyncHubClient, HubClient, HubClientError
 from hub.core.cloudevents import CloudEvent
@@ -22,6 +25,7 @@ from hub.settings import Settings
 from hub.store import Store
 from hub.store import ingest as db
 from tests.http_server import serve_app
+from tests.property.strategies import offsets
 
 WASTE = "waste.large_item.received.v1"
 WATER = "water.bill.issued.v1"
@@ -175,3 +179,31 @@ async def test_the_async_client(api: Api) -> None:
 
     assert forbidden.value.status == 403
     assert [e.id for e in api.published.events] == [accepted["id"], "ce-1"]
+
+
+SCHEDULED, COMPLETED = "waste.large_item.pickup_scheduled.v1", "waste.large_item.pickup_completed.v1"
+
+
+@given(at=st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30), timezones=offsets),
+       day=st.dates(min_value=date(2000, 1, 1), max_value=date(2099, 12, 31)))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_times_and_dates_given_as_python_values_arrive_as_the_same_instant_and_day(
+        api: Api, at: datetime, day: date) -> None:
+    """Invariant: an aware `datetime` in any offset, as the event's `time` or in `data`, reaches the hub as the
+    same instant; a `date` in `data` as the same calendar day."""
+    with HubClient(api.url, api.token) as hub:
+        done = hub.publish(COMPLETED, {**sample_data(COMPLETED), "completed_at": at}, time=at)
+        scheduled = hub.publish(SCHEDULED, {**sample_data(SCHEDULED), "pickup_date": day})
+    events = {e.id: e for e in api.published.events}
+    assert events[done["id"]].time == at
+    assert datetime.fromisoformat(events[done["id"]].data["completed_at"]) == at
+    assert events[scheduled["id"]].data["pickup_date"] == day.isoformat()
+
+
+@pytest.mark.parametrize("where", ["time", "data"])
+def test_a_time_without_a_zone_is_refused_before_anything_is_sent(api: Api, where: str) -> None:
+    naive = datetime(2026, 11, 27, 10, 42)
+    data = {**sample_data(COMPLETED), **({"completed_at": naive} if where == "data" else {})}
+    with HubClient(api.url, api.token) as hub, pytest.raises(ValueError, match=r"without a zone.*ZoneInfo"):
+        hub.publish(COMPLETED, data, time=naive if where == "time" else None)
+    assert api.published.events == []
