@@ -338,7 +338,15 @@ class Routing(Planner):
                     self.topics.deliveries(request.channel), request.to_kafka(), request.resident_id.encode(),
                     {"content-type": "application/json"})))
                 flushed.published += 1
-        keep = [(r, until, rule) for r, until, rule in pending.held if r.delivery_id not in done]
+        keep = []
+        for request, until, rule in pending.held:
+            if unique.get(request.delivery_id) is not request:
+                continue  # a repeat within this batch: told above, once
+            if request.delivery_id in done:
+                statuses.append(_deduplicated(request, f"this notice was already handled ({done[request.delivery_id]})"))
+            else:
+                keep.append((request, until, rule))
+        statuses = _without_stale_deferrals(statuses, done)
         withdrawn = await self.store.hold(keep, self.clock())  # a notice cancelled already: recorded by the store
         flushed.held = len(keep) - len(withdrawn)
         flushed.skipped = sum(o.state != "deferred" for o in statuses) + len(withdrawn)
@@ -348,6 +356,20 @@ class Routing(Planner):
             await asyncio.gather(*acks)
             acks = []
         return flushed, acks
+
+
+def _without_stale_deferrals(statuses: list[DeliveryStatus], done: Mapping[str, str]) -> list[DeliveryStatus]:
+    """The plan says "deferred" for each delivery it holds, before the ledger is asked: drop it for a delivery the
+    ledger says is finished (it is told as deduplicated instead) and for a repeat within the batch (told once)."""
+    told: set[str | None] = set()
+    kept = []
+    for status in statuses:
+        if status.state == "deferred":
+            if status.delivery_id in done or status.delivery_id in told:
+                continue
+            told.add(status.delivery_id)
+        kept.append(status)
+    return kept
 
 
 def _deduplicated(request: DeliveryRequest, reason: str) -> DeliveryStatus:

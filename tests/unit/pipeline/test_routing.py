@@ -149,6 +149,22 @@ async def test_advertising_at_night_is_held_until_eight_kst_and_suppressed_witho
         ("R-none", "no-advertising-consent")]
 
 
+async def test_a_held_notice_met_again_after_it_went_out_is_told_as_deduplicated_and_not_held_again() -> None:
+    """A replay of an advertisement that was held for the night and has gone out since: the status topic is told
+    (one "deduplicated" for it), as for a notice sent at once, and nothing is held a second time."""
+    night = datetime(2026, 11, 27, 14, 30, tzinfo=UTC)  # 23:30 KST
+    store = RouterStore([Resident(resident_id="R-ad", phone="01010000001", consents=Consents(advertising=True))])
+    broker, statuses = MemoryBroker(), StatusSink()
+    router = routing(store, broker, statuses, now=night)
+    await router.route([county_notice(advertising=True)])
+    ((held, _, _),) = store.held
+    assert [(s.delivery_id, s.state) for s in statuses.published] == [(held.delivery_id, "deferred")]
+    store.finish([held.delivery_id])  # released at 08:00 and sent
+    await router.route([county_notice(advertising=True, offset=1), county_notice(advertising=True, offset=2)])
+    assert len(store.held) == 1 and delivered(broker) == []
+    assert [(s.delivery_id, s.state) for s in statuses.published[1:]] == [(held.delivery_id, "deduplicated")] * 2
+
+
 async def test_a_number_on_an_outside_opt_out_list_gets_no_advertising_nor_news() -> None:
     key = "k" * 32
     listed, other = "01099990001", "01099990002"
