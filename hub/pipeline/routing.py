@@ -327,25 +327,19 @@ class Routing(Planner):
             NewDelivery(r.delivery_id, r.notice_key, r.event_id, r.event_type, r.resident_id, r.channel, r.masked_to)
             for r in unique.values()
         ])
+        statuses.extend(_deduplicated(r, f"this notice was already handled ({done[r.delivery_id]})")
+                        for r in unique.values() if r.delivery_id in done)
+
+        def new(request: DeliveryRequest) -> bool:  # its first time in this batch, and not finished before
+            return unique.get(request.delivery_id) is request and request.delivery_id not in done
+
         flushed = Routed()
-        for request in pending.send_now:
-            if unique.get(request.delivery_id) is not request:
-                continue  # a repeat within this batch: told above, once
-            if request.delivery_id in done:
-                statuses.append(_deduplicated(request, f"this notice was already handled ({done[request.delivery_id]})"))
-            else:
-                acks.append(await self.publisher.publish(OutRecord(
-                    self.topics.deliveries(request.channel), request.to_kafka(), request.resident_id.encode(),
-                    {"content-type": "application/json"})))
-                flushed.published += 1
-        keep = []
-        for request, until, rule in pending.held:
-            if unique.get(request.delivery_id) is not request:
-                continue  # a repeat within this batch: told above, once
-            if request.delivery_id in done:
-                statuses.append(_deduplicated(request, f"this notice was already handled ({done[request.delivery_id]})"))
-            else:
-                keep.append((request, until, rule))
+        for request in filter(new, pending.send_now):
+            acks.append(await self.publisher.publish(OutRecord(
+                self.topics.deliveries(request.channel), request.to_kafka(), request.resident_id.encode(),
+                {"content-type": "application/json"})))
+            flushed.published += 1
+        keep = [(r, until, rule) for r, until, rule in pending.held if new(r)]
         statuses = _without_stale_deferrals(statuses, done)
         withdrawn = await self.store.hold(keep, self.clock())  # a notice cancelled already: recorded by the store
         flushed.held = len(keep) - len(withdrawn)
