@@ -306,3 +306,32 @@ async def test_a_batch_costs_a_fixed_number_of_store_calls() -> None:
                                                            for i in range(50)])
     assert dict(store.calls) == {"residents": 1, "register": 1, "hold": 1, "log": 1}
     assert len(delivered(broker)) == 50
+
+
+@settings(deadline=None)
+@given(plan=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2)), min_size=1, max_size=12),
+       later=st.sets(st.integers(0, 3)), cuts=st.lists(st.integers(0, 12), max_size=3))
+@example(plan=[(0, 0), (0, 0), (0, 0)], later={0}, cuts=[1])  # held, gone out, then twice in one batch
+async def test_every_record_is_one_delivery_one_hold_or_one_deduplicated_whether_sent_now_or_held(
+        plan: list[tuple[int, int]], later: set[int], cuts: list[int]) -> None:
+    """Invariant, with a sender that keeps up (what is published or held has gone out by the next batch): each
+    record is exactly one of a published delivery, a held delivery or a "deduplicated" status, sent now or held
+    (`send_at` ahead for the events in `later`), in batches cut anywhere; a "deferred" is told once per hold."""
+    def event(n: int, m: int, i: int) -> InRecord:
+        data = {**sample_data("water.bill.issued.v1"),
+                "recipient": {"resident_id": f"R-{m}", "phone": "010-0000-0001", "channels": ["sms"]},
+                **({"send_at": (DAY + timedelta(days=1)).isoformat()} if n in later else {})}
+        return record("water.bill.issued.v1", data, event_id=f"e-{n}-{m}", offset=i)
+
+    records = [event(n, m, i) for i, (n, m) in enumerate(plan)]
+    store, broker, statuses = RouterStore(), MemoryBroker(), StatusSink()
+    router = routing(store, broker, statuses, now=DAY)
+    bounds = sorted({0, len(records), *(min(c, len(records)) for c in cuts)})
+    for start, end in itertools.pairwise(bounds):
+        await router.route(records[start:end])
+        store.finish([r.delivery_id for r in delivered(broker)] + [r.delivery_id for r, _, _ in store.held])
+    published, held = [r.delivery_id for r in delivered(broker)], [r.delivery_id for r, _, _ in store.held]
+    told = [s for s in statuses.published if s.state in ("deduplicated", "deferred")]
+    assert len(set(published + held)) == len(published) + len(held) == len(set(plan))
+    assert len(published) + len(held) + sum(s.state == "deduplicated" for s in told) == len(plan)
+    assert sorted(s.delivery_id for s in told if s.state == "deferred") == sorted(held)
