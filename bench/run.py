@@ -342,21 +342,27 @@ async def scale(bench: Bench, args: argparse.Namespace, results: dict[str, Any])
 async def profile(bench: Bench, args: argparse.Namespace) -> None:
     kind = args.profile
     out = bench.work / f"{kind}.prof"
+    how = "sampled" if args.sample else "cProfile"
+    if args.sample:  # the child reads it (bench/profiled.py); its environment is copied when it starts
+        os.environ["BENCH_PROFILER"] = "sample"
     if kind == "fanout":
         _, directory = bench.import_residents(args.residents)
-        log(f"profiling the hub's fan-out to {args.residents:,} residents (cProfile)")
+        log(f"profiling the hub's fan-out to {args.residents:,} residents ({how})")
         r = await bench.fanout(directory, args.residents, timeout_s=args.fanout_cap_s, profile=out)
     else:
-        log(f"profiling the {kind} on {args.n:,} notices (cProfile)")
+        log(f"profiling the {kind} on {args.n:,} notices ({how})")
         r = await bench.deliver(kind, [bill("prof", i) for i in range(args.n)], timeout_s=args.cap_s, profile=out)
-    log(f"profiled run: {r['per_s']:,.0f} notices/s (cProfile slows it); the process's CPU over the run "
+    log(f"profiled run: {r['per_s']:,.0f} notices/s ({how} slows it); the process's CPU over the run "
         f"{r['cpu_s']:.1f} s, {r['cpu_s'] / max(r['delivered'], 1) * 1e6:,.0f} µs a notice of {r['delivered']:,}")
+    kept = ROOT / "var" / f"bench-{kind}.{'samples' if args.sample else 'prof'}"
+    kept.parent.mkdir(exist_ok=True)
+    shutil.copy(out, kept)
+    if args.sample:
+        log(f"samples kept in {kept.relative_to(ROOT)} (python -m bench.samples {kept.relative_to(ROOT)})")
+        return
     stats = pstats.Stats(str(out))
     stats.sort_stats("cumulative").print_stats(r"/bench/" if kind == "lean" else r"/hub/", 40)
     stats.sort_stats("tottime").print_stats(30)
-    kept = ROOT / "var" / f"bench-{kind}.prof"
-    kept.parent.mkdir(exist_ok=True)
-    shutil.copy(out, kept)
     log(f"profile kept in {kept.relative_to(ROOT)} (python -m pstats {kept.relative_to(ROOT)})")
 
 
@@ -433,6 +439,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", choices=("hub", "lean", "fanout"),
                    help="run one burst of the hub (or the reference), or the hub's fan-out, under cProfile and "
                         "print its top costs")
+    p.add_argument("--sample", action="store_true",
+                   help="with --profile: sample the main thread's stack instead of cProfile (python -m bench.samples "
+                        "reads what it keeps in var/)")
     p.add_argument("--bootstrap", help="use this running broker (e.g. a shared one, for iteration) instead of "
                                        "starting one")
     p.add_argument("--keep", action="store_true", help="keep the processes' logs (and the run's files)")
