@@ -31,7 +31,7 @@ from hub.core.audience import RECIPIENT_BATCH, choose_channel, contact_for, deci
 from hub.core.dedup import delivery_id
 from hub.core.delivery import DeliveryRequest, DeliveryState, DeliveryStatus, NewDelivery
 from hub.core.errors import RenderError
-from hub.core.events import DomainEvent, read_event
+from hub.core.events import DomainEvent, data_field, read_event
 from hub.core.events.common import Channel, Recipient
 from hub.core.optouts import phone_key
 from hub.core.rendering.alimtalk import KakaoContent
@@ -124,7 +124,7 @@ class Planner:
         fault: the whole event is rejected); a segment member's is suppressed."""
         env = event.envelope
         plan = Plan([], [], [])
-        send_at = getattr(event.data, "send_at", None)
+        send_at = data_field(event.data, "send_at")
         for recipient, resident, named in targets:
             decision = decide(advertising=event.advertising, urgent=event.urgent, segment=event.spec.county_news,
                               resident=resident, now=now, send_at=send_at)
@@ -223,7 +223,7 @@ class Routing(Planner):
             seen.update(r.resident_id for r in chunk)
             yield [(_merge(r, entries[r.resident_id]) if r.resident_id in entries else r,
                     entries.get(r.resident_id), True) for r in chunk]
-        audience = getattr(event.data, "audience", None)
+        audience = data_field(event.data, "audience")
         if audience is None:
             return
         for ids in _chunks(list(audience.resident_ids)):
@@ -334,11 +334,10 @@ class Routing(Planner):
             return unique.get(request.delivery_id) is request and request.delivery_id not in done
 
         flushed = Routed()
-        for request in filter(new, pending.send_now):
-            acks.append(await self.publisher.publish(OutRecord(
-                self.topics.deliveries(request.channel), request.to_kafka(), request.resident_id.encode(),
-                {"content-type": "application/json"})))
-            flushed.published += 1
+        records = [OutRecord(self.topics.deliveries(r.channel), r.to_kafka(), r.resident_id.encode(),
+                             {"content-type": "application/json"}) for r in filter(new, pending.send_now)]
+        acks.extend(await self.publisher.publish_many(records))
+        flushed.published = len(records)
         keep = [(r, until, rule) for r, until, rule in pending.held if new(r)]
         statuses = _without_stale_deferrals(statuses, done)
         withdrawn = await self.store.hold(keep, self.clock())  # a notice cancelled already: recorded by the store

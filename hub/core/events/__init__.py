@@ -8,9 +8,10 @@ import builtins
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from hub.core.cloudevents import CloudEvent, parse_kafka_message
 from hub.core.errors import EventError, UnknownEventTypeError
@@ -76,13 +77,21 @@ class DomainEvent:
     spec: EventSpec
     data: DirectNotice
 
-    @property
+    @cached_property
     def urgent(self) -> bool:
-        return self.spec.urgent or bool(getattr(self.data, "urgent", False))
+        return self.spec.urgent or bool(data_field(self.data, "urgent", False))
 
-    @property
+    @cached_property
     def advertising(self) -> bool:
-        return getattr(self.data, "category", "informational") == "advertising"
+        return bool(data_field(self.data, "category", "informational") == "advertising")
+
+
+def data_field(data: BaseModel, name: str, default: Any = None) -> Any:
+    """A field of the event's data that only some event types have (`send_at`, `audience`, `category`), or
+    `default`. Not `getattr(data, name, default)`: on a model without the field, pydantic's `__getattr__` raises
+    an AttributeError for getattr to catch, ~5 µs a call, and the router asked several times a notice (a tenth
+    of its time in a sampled profile of the burst)."""
+    return getattr(data, name) if name in type(data).model_fields else default
 
 
 def sample_data(event_type: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -62,6 +62,13 @@ MAX_REPEAT_ITEMS = 100_000
 
 class _Sandbox(SandboxedEnvironment):
     intercepted_binops = frozenset({"**", "*"})
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A template's globals as one plain dict, not Jinja's ChainMap over the environment's: each render
+        copies them into its context, and copying a ChainMap (its keys, then each key looked up in every map)
+        cost a tenth of the router's time in a sampled profile of the burst. The environment's globals are
+        complete before the first template loads (the renderer adds only filters), so nothing is missed."""
+        return {**self.globals, **(d or {})}
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
