@@ -60,6 +60,7 @@ def new_broker(settings: Settings, *, registry: CollectorRegistry | None = None)
         enable_idempotence=True,
         acks="all",
         linger_ms=5,
+        max_batch_size=256 * 1024,
         graceful_timeout=30.0,
         security=broker_security(settings),
         client_id="notice-hub",

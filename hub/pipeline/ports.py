@@ -83,6 +83,11 @@ class Publisher(Protocol):
         """Hand `record` to the broker; the returned awaitable resolves once the broker acknowledged it."""
         ...
 
+    async def publish_many(self, records: Sequence[OutRecord]) -> Sequence[Ack]:
+        """Hand these records to the broker, in this order for records of one key; the returned awaitables
+        resolve once the broker acknowledged them all (fewer awaitables than records: one a batch)."""
+        ...
+
 
 class StatusPublisher(Protocol):
     async def publish(self, statuses: Sequence[DeliveryStatus], *, again: bool = False) -> Sequence[Ack]:
@@ -235,7 +240,8 @@ class BatchGateway(Protocol):
     """Sends many deliveries in as few gateway calls as the provider allows."""
 
     def batch_calls(self, requests: Sequence[DeliveryRequest]) -> BatchPlan:
-        """The calls, not yet made: the sender makes them one at a time and records each as it answers."""
+        """The calls, not yet made: the sender makes those of a round together (each carries other residents)
+        and records each as it answers."""
         ...
 
     async def send_batch(self, requests: Sequence[DeliveryRequest]) -> list[Outcome]:

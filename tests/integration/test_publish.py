@@ -88,3 +88,42 @@ async def test_one_status_cloudevent_per_outcome(settings: Settings) -> None:
         record = by_key[s.resident_id.encode()]
         assert record.headers == (("content-type", b"application/cloudevents+json; charset=utf-8"),)
         assert json.loads(record.value) == json.loads(s.to_cloudevent("/src"))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_records_published_together_arrive_once_in_order_on_their_keys_partition(settings: Settings,
+                                                                                        seed: int) -> None:
+    """Invariant of `publish_many` (records packed per partition): every record handed to it is on its topic
+    once, as handed; a keyed record is on the partition the producer's own `send` gives its key; and the
+    records of one key arrive in the order they were handed. The records mix keys given many times, no key,
+    small and large values (beyond a packed batch, and beyond what is packed at all)."""
+    topics = Topics.of(settings)
+    topic, probe_topic = topics.deliveries("sms"), topics.deliveries("email")
+    await ensure_topics(settings)
+    rng = random.Random(seed)
+    keys = [None, *(f"R-{i}".encode() for i in range(12))]
+    sizes = [10, 300, 2_000, 40_000, 70_000]  # 70,000: not packed; 40,000s fill a batch of 256 KiB
+    records = [OutRecord(topic, f"{i:05d}".encode() + rng.randbytes(rng.choice(sizes)), rng.choice(keys),
+                         {"seq": str(i), "h": "가"}) for i in range(300)]
+    broker = new_broker(settings)
+    await broker.connect()
+    try:
+        producer = producer_of(broker)
+        assert producer is not None
+        assert len(await producer.partitions_for(topic)) == len(await producer.partitions_for(probe_topic)) > 1
+        acks = await KafkaPublisher(broker).publish_many(records)
+        await asyncio.gather(*acks)
+        probes = {key: (await (await producer.send(probe_topic, b"", key=key))).partition
+                  for key in keys if key is not None}
+    finally:
+        await broker.stop()
+    got = await read_topic(settings.kafka_bootstrap_servers, topic, expect=len(records))
+    assert len(acks) < len(records)  # packed: a future a batch, not one a record
+    assert sorted((r.value, r.key, sorted(r.headers)) for r in got) == sorted(
+        (r.value, r.key, sorted((k, v.encode()) for k, v in r.headers.items())) for r in records)
+    for record in got:
+        if record.key is not None:
+            assert record.partition == probes[record.key]
+    for key in keys[1:]:
+        arrived = [r.value[:5] for r in sorted(got, key=lambda r: r.offset) if r.key == key]
+        assert arrived == [r.value[:5] for r in records if r.key == key]

@@ -96,6 +96,9 @@ class MemoryBroker:
         self.records.append(record)
         return acked()
 
+    async def publish_many(self, records: Sequence[OutRecord]) -> list[Ack]:
+        return [await self.publish(record) for record in records]
+
     async def dead_letter(self, record: Record, error: BaseException) -> Ack:
         self.letters.append((record, error))
         return acked()
