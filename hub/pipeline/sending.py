@@ -251,11 +251,22 @@ class Sending:
 
     async def _deliver_round(self, gateway: BatchGateway, works: list[Work]) -> Outcomes:
         """Many deliveries in as few gateway calls as the provider allows (AlimTalk 1,000, SENS 100 a call),
-        made one after another, each call's outcomes recorded as soon as it answers."""
+        each call's outcomes recorded as soon as it answers. A round holds one delivery a resident, so its calls
+        are made together (at most `max_concurrent_sends` at once): one after another, the event loop sat idle
+        for each answer. A call that fails (its outcomes could not be published) fails the batch only once
+        every other call has answered and been recorded: none is left in flight, to be sent again."""
         plan = gateway.batch_calls([w.request for w in works])
         done = await self._answered([(works[i], error) for i, error in plan.refused.items()])
-        for call in plan.calls:
-            done += await self._call(call, [works[i] for i in call.positions])
+
+        async def call_in_slot(call: BatchCall) -> Outcomes:
+            async with self._slots:
+                return await self._call(call, [works[i] for i in call.positions])
+
+        answered = await asyncio.gather(*(call_in_slot(call) for call in plan.calls), return_exceptions=True)
+        for outcome in answered:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        done += Outcomes.join([o for o in answered if isinstance(o, Outcomes)])
         return done
 
     async def _call(self, call: BatchCall, works: list[Work]) -> Outcomes:
