@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from hub.core.cloudevents import CloudEvent, new_event, parse_kafka_message, to_kafka_binary, to_kafka_structured
 from hub.core.errors import EventError, UnknownEventTypeError
-from hub.core.events import CATALOGUE, sample_data, validate_event
+from hub.core.events import CATALOGUE, data_field, sample_data, validate_event
 from hub.core.events.common import Recipient
 
 LEAK = "water.leak.suspected.v1"
@@ -347,6 +347,8 @@ def test_an_unknown_district_is_refused(districts: list[str]) -> None:
         ("water.bill.issued.v1", {}, False, False),
         (NOTICE, {"urgent": True}, True, False),
         (NOTICE, {"category": "advertising"}, False, True),
+        ("consent.notice.v1", {"kind": "result"}, True, False),  # a property of the data, not a field
+        ("consent.notice.v1", {"kind": "reconfirmation"}, False, False),
     ],
 )
 def test_urgency_and_advertising_come_from_the_spec_and_the_data(event_type: str, change: dict[str, Any],
@@ -354,6 +356,15 @@ def test_urgency_and_advertising_come_from_the_spec_and_the_data(event_type: str
     event = validate_event(new_event(event_type, {**sample_data(event_type), **change}, source="/s", id="e"))
 
     assert (event.urgent, event.advertising) == (urgent, advertising)
+
+
+@pytest.mark.parametrize("event_type", sorted(CATALOGUE))
+def test_an_events_optional_fields_read_as_getattr_reads_them(event_type: str) -> None:
+    """`data_field` (the router's fast read of a field only some types have) answers as `getattr` with a
+    default does, for every type of the catalogue and every name the hub reads so, fields and properties."""
+    data = validate_event(new_event(event_type, sample_data(event_type), source="/s", id="e")).data
+    for name, default in (("urgent", False), ("category", "informational"), ("send_at", None), ("audience", None)):
+        assert data_field(data, name, default) == getattr(data, name, default), name
 
 
 def test_the_envelope_refuses_unknown_fields() -> None:
