@@ -132,12 +132,15 @@ class KafkaPublisher:
         self.broker = broker
 
     async def publish(self, record: OutRecord) -> asyncio.Future[Any]:
-        return await send(self.broker, record.topic, record.value, record.key,
-                          [(k, v.encode()) for k, v in record.headers.items()])
+        return await send(self.broker, *_as_sent(record))
 
     async def publish_many(self, records: Sequence[OutRecord]) -> list[asyncio.Future[Any]]:
-        return await send_many(self.broker, [(r.topic, r.value, r.key, [(k, v.encode()) for k, v in r.headers.items()])
-                                             for r in records])
+        return await send_many(self.broker, [_as_sent(r) for r in records])
+
+
+def _as_sent(record: OutRecord) -> tuple[str, bytes, bytes | None, Headers]:
+    """A record as the producer takes it: (topic, value, key, headers with UTF-8 values)."""
+    return record.topic, record.value, record.key, [(k, v.encode()) for k, v in record.headers.items()]
 
 
 class StatusPublisher:
