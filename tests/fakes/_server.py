@@ -168,6 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:  # the client died mid-body (a SIGKILLed hub): no whole request, so none to answer,
+            self.close_connection = True  # as an HTTP server drops it; parsing the part would be a false refusal
+            return
         fake: FakeGateway = self.server.fake  # type: ignore[attr-defined]
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, extra, body = fake.respond(self.command, self.path, headers, raw)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -980,3 +982,14 @@ def test_build_adapter_makes_the_nhn_adapter() -> None:
     assert isinstance(ch, NhnAlimtalkChannel)
     assert ch.url == "https://api-alimtalk.cloud.toast.com/alimtalk/v2.2/appkeys/app/messages"
     assert ch.timeout_s == 3
+
+
+def test_the_fake_drops_a_request_whose_body_never_arrived_whole(nhn: Any) -> None:
+    """A hub killed while writing a call leaves the gateway a part of the body: a server does not take that as a
+    request (no answer, nothing recorded, no refusal), so neither does the fake the fault suite counts with."""
+    address = urlsplit(nhn.url)
+    with socket.create_connection((address.hostname, address.port)) as s:
+        s.sendall(b"POST /alimtalk/v2.3/appkeys/k/messages HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{\"senderKey\": \"ab")
+    time.sleep(0.3)  # the handler thread reads to the end of what came, then returns
+    assert nhn.requests == [] and nhn.violations == []
