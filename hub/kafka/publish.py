@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
 from faststream.kafka import KafkaBroker
 
@@ -34,6 +35,8 @@ _PARTITIONER = DefaultPartitioner()  # the producer's own (murmur2 of the key, a
 _PACKED_MAX_BYTES = 64 * 1024
 
 _observers: weakref.WeakKeyDictionary[KafkaBroker, list[StatusObserver]] = weakref.WeakKeyDictionary()
+# callers handing a packed batch to one partition of one producer, one after another (`hand_batch`)
+_turns: weakref.WeakKeyDictionary[AIOKafkaProducer, dict[tuple[str, int], asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
 async def publish_event(settings: Settings, event: CloudEvent, *, structured: bool = False,
@@ -98,7 +101,7 @@ async def send_many(broker: KafkaBroker, records: Sequence[tuple[str, bytes, byt
     partitions: dict[str, list[int]] = {}
 
     async def ship(at: tuple[str, int]) -> None:
-        acks.append(await producer.send_batch(packed.pop(at), at[0], partition=at[1]))
+        acks.append(await hand_batch(producer, packed.pop(at), *at))
 
     for topic, value, key, headers in records:
         if key is None or len(value) + len(key) > _PACKED_MAX_BYTES:
@@ -118,6 +121,27 @@ async def send_many(broker: KafkaBroker, records: Sequence[tuple[str, bytes, byt
     for at in list(packed):
         await ship(at)
     return acks
+
+
+async def hand_batch(producer: AIOKafkaProducer, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+    """`producer.send_batch`, taking turns with the other callers of this partition, and given the producer's
+    whole request timeout. aiokafka's `send_batch` waits until the partition's queue is empty; every caller
+    waiting wakes when it empties, one appends, and the others wait again, each time taking all the time
+    spent so far off what is left of its timeout. Two hundred callers at once (a sender's main and retry
+    consumers publishing statuses, the router's requests) made the last ones give up with KafkaTimeoutError
+    within seconds, on a healthy broker. Here they queue in turn, so each waits for one batch at most; and a
+    wait cut short by the producer's own `send` appending in between is taken again until the timeout is
+    really spent."""
+    turn = _turns.setdefault(producer, {}).setdefault((topic, partition), asyncio.Lock())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + getattr(producer, "_request_timeout_ms", 40_000) / 1000
+    async with turn:
+        while True:
+            try:
+                return await producer.send_batch(batch, topic, partition=partition)
+            except KafkaTimeoutError:
+                if loop.time() >= deadline:
+                    raise
 
 
 def observe_statuses(broker: KafkaBroker, observer: StatusObserver) -> None:

@@ -127,3 +127,27 @@ async def test_records_published_together_arrive_once_in_order_on_their_keys_par
     for key in keys[1:]:
         arrived = [r.value[:5] for r in sorted(got, key=lambda r: r.offset) if r.key == key]
         assert arrived == [r.value[:5] for r in records if r.key == key]
+
+
+async def test_many_batches_handed_at_once_to_one_partition_all_arrive_without_a_timeout(settings: Settings) -> None:
+    """Invariant: however many callers pack records for one partition at the same moment (a sender's main and
+    retry consumers publishing statuses, the router's requests), each call is taken once the partition's queue
+    has room, with no error, and every record arrives once. aiokafka's `send_batch` waits for the partition's
+    queue to empty and, losing the race to whoever else was waiting, shortens its own timeout by all the time
+    spent so far at every new wait: the two-hundredth caller gave up with KafkaTimeoutError in seconds, and
+    the hub took its batch again (CI, the SIGKILL test of an SMS stream)."""
+    topic = Topics.of(settings).deliveries("sms")
+    await ensure_topics(settings)
+    broker = new_broker(settings)
+    await broker.connect()
+    callers = 200
+    key = b"R-one-partition"
+    try:
+        publisher = KafkaPublisher(broker)
+        handed = await asyncio.gather(*(publisher.publish_many([OutRecord(topic, f"c{i}".encode(), key, {})])
+                                        for i in range(callers)))
+        await asyncio.gather(*(ack for acks in handed for ack in acks))
+    finally:
+        await broker.stop()
+    got = await read_topic(settings.kafka_bootstrap_servers, topic, expect=callers)
+    assert sorted(r.value for r in got if r.key == key) == sorted(f"c{i}".encode() for i in range(callers))
