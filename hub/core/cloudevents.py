@@ -7,7 +7,9 @@ binary (attributes in `ce_*` headers, the data as the message value). `parse_kaf
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -71,24 +73,34 @@ def _header_map(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
     ambiguous."""
     out: dict[str, str] = {}
     for key, value in headers:
-        name = key.lower()
-        if name == "content-type":
-            key = name
-        elif not name.startswith(CE_HEADER_PREFIX):
+        if (name := _read_as(key)) is None:
             continue
-        elif not key.startswith(CE_HEADER_PREFIX) or not _ATTR_NAME_RE.fullmatch(key[len(CE_HEADER_PREFIX):]):
-            raise EventError(f"header {key!r}: attribute name {key[len(CE_HEADER_PREFIX):]!r} breaks CloudEvents "
-                             "naming (a header ce_ and a name of a-z, 0-9, at most 20)")
         if value is None:
             raise EventError(f"header {key!r} has no value")
         try:
             text = value.decode("utf-8")
         except UnicodeDecodeError as e:
             raise EventError(f"header {key!r} is not UTF-8") from e
-        if out.get(key, text) != text:
+        if out.get(name, text) != text:
             raise EventError(f"header {key!r} is given twice with different values")
-        out[key] = text
+        out[name] = text
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _read_as(key: str) -> str | None:
+    """The name a header is read under (content-type in any case is content-type), or None when the binding
+    does not read it; EventError for a ce_ header (any case) whose attribute name breaks CloudEvents naming.
+    Kept per name: a department sends the same few names on every record (a sixth of reading an event)."""
+    name = key.lower()
+    if name == "content-type":
+        return name
+    if not name.startswith(CE_HEADER_PREFIX):
+        return None
+    if not key.startswith(CE_HEADER_PREFIX) or not _ATTR_NAME_RE.fullmatch(key[len(CE_HEADER_PREFIX):]):
+        raise EventError(f"header {key!r}: attribute name {key[len(CE_HEADER_PREFIX):]!r} breaks CloudEvents "
+                         "naming (a header ce_ and a name of a-z, 0-9, at most 20)")
+    return key
 
 
 def _media_type(content_type: str) -> str:
@@ -115,28 +127,47 @@ def parse_kafka_message(value: bytes | None, headers: Sequence[tuple[str, bytes 
 
 _DOUBLE_MAX = 1.7976931348623157e308
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-# a number JSON text can hold but no 64-bit float can: an exponent of 3 digits (1.8e308), or a mantissa of 200
-# digits and more (without an exponent of 3 digits, beyond 1.8e308 takes at least 210); anything else is finite
-_MAYBE_HUGE = re.compile(rb"[eE][+-]?\d{3}|\d{200}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class _BeyondADouble(Exception):
+    """A number no 64-bit float holds was read: the document is walked to say where."""
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _float(text: str) -> float:
+    if (number := float(text)) in (math.inf, -math.inf):  # 1.8e308 and beyond read as infinity
+        raise _BeyondADouble
+    return number
+
+
+def _int(text: str) -> int:
+    number = int(text)  # ValueError beyond 4,300 digits
+    if len(text) > 300 and not -_DOUBLE_MAX <= number <= _DOUBLE_MAX:  # anything beyond it has 309 digits
+        raise _BeyondADouble
+    return number
+
+
 def _json(value: bytes, what: str) -> Any:
     """Decode I-JSON (RFC 7493), what the published schemas describe; whatever the bytes, an EventError.
     Python's json reads more: UTF-16 and UTF-32, a byte order mark, NaN and Infinity, numbers no double holds (1e400 as inf), and strings with
     lone surrogates ("\\ud800"), which no UTF-8 store, header or gateway can take. It also raises ValueError
-    for an integer of more than 4,300 digits and RecursionError for arrays nested a few thousand deep."""
+    for an integer of more than 4,300 digits and RecursionError for arrays nested a few thousand deep.
+    Each number is checked as it is read (a scan of the text for what might be a large number cost as much
+    as the parse); the document is walked only to say where the problem is."""
     try:
-        data = json.loads(value.decode("utf-8"), parse_constant=_no_constant)  # not UTF-16/32, nor a BOM
+        text = value.decode("utf-8")  # not UTF-16/32, nor a BOM
+        try:
+            data, beyond = json.loads(text, parse_constant=_no_constant, parse_float=_float, parse_int=_int), False
+        except _BeyondADouble:  # refused whatever follows; read whole, as JSON is, to say why or where
+            data, beyond = json.loads(text, parse_constant=_no_constant), True
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise EventError(f"{what} is not valid JSON: {str(e)[:200]}") from e
     strings = bool(_SURROGATE_ESCAPE.search(value))
-    # the walk, only where the text may hold what it looks for (the scan costs a tenth of the walk)
-    if (strings or _MAYBE_HUGE.search(value)) and (problem := _not_i_json(data, strings=strings)):
+    if (strings or beyond) and (problem := _not_i_json(data, strings=strings)):
         raise EventError(f"{what} is not I-JSON (RFC 7493): {problem}")
     return data
 

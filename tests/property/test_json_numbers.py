@@ -1,7 +1,8 @@
 """Every number literal JSON allows is read as I-JSON says (RFC 7493 §2.2): accepted when a 64-bit float holds
 it, refused with a reason when it does not, whatever its shape: integer digits, fraction, exponent and its sign,
-in event data or in a structured event. The reader only walks a document where its text may hold such a number
-(`_MAYBE_HUGE`); this checks that shortcut against Python's own float conversion, the oracle here."""
+in event data or in a structured event. The reader checks each number as it reads it
+(`_float`, `_int`) and walks the document only to say where; this checks those checks against Python's own
+float conversion, the oracle here."""
 
 from __future__ import annotations
 
