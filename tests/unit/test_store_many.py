@@ -44,3 +44,26 @@ async def test_a_logged_outcome_reads_back_as_sqlalchemy_would_have_written_it(
     driver, orm = rows
     assert tuple(driver) == tuple(orm)
     assert driver.at == at.astimezone(UTC)  # type: ignore[attr-defined]
+
+
+BASE = [datetime(2026, 11, 29, 8, 0, tzinfo=UTC), datetime(2026, 11, 29, 8, 0, 0, 1, tzinfo=UTC),
+        datetime(1999, 12, 31, 15, 0, tzinfo=UTC), datetime(2026, 3, 1, 0, 0, tzinfo=UTC)]
+
+
+@given(picks=st.lists(st.tuples(st.integers(0, len(BASE) - 1), offsets, st.booleans()), min_size=1, max_size=40))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+async def test_instants_met_again_in_one_write_each_read_back_as_their_own(store: Store, picks: list) -> None:
+    """Invariant: the driver path remembers what it made of an instant for the next row that gives the same one
+    (hub.store.many); every row still reads back as its own instant, whatever offset each was written in and
+    however often, in one write, an equal instant came before it in another offset, or another instant with
+    the same digits of the clock, or one a microsecond away."""
+    resident = f"R-{uuid.uuid4().hex[:12]}"
+    written = [BASE[i].astimezone(tz) if same_instant else BASE[i].replace(tzinfo=tz)
+               for i, tz, same_instant in picks]
+    await store.log([DeliveryStatus(delivery_id=None, event_id="evt-many", event_type="water.bill.issued.v1",
+                                    resident_id=resident, channel="sms", state="suppressed", at=at)
+                     for at in written])
+    async with store.sessions() as session:
+        got = (await session.scalars(select(DeliveryLogRow.at).where(DeliveryLogRow.resident_id == resident)
+                                     .order_by(DeliveryLogRow.id))).all()
+    assert got == [at.astimezone(UTC) for at in written]
