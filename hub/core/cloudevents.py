@@ -73,7 +73,7 @@ def _header_map(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
     ambiguous."""
     out: dict[str, str] = {}
     for key, value in headers:
-        if (name := _read_as(key)) is None:
+        if (name := _read_as(key) if len(key) <= _KEPT_NAME_MAX else _judged(key)) is None:
             continue
         if value is None:
             raise EventError(f"header {key!r} has no value")
@@ -87,11 +87,9 @@ def _header_map(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=4096)
-def _read_as(key: str) -> str | None:
+def _judged(key: str) -> str | None:
     """The name a header is read under (content-type in any case is content-type), or None when the binding
-    does not read it; EventError for a ce_ header (any case) whose attribute name breaks CloudEvents naming.
-    Kept per name: a department sends the same few names on every record (a sixth of reading an event)."""
+    does not read it; EventError for a ce_ header (any case) whose attribute name breaks CloudEvents naming."""
     name = key.lower()
     if name == "content-type":
         return name
@@ -101,6 +99,12 @@ def _read_as(key: str) -> str | None:
         raise EventError(f"header {key!r}: attribute name {key[len(CE_HEADER_PREFIX):]!r} breaks CloudEvents "
                          "naming (a header ce_ and a name of a-z, 0-9, at most 20)")
     return key
+
+
+# `_judged`, kept per name: a department sends the same few names on every record (a sixth of reading an
+# event). Only short names are kept, so that a producer sending long ones cannot fill the memory.
+_KEPT_NAME_MAX = 64
+_read_as = functools.lru_cache(maxsize=4096)(_judged)
 
 
 def _media_type(content_type: str) -> str:

@@ -142,6 +142,7 @@ async def hand_batch(producer: AIOKafkaProducer, batch: Any, topic: str, partiti
             except KafkaTimeoutError:
                 if loop.time() >= deadline:
                     raise
+                await asyncio.sleep(0.01)  # never a busy loop, whatever made it give up at once
 
 
 def observe_statuses(broker: KafkaBroker, observer: StatusObserver) -> None:

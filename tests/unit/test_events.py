@@ -370,3 +370,21 @@ def test_an_events_optional_fields_read_as_getattr_reads_them(event_type: str) -
 def test_the_envelope_refuses_unknown_fields() -> None:
     with pytest.raises(ValidationError):
         CloudEvent.model_validate({**envelope(), "extensions": {}, "surprise": 1})
+
+
+def test_header_names_are_kept_only_when_short_so_a_producer_cannot_fill_the_memory() -> None:
+    """The binding keeps its judgement of each header name it meets (a department sends the same few on every
+    record), but not of a long one: a producer sending ever new names of a thousand characters, on records the
+    hub reads for ever, leaves the memory as it was. The judgement itself is the same for a long name."""
+    from hub.core.cloudevents import _read_as
+
+    base = [("ce_specversion", b"1.0"), ("ce_id", b"h-1"), ("ce_source", b"/t"), ("ce_type", b"t.v1"),
+            ("content-type", b"application/json")]
+    parse_kafka_message(b"{}", base)
+    kept = _read_as.cache_info().currsize
+    for i in range(200):
+        event = parse_kafka_message(b"{}", [*base, (f"x-{i}-" + "가" * 1000, b"v")])
+        assert event.id == "h-1"
+    assert _read_as.cache_info().currsize == kept
+    with pytest.raises(EventError, match="breaks CloudEvents naming"):
+        parse_kafka_message(b"{}", [*base, ("ce_" + "a" * 1000, b"v")])
