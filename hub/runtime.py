@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -213,6 +214,10 @@ class Hub:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
+        # What start-up made (modules, templates, clients, settings) lives as long as the process, so the
+        # cyclic collector need not scan it at every full collection: unfrozen, each took 110-155 ms, about once
+        # a second of a burst, the event loop stalled meanwhile (docs/BENCHMARKS.md, sixth round).
+        gc.freeze()
         try:
             if on_ready is not None:
                 on_ready(self)
