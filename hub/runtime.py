@@ -216,7 +216,9 @@ class Hub:
         await self.start()
         # What start-up made (modules, templates, clients, settings) lives as long as the process, so the
         # cyclic collector need not scan it at every full collection: unfrozen, each took 110-155 ms, about once
-        # a second of a burst, the event loop stalled meanwhile (docs/BENCHMARKS.md, sixth round).
+        # a second of a burst, the event loop stalled meanwhile (docs/BENCHMARKS.md, sixth round). Start-up's
+        # garbage is collected first: frozen, it would never be.
+        gc.collect()
         gc.freeze()
         try:
             if on_ready is not None:

@@ -14,6 +14,7 @@ import gc
 import re
 import signal
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -116,21 +117,33 @@ async def test_hub_run_starts_clean_says_where_things_are_and_stops_with_exit_0_
 
 async def test_a_running_hub_leaves_what_start_up_made_out_of_the_collectors_scans(settings: Settings) -> None:
     """`hub run` freezes the objects alive once started (gc.freeze): a full collection then scans only what came
-    after, not every module and template again (each took 110-155 ms of a burst, the loop stalled meanwhile)."""
+    after, not every module and template again (each took 110-155 ms of a burst, the loop stalled meanwhile).
+    Garbage of start-up is collected first: a frozen cycle would never be."""
     hub = Hub(settings, roles=["router"])
-    frozen: list[int] = []
+    seen: dict[str, int | bool] = {}
+    garbage = _Cycle()
+    garbage.me = garbage
+    alive = weakref.ref(garbage)
+    del garbage
 
     def ready(_: Hub) -> None:
-        frozen.append(gc.get_freeze_count())
+        seen["frozen"], seen["cycle alive"] = gc.get_freeze_count(), alive() is not None
         signal.raise_signal(signal.SIGTERM)  # the hub's own handler: stop as `hub run` stops
 
     gc.unfreeze()
+    gc.disable()  # no automatic collection meanwhile: only the hub's own can free the cycle
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        assert gc.get_freeze_count() == 0
+        assert gc.get_freeze_count() == 0 and alive() is not None
         await asyncio.wait_for(hub.run_until_signalled(on_ready=ready), timeout=120)
     finally:
         for sig, handler in handlers.items():  # it ignores a second Ctrl-C once stopped; pytest wants them back
             signal.signal(sig, handler)
+        gc.enable()
         gc.unfreeze()
-    assert frozen and frozen[0] > 10_000, frozen  # modules, templates, settings: far more than a handful
+    assert seen["frozen"] > 10_000, seen  # modules, templates, settings: far more than a handful
+    assert seen["cycle alive"] is False, "a cycle made before the start was frozen instead of collected"
+
+
+class _Cycle:
+    me: object = None
