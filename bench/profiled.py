@@ -7,12 +7,18 @@ With BENCH_PROFILER=sample, a thread samples the main thread's stack instead (ev
 switch interval set alike), and OUT is written as collapsed stacks (`frame;frame;... count`, the flame-graph format).
 cProfile's hooks slow each Python call, and pure-Python loops most; a sample costs the measured code nothing
 between samples, so the shares of time are nearer the truth (`python -m bench.samples OUT` reads them).
+
+With BENCH_PROFILER=collections, the cyclic collector's pauses are timed instead (`gc.callbacks`), and OUT is
+written as JSON: each generation's pauses in seconds. Neither profile shows them as such: cProfile has no hook
+for a collection, and a sample puts the pause on whatever line happened to be running.
 """
 
 from __future__ import annotations
 
 import collections
 import cProfile
+import gc
+import json
 import os
 import runpy
 import signal
@@ -58,9 +64,35 @@ class Sampler:
             out.writelines(f"{stack} {count}\n" for stack, count in self.stacks.most_common())
 
 
+class Collections:
+    """The cyclic collector's pauses while `enable`d, by generation; `dump_stats` writes them as JSON."""
+
+    def __init__(self) -> None:
+        self.on, self.began = False, 0.0
+        self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.began = time.perf_counter()
+        elif self.on:
+            self.pauses[info["generation"]].append(time.perf_counter() - self.began)
+
+    def enable(self) -> None:
+        self.on = True
+
+    def disable(self) -> None:
+        self.on = False
+
+    def dump_stats(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(self.pauses, out)
+
+
 def main() -> None:
     out, module, *args = sys.argv[1:]
-    profiler = Sampler() if os.environ.get("BENCH_PROFILER") == "sample" else cProfile.Profile()
+    how = os.environ.get("BENCH_PROFILER")
+    profiler = Sampler() if how == "sample" else Collections() if how == "collections" else cProfile.Profile()
 
     def start(_sig: int, _frame: FrameType | None) -> None:
         profiler.enable()

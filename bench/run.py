@@ -21,7 +21,8 @@ Scenarios:
 
 Each measurement runs `--repeat` times; the report quotes medians, beside the issue's targets. Results go to
 docs/BENCHMARKS.md between the bench markers (the rest of the file is kept). `--profile` runs the hub's burst once
-under cProfile and prints the top costs; `--quick` is a small run for iteration (not written to the report).
+under cProfile and prints the top costs (with `--sample`, sampled stacks; with `--collections`, the cyclic
+collector's pauses); `--quick` is a small run for iteration (not written to the report).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import pstats
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -342,9 +345,9 @@ async def scale(bench: Bench, args: argparse.Namespace, results: dict[str, Any])
 async def profile(bench: Bench, args: argparse.Namespace) -> None:
     kind = args.profile
     out = bench.work / f"{kind}.prof"
-    how = "sampled" if args.sample else "cProfile"
-    if args.sample:  # the child reads it (bench/profiled.py); its environment is copied when it starts
-        os.environ["BENCH_PROFILER"] = "sample"
+    how = "sampled" if args.sample else "collections timed" if args.collections else "cProfile"
+    if args.sample or args.collections:  # the child reads it (bench/profiled.py); its environment is copied
+        os.environ["BENCH_PROFILER"] = "sample" if args.sample else "collections"
     if kind == "fanout":
         _, directory = bench.import_residents(args.residents)
         log(f"profiling the hub's fan-out to {args.residents:,} residents ({how})")
@@ -352,11 +355,20 @@ async def profile(bench: Bench, args: argparse.Namespace) -> None:
     else:
         log(f"profiling the {kind} on {args.n:,} notices ({how})")
         r = await bench.deliver(kind, [bill("prof", i) for i in range(args.n)], timeout_s=args.cap_s, profile=out)
-    log(f"profiled run: {r['per_s']:,.0f} notices/s ({how} slows it); the process's CPU over the run "
+    slows = "" if args.collections else f" ({how} slows it)"
+    log(f"profiled run: {r['per_s']:,.0f} notices/s{slows}; the process's CPU over the run "
         f"{r['cpu_s']:.1f} s, {r['cpu_s'] / max(r['delivered'], 1) * 1e6:,.0f} µs a notice of {r['delivered']:,}")
-    kept = ROOT / "var" / f"bench-{kind}.{'samples' if args.sample else 'prof'}"
+    kept = ROOT / "var" / f"bench-{kind}.{'samples' if args.sample else 'gc.json' if args.collections else 'prof'}"
     kept.parent.mkdir(exist_ok=True)
     shutil.copy(out, kept)
+    if args.collections:
+        for generation, pauses in json.loads(out.read_text()).items():
+            ms = sorted(p * 1000 for p in pauses)
+            log(f"generation {generation}: {len(ms):,} collections, {sum(ms) / 1000:.2f} s in all "
+                f"({sum(ms) / 1000 / max(r['cpu_s'], 1e-9):.0%} of the process's CPU), each "
+                + (f"{statistics.median(ms):.1f} ms (median), {ms[-1]:.1f} ms at most" if ms else "-"))
+        log(f"pauses kept in {kept.relative_to(ROOT)}")
+        return
     if args.sample:
         log(f"samples kept in {kept.relative_to(ROOT)} (python -m bench.samples {kept.relative_to(ROOT)})")
         return
@@ -442,6 +454,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sample", action="store_true",
                    help="with --profile: sample the main thread's stack instead of cProfile (python -m bench.samples "
                         "reads what it keeps in var/)")
+    p.add_argument("--collections", action="store_true",
+                   help="with --profile: time the cyclic collector's pauses (gc.callbacks) instead of cProfile")
     p.add_argument("--bootstrap", help="use this running broker (e.g. a shared one, for iteration) instead of "
                                        "starting one")
     p.add_argument("--keep", action="store_true", help="keep the processes' logs (and the run's files)")
@@ -452,6 +466,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.fanout_repeat = 1
     if args.bootstrap:
         args.write = False  # the report describes a run on a broker of its own
+    if args.sample and args.collections:
+        p.error("--sample and --collections: one profile at a time")
     if unknown := set(args.only) - set(SCENARIOS):
         p.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose among {', '.join(SCENARIOS)}")
     return args
