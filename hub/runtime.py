@@ -215,7 +215,7 @@ class Hub:
             loop.add_signal_handler(sig, stop.set)
         await self.start()
         # What start-up made (modules, templates, clients, settings) lives as long as the process, so the
-        # cyclic collector need not scan it at every full collection: unfrozen, each took 110-155 ms, about once
+        # cyclic collector need not scan it at every full collection: unfrozen, each took 110-165 ms, about once
         # a second of a burst, the event loop stalled meanwhile (docs/BENCHMARKS.md, sixth round). Start-up's
         # garbage is collected first: frozen, it would never be.
         gc.collect()

@@ -117,7 +117,7 @@ async def test_hub_run_starts_clean_says_where_things_are_and_stops_with_exit_0_
 
 async def test_a_running_hub_leaves_what_start_up_made_out_of_the_collectors_scans(settings: Settings) -> None:
     """`hub run` freezes the objects alive once started (gc.freeze): a full collection then scans only what came
-    after, not every module and template again (each took 110-155 ms of a burst, the loop stalled meanwhile).
+    after, not every module and template again (each took 110-165 ms of a burst, the loop stalled meanwhile).
     Garbage of start-up is collected first: a frozen cycle would never be."""
     hub = Hub(settings, roles=["router"])
     seen: dict[str, int | bool] = {}
