@@ -11,13 +11,20 @@ between samples, so the shares of time are nearer the truth (`python -m bench.sa
 With BENCH_PROFILER=collections, the cyclic collector's pauses are timed instead (`gc.callbacks`), and OUT is
 written as JSON: each generation's pauses in seconds. Neither profile shows them as such: cProfile has no hook
 for a collection, and a sample puts the pause on whatever line happened to be running.
+
+With BENCH_PROFILER=waits, the hub's batch-sized calls (WAITED: a batch of each stage, the store's writes, a
+gateway call, an offset commit) are timed from call to return, and OUT is written as JSON: for each, its
+(seconds, size of its first argument) pairs. That is wall time: an await's time includes the turns of the
+other tasks that ran before it resumed.
 """
 
 from __future__ import annotations
 
 import collections
 import cProfile
+import functools
 import gc
+import importlib
 import json
 import os
 import runpy
@@ -26,6 +33,7 @@ import sys
 import threading
 import time
 from types import FrameType
+from typing import Any
 
 
 class Sampler:
@@ -64,11 +72,30 @@ class Sampler:
             out.writelines(f"{stack} {count}\n" for stack, count in self.stacks.most_common())
 
 
-class Collections:
+class Timer:
+    """Switched on and off as the profilers are; `dump_stats` writes its `records` as JSON."""
+
+    on = False
+
+    def enable(self) -> None:
+        self.on = True
+
+    def disable(self) -> None:
+        self.on = False
+
+    def records(self) -> object:
+        raise NotImplementedError
+
+    def dump_stats(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(self.records(), out)
+
+
+class Collections(Timer):
     """The cyclic collector's pauses while `enable`d, by generation; `dump_stats` writes them as JSON."""
 
     def __init__(self) -> None:
-        self.on, self.began = False, 0.0
+        self.began = 0.0
         self.pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
         gc.callbacks.append(self._callback)
 
@@ -78,21 +105,51 @@ class Collections:
         elif self.on:
             self.pauses[info["generation"]].append(time.perf_counter() - self.began)
 
-    def enable(self) -> None:
-        self.on = True
+    def records(self) -> object:
+        return self.pauses
 
-    def disable(self) -> None:
-        self.on = False
 
-    def dump_stats(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as out:
-            json.dump(self.pauses, out)
+WAITED = (
+    ("hub.pipeline.routing", "Routing", "route"), ("hub.pipeline.sending", "Sending", "send_batch"),
+    ("hub.store", "Store", "register"), ("hub.store", "Store", "claim"), ("hub.store", "Store", "finish"),
+    ("hub.store", "Store", "log"), ("hub.gateways.sens_sms", "SensSmsChannel", "_call"),
+    ("hub.gateways.nhn_alimtalk", "NhnAlimtalkChannel", "_call"), ("aiokafka", "AIOKafkaConsumer", "commit"),
+)
+
+
+class Waits(Timer):
+    """The time of each call of WAITED while `enable`d; `dump_stats` writes them as JSON."""
+
+    def __init__(self, waited: tuple[tuple[str, str, str], ...] = WAITED) -> None:
+        self.calls: dict[str, list[tuple[float, int]]] = {}
+        for module, owner, name in waited:
+            cls = getattr(importlib.import_module(module), owner)
+            setattr(cls, name, self._timed(f"{owner}.{name}", getattr(cls, name)))
+
+    def _timed(self, label: str, call: Any) -> Any:
+        calls = self.calls.setdefault(label, [])
+
+        @functools.wraps(call)
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return await call(*args, **kwargs)
+            finally:
+                if self.on:
+                    size = len(args[1]) if len(args) > 1 and hasattr(args[1], "__len__") else -1
+                    calls.append((time.perf_counter() - began, size))
+
+        return timed
+
+    def records(self) -> object:
+        return self.calls
 
 
 def main() -> None:
     out, module, *args = sys.argv[1:]
     how = os.environ.get("BENCH_PROFILER")
-    profiler = Sampler() if how == "sample" else Collections() if how == "collections" else cProfile.Profile()
+    profilers = {"sample": Sampler, "collections": Collections, "waits": Waits}
+    profiler = profilers.get(how or "", cProfile.Profile)()
 
     def start(_sig: int, _frame: FrameType | None) -> None:
         profiler.enable()

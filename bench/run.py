@@ -22,7 +22,8 @@ Scenarios:
 Each measurement runs `--repeat` times; the report quotes medians, beside the issue's targets. Results go to
 docs/BENCHMARKS.md between the bench markers (the rest of the file is kept). `--profile` runs the hub's burst once
 under cProfile and prints the top costs (with `--sample`, sampled stacks; with `--collections`, the cyclic
-collector's pauses); `--quick` is a small run for iteration (not written to the report).
+collector's pauses; with `--waits`, each batch, store write, gateway call and commit); `--quick` is a small run
+for iteration (not written to the report).
 """
 
 from __future__ import annotations
@@ -345,9 +346,10 @@ async def scale(bench: Bench, args: argparse.Namespace, results: dict[str, Any])
 async def profile(bench: Bench, args: argparse.Namespace) -> None:
     kind = args.profile
     out = bench.work / f"{kind}.prof"
-    how = "sampled" if args.sample else "collections timed" if args.collections else "cProfile"
-    if args.sample or args.collections:  # the child reads it (bench/profiled.py); its environment is copied
-        os.environ["BENCH_PROFILER"] = "sample" if args.sample else "collections"
+    mode = "sample" if args.sample else "collections" if args.collections else "waits" if args.waits else ""
+    how = {"sample": "sampled", "collections": "collections timed", "waits": "waits timed"}.get(mode, "cProfile")
+    if mode:  # the child reads it (bench/profiled.py); its environment is copied when it starts
+        os.environ["BENCH_PROFILER"] = mode
     if kind == "fanout":
         _, directory = bench.import_residents(args.residents)
         log(f"profiling the hub's fan-out to {args.residents:,} residents ({how})")
@@ -355,12 +357,25 @@ async def profile(bench: Bench, args: argparse.Namespace) -> None:
     else:
         log(f"profiling the {kind} on {args.n:,} notices ({how})")
         r = await bench.deliver(kind, [bill("prof", i) for i in range(args.n)], timeout_s=args.cap_s, profile=out)
-    slows = "" if args.collections else f" ({how} slows it)"
+    slows = "" if mode in ("collections", "waits") else f" ({how} slows it)"
     log(f"profiled run: {r['per_s']:,.0f} notices/s{slows}; the process's CPU over the run "
         f"{r['cpu_s']:.1f} s, {r['cpu_s'] / max(r['delivered'], 1) * 1e6:,.0f} µs a notice of {r['delivered']:,}")
-    kept = ROOT / "var" / f"bench-{kind}.{'samples' if args.sample else 'gc.json' if args.collections else 'prof'}"
+    suffix = {"sample": "samples", "collections": "gc.json", "waits": "waits.json"}.get(mode, "prof")
+    kept = ROOT / "var" / f"bench-{kind}.{suffix}"
     kept.parent.mkdir(exist_ok=True)
     shutil.copy(out, kept)
+    if args.waits:
+        window = r["delivered"] / max(r["per_s"], 1e-9)
+        log("each call from call to return (wall time: an await's time includes other tasks' turns):")
+        for label, calls in json.loads(out.read_text()).items():
+            if calls:
+                ms = sorted(c[0] * 1000 for c in calls)
+                size = statistics.median(c[1] for c in calls)  # -1: the first argument has no length
+                log(f"  {label}: {len(ms):,} calls, each {statistics.median(ms):.1f} ms (median), "
+                    f"{ms[int(len(ms) * 0.9)]:.1f} ms (p90), {sum(ms) / 1000:.2f} s in all "
+                    f"({sum(ms) / 1000 / window:.0%} of the run)" + (f"; size {size:g} (median)" if size >= 0 else ""))
+        log(f"calls kept in {kept.relative_to(ROOT)}")
+        return
     if args.collections:
         for generation, pauses in json.loads(out.read_text()).items():
             ms = sorted(p * 1000 for p in pauses)
@@ -456,6 +471,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                         "reads what it keeps in var/)")
     p.add_argument("--collections", action="store_true",
                    help="with --profile: time the cyclic collector's pauses (gc.callbacks) instead of cProfile")
+    p.add_argument("--waits", action="store_true",
+                   help="with --profile hub or fanout: time each batch, store write, gateway call and commit "
+                        "(bench/profiled.py WAITED) instead of cProfile")
     p.add_argument("--bootstrap", help="use this running broker (e.g. a shared one, for iteration) instead of "
                                        "starting one")
     p.add_argument("--keep", action="store_true", help="keep the processes' logs (and the run's files)")
@@ -466,8 +484,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         args.fanout_repeat = 1
     if args.bootstrap:
         args.write = False  # the report describes a run on a broker of its own
-    if args.sample and args.collections:
-        p.error("--sample and --collections: one profile at a time")
+    if args.sample + args.collections + args.waits > 1:
+        p.error("--sample, --collections, --waits: one profile at a time")
+    if args.waits and args.profile == "lean":
+        p.error("--waits times the hub's own calls: --profile hub or --profile fanout")
     if unknown := set(args.only) - set(SCENARIOS):
         p.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose among {', '.join(SCENARIOS)}")
     return args
