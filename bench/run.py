@@ -354,6 +354,12 @@ async def profile(bench: Bench, args: argparse.Namespace) -> None:
         _, directory = bench.import_residents(args.residents)
         log(f"profiling the hub's fan-out to {args.residents:,} residents ({how})")
         r = await bench.fanout(directory, args.residents, timeout_s=args.fanout_cap_s, profile=out)
+    elif args.paced:
+        n = int(args.paced_rate * args.paced_s)
+        log(f"profiling the {kind} on {n:,} notices at {args.paced_rate:,.0f}/s ({how})")
+        r = await bench.deliver(kind, [bill("prof", i) for i in range(n)], pace_per_s=args.paced_rate,
+                                timeout_s=args.paced_s + args.drain_s, profile=out)
+        log(f"latency p50 {r['p50_ms']:,.0f} ms, p99 {r['p99_ms']:,.0f} ms")
     else:
         log(f"profiling the {kind} on {args.n:,} notices ({how})")
         r = await bench.deliver(kind, [bill("prof", i) for i in range(args.n)], timeout_s=args.cap_s, profile=out)
@@ -466,6 +472,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", choices=("hub", "lean", "fanout"),
                    help="run one burst of the hub (or the reference), or the hub's fan-out, under cProfile and "
                         "print its top costs")
+    p.add_argument("--paced", action="store_true",
+                   help="with --profile hub or lean: profile a paced run (--paced-rate, --paced-s) instead of a burst")
     p.add_argument("--sample", action="store_true",
                    help="with --profile: sample the main thread's stack instead of cProfile (python -m bench.samples "
                         "reads what it keeps in var/)")
@@ -488,6 +496,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--sample, --collections, --waits: one profile at a time")
     if args.waits and args.profile == "lean":
         p.error("--waits times the hub's own calls: --profile hub or --profile fanout")
+    if args.paced and args.profile not in ("hub", "lean"):
+        p.error("--paced profiles a paced run of direct notices: --profile hub or --profile lean")
     if unknown := set(args.only) - set(SCENARIOS):
         p.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose among {', '.join(SCENARIOS)}")
     return args
