@@ -119,7 +119,10 @@ def _runs(runs: list[dict[str, Any]], key: str, unit: str = "") -> str:
 def _fan_run(r: dict[str, Any]) -> str:
     text = _fmt(r["elapsed_s"], " s", 1) if r["complete"] else (
         f"{r['delivered']:,} in {r['cap_s']:.0f} s, ~{_fmt(r['projected_s'], ' s')} projected")
-    return text + (f", {r['repeats']:,} sent twice" if r["repeats"] else "") + f", {r['rss_mb']:.0f} MiB [{r['others']:.0%}]"
+    halves = (f" (the first half of the messages {r['first_half_per_s']:,.0f}/s, the second, mostly the sender alone, "
+              f"{r['second_half_per_s']:,.0f}/s)") if r.get("second_half_per_s") else ""
+    return (text + halves + (f", {r['repeats']:,} sent twice" if r["repeats"] else "")
+            + f", {r['rss_mb']:.0f} MiB [{r['others']:.0%}]")
 
 
 def _scale_rows(results: dict[str, Any], hub_rate: float) -> list[str]:
