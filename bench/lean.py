@@ -126,7 +126,7 @@ class Config:
         return f"{self.prefix}.{name}"
 
 
-class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Assigned(ConsumerRebalanceListener):
     """Tells when the consumer's group has given it its partitions (the reference is then ready)."""
 
     def __init__(self) -> None:
@@ -188,7 +188,8 @@ class Lean:
         loops = [asyncio.create_task(self._loop(router, self.route)), asyncio.create_task(self._loop(sender, self.send))]
         try:
             assigned = asyncio.gather(*(listener.assigned.wait() for listener in self._listeners))
-            await asyncio.wait([assigned, *loops], return_when=asyncio.FIRST_COMPLETED)
+            waited: list[asyncio.Future[Any]] = [assigned, *loops]
+            await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
             if not assigned.done():  # a loop failed first
                 assigned.cancel()
             else:
@@ -246,7 +247,7 @@ class Lean:
         out = Outbox(self.producer, self.partitions)
         for row, request in sends:
             if row[0] in done or unique.pop(row[0], None) is None:  # finished before, or twice in this batch
-                outcome = (row[0], row[2], row[3], "deduplicated", "this notice was already handled", None, 1)
+                outcome: Outcome = (row[0], row[2], row[3], "deduplicated", "this notice was already handled", None, 1)
                 await out.add(self.status_topic, row[3].encode(), status_event(ROUTER, outcome, to_masked=row[4]))
             else:
                 await out.add(self.requests_topic, row[3].encode(), request, JSON)

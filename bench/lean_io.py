@@ -116,7 +116,7 @@ class Ledger:
             self._log(db, outcomes, now)
             return done
 
-        return await self._run(self._tx, work)  # type: ignore[no-any-return]
+        return await self._run(self._tx, work)
 
     async def claim(self, rows: Sequence[Row]) -> dict[str, tuple[str, int]]:
         """Claim deliveries before the call: id -> (status found, attempt). Those found finished are not claimed."""
@@ -133,7 +133,7 @@ class Ledger:
                 [(*r, now, now) for r in rows if r[0] not in found])
             return {r[0]: (found[r[0]][0], found[r[0]][1] + 1) if r[0] in found else ("new", 1) for r in rows}
 
-        return await self._run(self._tx, work)  # type: ignore[no-any-return]
+        return await self._run(self._tx, work)
 
     async def finish(self, outcomes: Sequence[Outcome]) -> None:
         now = utc_now()

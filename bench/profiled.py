@@ -42,7 +42,7 @@ class Sampler:
     def __init__(self, interval_s: float = 0.001) -> None:
         self.interval_s, self.on = interval_s, threading.Event()
         self.stacks: collections.Counter[str] = collections.Counter()
-        self.main = threading.main_thread().ident
+        self.main = threading.get_ident()  # made on the main thread (bench/profiled.py's main), before the sampler starts
         # A thread waiting for the GIL gets it at the next switch interval (5 ms): while the main thread runs
         # Python, a sample waits that long; while it waits on I/O (GIL released), one is taken at once. A switch
         # interval as short as the sampling interval keeps busy and idle moments alike in weight.

@@ -32,8 +32,8 @@ def main() -> None:
     print(f"{total} samples")
     for title, counter in (("inclusive", inclusive), ("self", own)):
         print(f"\n{title}:")
-        for frame, count in counter.most_common(options.top):
-            print(f"{count / total:6.1%} {count:7d}  {frame}")
+        for frame, n in counter.most_common(options.top):
+            print(f"{n / total:6.1%} {n:7d}  {frame}")
 
 
 if __name__ == "__main__":
