@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -104,6 +105,19 @@ def read_delivery(value: bytes | None, channel: str) -> DeliveryRequest:
         if not text or len(text) > 1000 or _CONTROL_RE.search(text):
             raise EventError(f"{name}: 1 to 1,000 characters without control characters")
     return request
+
+
+CANCELLED = "cancelled"  # the rule of a held delivery whose notice staff cancelled
+
+
+def cancelled_status(*, delivery_id: str, event_id: str, event_type: str, resident_id: str, channel: str,
+                     to_masked: str, reason: str, at: datetime) -> DeliveryStatus:
+    """A held delivery withdrawn because staff cancelled its notice: suppressed, rule `cancelled`. The console's
+    cancel (what was held then) and the router (what it holds after the cancel) close theirs with this, so the
+    ledger and the status topic read them alike."""
+    return DeliveryStatus(delivery_id=delivery_id, event_id=event_id, event_type=event_type,
+                          resident_id=resident_id, channel=channel, state="suppressed", rule=CANCELLED,
+                          reason=reason, to_masked=to_masked, at=at)
 
 
 class DeliveryStatus(BaseModel):

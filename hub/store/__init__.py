@@ -39,7 +39,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from hub.core.dedup import Claim
-from hub.core.delivery import DeliveryRequest, DeliveryStatus, NewDelivery
+from hub.core.delivery import DeliveryRequest, DeliveryStatus, NewDelivery, cancelled_status
 from hub.core.errors import StoreError, StoreRefusedError
 from hub.core.time import utcnow
 from hub.store.directory import DirectoryQueries
@@ -162,9 +162,9 @@ class Store(DirectoryQueries):
         others (suppressed, rule `cancelled`): their outcomes are returned, for the status topic. Without this
         the ledger kept them `queued` for ever, and the notice's report counted them in progress."""
         ids = set(await self.keep_held(items, now))
-        withdrawn = [DeliveryStatus(delivery_id=r.delivery_id, event_id=r.event_id, event_type=r.event_type,
-                                    resident_id=r.resident_id, channel=r.channel, state="suppressed", rule="cancelled",
-                                    reason="발송 취소 (예약이 취소된 소식)", to_masked=r.masked_to, at=now)
+        withdrawn = [cancelled_status(delivery_id=r.delivery_id, event_id=r.event_id, event_type=r.event_type,
+                                      resident_id=r.resident_id, channel=r.channel, to_masked=r.masked_to,
+                                      reason="발송 취소 (예약이 취소된 소식)", at=now)
                      for r, _, _ in items if r.delivery_id in ids]
         await self.finish(withdrawn)
         return withdrawn

@@ -10,14 +10,14 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from hub.core.staff import Role, Staff
 from hub.store import Store
-from hub.store.models import AuditRow, NoticeRow, ScheduledRow, StaffAccessRow, StaffRow, WithdrawnEventRow
+from hub.store.models import AuditRow, DeliveryRow, NoticeRow, ScheduledRow, StaffAccessRow, StaffRow, WithdrawnEventRow
 
 
 async def create_staff(store: Store, *, username: str, display_name: str, department: str, role: Role,
@@ -263,9 +263,18 @@ async def list_notices(store: Store, *, departments: Sequence[str] | None = None
 # --------------------------------------------------------------------------- cancelling a scheduled notice
 
 
+class Withdrawn(NamedTuple):
+    """A held delivery no longer sent, with its masked address as the ledger registered it."""
+
+    delivery_id: str
+    resident_id: str
+    channel: str
+    to_masked: str
+
+
 @dataclass(frozen=True)
 class Withdrawal:
-    withdrawn: list[tuple[str, str, str, str]]  # (delivery_id, resident_id, channel, event_type) no longer sent
+    withdrawn: list[Withdrawn]
     released: int  # held deliveries already released (or being released): too late to withdraw
 
 
@@ -280,6 +289,14 @@ async def withdraw_held(store: Store, event_id: str, now: datetime) -> Withdrawa
             .values(state="withdrawn")
             .returning(ScheduledRow.delivery_id, ScheduledRow.resident_id, ScheduledRow.channel)
         )).all()
+        # their masked addresses, as the ledger registered them (the held request has the full address, which
+        # the console need not read). Not a subquery in RETURNING: SQLite's compiler leaves its columns
+        # unqualified there, and `delivery_id = delivery_id` would match every row.
+        masked: dict[str, str] = dict((await session.execute(
+            select(ScheduledRow.delivery_id, DeliveryRow.to_masked)
+            .join(DeliveryRow, DeliveryRow.delivery_id == ScheduledRow.delivery_id)
+            .where(ScheduledRow.event_id == event_id, ScheduledRow.state == "withdrawn")
+        )).tuples().all()) if rows else {}
         released = await session.scalar(select(func.count()).select_from(ScheduledRow).where(
             ScheduledRow.event_id == event_id, ScheduledRow.state.in_(("releasing", "released"))))
-    return Withdrawal([(d, r, c, "") for d, r, c in rows], int(released or 0))
+    return Withdrawal([Withdrawn(d, r, c, masked.get(d, "")) for d, r, c in rows], int(released or 0))

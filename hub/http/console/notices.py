@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hub.core.delivery import DeliveryStatus
+from hub.core.delivery import DeliveryStatus, cancelled_status
 from hub.core.events.common import DISTRICTS
 from hub.core.staff import Staff, approval_problem, approval_reasons
 from hub.core.time import KST
@@ -220,10 +220,10 @@ def router(ctx: Console) -> APIRouter:
             return _detail(request, row, staff, None, status=409,
                            message="예약 시각이 지났거나 이미 취소된 소식은 취소할 수 없습니다.")
         withdrawal = await db.withdraw_held(ctx.db(), event_id_of(row), now)
-        statuses = [DeliveryStatus(
-            delivery_id=d, event_id=event_id_of(row), event_type="notice.published.v1", resident_id=r, channel=c,
-            state="suppressed", rule="cancelled", reason=f"발송 취소 ({staff.display_name})", at=now)
-            for d, r, c, _ in withdrawal.withdrawn]
+        statuses = [cancelled_status(
+            delivery_id=w.delivery_id, event_id=event_id_of(row), event_type="notice.published.v1",
+            resident_id=w.resident_id, channel=w.channel, to_masked=w.to_masked,
+            reason=f"발송 취소 ({staff.display_name})", at=now) for w in withdrawal.withdrawn]
         await ctx.db().finish(statuses)
         await record(ctx, request, staff, "notice-cancelled", row.notice_id,
                      f"withdrawn {len(withdrawal.withdrawn)}, already released {withdrawal.released}")

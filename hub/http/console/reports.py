@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
+from hub.core.delivery import CANCELLED
 from hub.core.staff import Staff
 from hub.http.console.auth import record, signed_in
 from hub.http.console.context import Console
@@ -19,7 +20,7 @@ from hub.store import staff as db
 from hub.store.reports import COLUMNS, LABELS, NoticeReport, notice_report
 from hub.store.staff import NoticeRow
 
-RULE_LABELS = {"cancelled": "발송 취소"}
+RULE_LABELS = {CANCELLED: "발송 취소"}
 POLL_S = 5
 VERDICT_WAIT = timedelta(hours=1)  # how long a live page waits for Kakao's verdicts on AlimTalk sent
 

@@ -11,7 +11,7 @@ from hub.http.console.preview import notice_event
 from hub.kafka.router import RouterConsumer
 from hub.store import NewDelivery
 from hub.store.staff import NoticeRow
-from tests.unit.console.conftest import NOW, draft, seed
+from tests.unit.console.conftest import NOW, draft, resident, seed
 from tests.unit.console.test_notices import signed
 
 
@@ -83,8 +83,8 @@ async def test_a_notice_held_after_its_cancel_is_never_released_and_is_closed_as
     assert await console.db().claim_due(NOW + timedelta(days=2), "test") == []
     (delivery,) = await console.db().deliveries(event_id=held[0][0].event_id)
     assert (delivery.delivery_id, delivery.status) == (held[0][0].delivery_id, "suppressed")
-    assert [(o.state, o.rule) for o in (await console.db().final_outcomes([delivery.delivery_id]))[
-        delivery.delivery_id]] == [("suppressed", "cancelled")]
+    assert [(o.state, o.rule, o.to_masked) for o in (await console.db().final_outcomes([delivery.delivery_id]))[
+        delivery.delivery_id]] == [("suppressed", "cancelled", held[0][0].masked_to)]
     assert await console.db().hold(held, NOW) == []  # routed again (a replay): already withdrawn, closed once
     assert len((await console.db().final_outcomes([delivery.delivery_id]))[delivery.delivery_id]) == 1
 
@@ -126,16 +126,25 @@ async def test_the_report_is_the_ledgers_and_its_csv_opens_in_excel(browser: Any
 
 
 async def test_a_cancel_is_published_to_the_status_topic(browser: Any, console: Console) -> None:
-    """What a department system following `<prefix>.delivery-status` reads, with a plain Kafka consumer."""
+    """What a department system following `<prefix>.delivery-status` reads, with a plain Kafka consumer: each
+    withdrawn delivery once, with its own masked address, as the router's statuses have theirs."""
+    await console.db().upsert_residents([  # 강상면's one resident of the seed gets neighbours, by SMS and e-mail
+        resident(7, "강상면"), resident(8, "강상면", email="r8@example.org", channels=["email"])], NOW)
     writer, notice = await scheduled(browser, console)
     row = await get_row(console, notice)
     _, held = await route(console, row)
+    assert len({request.masked_to for request, _, _ in held}) >= 3  # several addresses, SMS and e-mail
     assert (await writer.post(f"/notices/{notice}/cancel")).status_code == 303
     records = await statuses_of(console, f"console-{notice}", expect=len(held))
-    assert [(r["source"], r["type"], r["data"]["state"], r["data"]["rule"], r["data"]["delivery_id"],
-             r["data"]["resident_id"]) for r in records] == [
+    assert sorted((r["source"], r["type"], r["data"]["state"], r["data"]["rule"], r["data"]["delivery_id"],
+                   r["data"]["resident_id"], r["data"]["to_masked"]) for r in records) == sorted(
         ("/notice-hub/console", "hub.delivery.status.v1", "suppressed", "cancelled", request.delivery_id,
-         request.resident_id) for request, _, _ in held]
+         request.resident_id, request.masked_to) for request, _, _ in held)
+    # the ledger's log says the same as the topic
+    ids = [request.delivery_id for request, _, _ in held]
+    logged = await console.db().final_outcomes(ids)
+    assert {i: [(o.rule, o.to_masked) for o in logged[i]] for i in ids} == {
+        request.delivery_id: [("cancelled", request.masked_to)] for request, _, _ in held}
 
 
 async def statuses_of(console: Console, event_id: str, *, expect: int, timeout_s: float = 30) -> list[Any]:
