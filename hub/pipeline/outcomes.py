@@ -69,15 +69,15 @@ class StatusMaker:
     def __call__(self, work: Work, state: DeliveryState, *, reason: str | None = None,
                  provider_ref: str | None = None, provider: str | None = None,
                  rule: str | None = None) -> DeliveryStatus:
-        r = work.request
+        r, at = work.request, self.clock()  # one reading: a status's latency is its own `at` minus the event's time
         latency = None
         if state in ("sent", "fallback") and r.event_time is not None:
-            latency = max((self.clock() - r.event_time).total_seconds(), 0.0)
+            latency = max((at - r.event_time).total_seconds(), 0.0)
         return DeliveryStatus(
             delivery_id=r.delivery_id, event_id=r.event_id, event_type=r.event_type, resident_id=r.resident_id,
             channel=r.channel, state=state, to_masked=r.masked_to, reason=reason, rule=rule,
             provider=provider or self.provider, provider_ref=provider_ref, attempt=work.attempt,
-            latency_s=latency, at=self.clock(),
+            latency_s=latency, at=at,
         )
 
 

@@ -4,11 +4,17 @@ caller returns only once its own outcomes are committed, and a store away is wai
 from __future__ import annotations
 
 import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hub.core.delivery import DeliveryStatus
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub.core.delivery import DeliveryRequest, DeliveryState, DeliveryStatus
 from hub.core.errors import StoreError
-from hub.pipeline.outcomes import OutcomeRecorder
+from hub.core.rendering.sms import SmsContent
+from hub.pipeline.outcomes import OutcomeRecorder, StatusMaker, Work
 
 
 def status(n: int) -> DeliveryStatus:
@@ -77,3 +83,30 @@ async def test_a_cancelled_writer_leaves_its_outcomes_to_the_next() -> None:
     first.cancel()
     await asyncio.wait_for(second, timeout=5)
     assert store.has(["d-1", "d-2"]), "the cancelled call's outcomes were written with the next"
+
+
+@settings(max_examples=200, deadline=None)
+@given(event_ago_s=st.floats(min_value=-5.0, max_value=86_400.0, allow_nan=False),
+       state=st.sampled_from(["sent", "fallback", "failed", "retried", "dead-lettered"]),
+       tick_s=st.floats(min_value=0.001, max_value=10.0))
+def test_a_statuss_latency_is_its_own_time_minus_the_events(event_ago_s: float, state: DeliveryState,
+                                                             tick_s: float) -> None:
+    """Whatever the clock does between readings (here it moves on at every one), a sent status's latency is
+    exactly its `at` minus the event's time (never negative: a department's clock may run ahead), and only sent
+    and fallback outcomes have one."""
+    start = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+    readings = itertools.count()
+
+    def clock() -> datetime:
+        return start + timedelta(seconds=tick_s * next(readings))
+
+    request = DeliveryRequest(
+        delivery_id="0" * 32, notice_key="k", event_id="e-1", event_type="water.bill.issued.v1", event_source="/water",
+        event_time=start - timedelta(seconds=event_ago_s), resident_id="R-1", channel="sms", to="01000000001",
+        content=SmsContent(kind="SMS", text="안녕하세요", byte_count=10), requested_at=start)
+    made = StatusMaker("sens", clock)(Work(None, request, 1, "deliveries"), state)
+    assert request.event_time is not None
+    if state in ("sent", "fallback"):
+        assert made.latency_s == max((made.at - request.event_time).total_seconds(), 0.0)
+    else:
+        assert made.latency_s is None
