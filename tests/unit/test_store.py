@@ -353,3 +353,39 @@ async def test_a_table_missing_from_an_existing_database_is_created(tmp_path: Pa
         assert [d.resident_id for d in await second.deliveries(event_id="e-1")] == ["R-1"]
     finally:
         await second.close()
+
+
+async def test_a_withdrawal_gives_each_held_delivery_its_own_masked_address(store: Store) -> None:
+    """What a console cancel withdraws carries each delivery's masked address as the ledger registered it, on
+    SQLite and PostgreSQL alike; another event's held deliveries stay held."""
+    from datetime import UTC, datetime, timedelta
+
+    from hub.core.delivery import DeliveryRequest
+    from hub.core.rendering.email import EmailContent
+    from hub.core.rendering.sms import SmsContent
+    from hub.store.staff import withdraw_held
+
+    now = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
+
+    def held(event_id: str, i: int, channel: str, to: str) -> DeliveryRequest:
+        content = (EmailContent(subject="안내", text="안내", html="<p>안내</p>") if channel == "email"
+                   else SmsContent(kind="SMS", text="안내", byte_count=4))
+        return DeliveryRequest(delivery_id=f"{i:032x}", notice_key=f"k-{event_id}", event_id=event_id,
+                               event_type="notice.published.v1", event_source="/departments/pr",
+                               resident_id=f"R-{i}", channel=channel, to=to, content=content, requested_at=now)
+
+    cancelled = [held("e-1", 1, "sms", "01012345678"), held("e-1", 2, "sms", "01098765432"),
+                 held("e-1", 3, "email", "kim@example.org")]
+    other = held("e-2", 4, "sms", "01055556666")
+    requests = [*cancelled, other]
+    await store.register([NewDelivery(r.delivery_id, r.notice_key, r.event_id, r.event_type, r.resident_id,
+                                      r.channel, r.masked_to) for r in requests])
+    await store.hold([(r, now + timedelta(hours=2), "scheduled") for r in requests], now)
+
+    withdrawal = await withdraw_held(store, "e-1", now)
+    assert sorted(withdrawal.withdrawn) == sorted((r.delivery_id, r.resident_id, r.channel, r.masked_to)
+                                                  for r in cancelled)
+    assert len({w.to_masked for w in withdrawal.withdrawn}) == 3 and withdrawal.released == 0
+    released = await store.claim_due(now + timedelta(days=1), "test")  # (row id, request JSON)
+    assert [DeliveryRequest.from_kafka(request.encode()).delivery_id for _, request in released] == [
+        other.delivery_id]
