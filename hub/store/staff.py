@@ -292,11 +292,11 @@ async def withdraw_held(store: Store, event_id: str, now: datetime) -> Withdrawa
         # their masked addresses, as the ledger registered them (the held request has the full address, which
         # the console need not read). Not a subquery in RETURNING: SQLite's compiler leaves its columns
         # unqualified there, and `delivery_id = delivery_id` would match every row.
-        masked: dict[str, str] = dict((await session.execute(
+        masked: dict[str, str] = {d: m for d, m in (await session.execute(
             select(ScheduledRow.delivery_id, DeliveryRow.to_masked)
             .join(DeliveryRow, DeliveryRow.delivery_id == ScheduledRow.delivery_id)
             .where(ScheduledRow.event_id == event_id, ScheduledRow.state == "withdrawn")
-        )).tuples().all()) if rows else {}
+        )).all()} if rows else {}
         released = await session.scalar(select(func.count()).select_from(ScheduledRow).where(
             ScheduledRow.event_id == event_id, ScheduledRow.state.in_(("releasing", "released"))))
     return Withdrawal([Withdrawn(d, r, c, masked.get(d, "")) for d, r, c in rows], int(released or 0))
